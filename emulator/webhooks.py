@@ -93,10 +93,27 @@ def dispatch_once(client: httpx.Client, batch: int = 50) -> int:
     return len(rows)
 
 
-def run_dispatcher(stop: threading.Event, interval: float = 0.1) -> None:
+def notice_expirations() -> None:
+    """Promotions expire by the clock, not by a request: queue their .expired events."""
+    from .api.entitlements import expire_due_promotions
+
+    c = store.conn()
+    state = store.get_control(c)
+    if not state["webhook"].get("url"):
+        return
+    clock.set_request_offset(float(state.get("clockOffsetSeconds") or 0))
+    with store.write() as c:
+        expire_due_promotions(c)
+
+
+def run_dispatcher(stop: threading.Event, interval: float = 0.1, expiry_interval: float = 1.0) -> None:
+    last_expiry_scan = 0.0
     with httpx.Client() as client:
         while not stop.is_set():
             try:
+                if time.monotonic() - last_expiry_scan >= expiry_interval:
+                    last_expiry_scan = time.monotonic()
+                    notice_expirations()
                 busy = dispatch_once(client)
             except Exception:  # keep delivering whatever one bad row did
                 log.exception("Webhook dispatcher failed; retrying")
