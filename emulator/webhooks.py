@@ -94,16 +94,11 @@ def dispatch_once(client: httpx.Client, batch: int = 50) -> int:
 
 
 def notice_expirations() -> None:
-    """Promotions expire by the clock, not by a request: queue their .expired events."""
+    """Promotions expire by the clock, not by a request: queue their .expired events.
+    Runs whether or not a target is set, so configuring one later sends no backlog."""
     from .api.entitlements import expire_due_promotions
 
-    c = store.conn()
-    state = store.get_control(c)
-    if not state["webhook"].get("url"):
-        return
-    clock.set_request_offset(float(state.get("clockOffsetSeconds") or 0))
-    with store.write() as c:
-        expire_due_promotions(c)
+    expire_due_promotions(store.conn())
 
 
 def run_dispatcher(stop: threading.Event, interval: float = 0.1, expiry_interval: float = 1.0) -> None:
