@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS measurements (
     feature_id TEXT NOT NULL, ts TEXT NOT NULL, num REAL, str TEXT);
 CREATE INDEX IF NOT EXISTS measurements_lookup
     ON measurements (customer_id, feature_id, resource_id, ts);
+-- The dimensions of a measurement, for usage history grouped by a dimension.
+CREATE TABLE IF NOT EXISTS measurement_dimensions (
+    measurement_seq INTEGER PRIMARY KEY, dimensions TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS usage_keys (
     customer_id TEXT NOT NULL, key TEXT NOT NULL, seen_at TEXT NOT NULL,
     PRIMARY KEY (customer_id, key));

@@ -4,10 +4,8 @@ Every report or matched event becomes rows in ``measurements``; the entitlements
 module turns those rows into ``currentUsage``. A whole call is validated and written
 in one write transaction, so a rejected call changes nothing.
 
-The measurements table has no dimensions column and store.py is not ours to edit, so
-the dimensions of each measurement live in a side table, ``measurement_dimensions``,
-created here with CREATE TABLE IF NOT EXISTS on first use in each connection. History
-``groupBy`` reads it.
+The dimensions of each measurement live in ``measurement_dimensions`` (one row per
+measurement that had any); history ``groupBy`` reads them.
 """
 from __future__ import annotations
 
@@ -41,17 +39,6 @@ USAGE_KEYS = {"customerId", "featureId", "value", "updateBehavior", "resourceId"
               "idempotencyKey"}
 EVENT_KEYS = {"customerId", "eventName", "idempotencyKey", "dimensions", "resourceId", "timestamp"}
 UNATTRIBUTED = ("MAX", "MIN", "AVG", "UNIQUE")  # §9.4: only COUNT and SUM meters are attributed
-
-SIDE_TABLE = """CREATE TABLE IF NOT EXISTS measurement_dimensions (
-    measurement_seq INTEGER PRIMARY KEY, dimensions TEXT NOT NULL)"""
-_side_table_ready: set[int] = set()
-
-
-def _ensure_side_table(c: sqlite3.Connection) -> None:
-    if id(c) not in _side_table_ready:
-        c.execute(SIDE_TABLE)
-        _side_table_ready.add(id(c))
-
 
 # --- numbers ---------------------------------------------------------------------------
 
@@ -147,7 +134,6 @@ def _insert_measurement(c: sqlite3.Connection, customer_id: str, resource_id: st
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (customer_id, resource_id or "", feature_id, clock.iso(ts), num, text))
     if dims:
-        _ensure_side_table(c)
         c.execute("INSERT INTO measurement_dimensions (measurement_seq, dimensions) VALUES (?, ?)",
                   (cur.lastrowid, store.dumps(dims)))
 
@@ -563,7 +549,6 @@ class Measured:
 
 def _history_rows(c: sqlite3.Connection, customer_id: str, feature_id: str, resource_id: str | None,
                   end: datetime) -> list[Measured]:
-    _ensure_side_table(c)
     rows = c.execute(
         "SELECT m.ts, m.num, m.str, d.dimensions FROM measurements m "
         "LEFT JOIN measurement_dimensions d ON d.measurement_seq = m.seq "
