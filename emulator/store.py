@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import itertools
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -81,6 +82,7 @@ CREATE INDEX IF NOT EXISTS webhook_pending ON webhook_outbox (delivered_at, next
 """
 
 _local = threading.local()
+_savepoints = itertools.count()
 
 
 def db_path() -> str:
@@ -122,8 +124,22 @@ def conn() -> sqlite3.Connection:
 @contextmanager
 def write() -> Iterator[sqlite3.Connection]:
     """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so two
-    workers never interleave read-modify-write sequences on the same rows."""
+    workers never interleave read-modify-write sequences on the same rows. Inside an
+    open transaction (the bulk seeder runs many handlers in one) it nests as a
+    savepoint: a failure undoes only its own part, and the outer commit keeps the rest."""
     c = conn()
+    if c.in_transaction:
+        name = f"nested_{next(_savepoints)}"
+        c.execute(f"SAVEPOINT {name}")
+        try:
+            yield c
+        except BaseException:
+            c.execute(f"ROLLBACK TO {name}")
+            c.execute(f"RELEASE {name}")
+            raise
+        else:
+            c.execute(f"RELEASE {name}")
+        return
     c.execute("BEGIN IMMEDIATE")
     try:
         yield c
