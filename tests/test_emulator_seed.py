@@ -1,0 +1,261 @@
+"""The demo seed, the bulk seeder and the traffic simulator, checked through the API."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Iterator
+
+import pytest
+
+from emulator import bulk
+from emulator.simulator import TrafficSimulator
+
+from .servers import ROOT, Emulator
+
+SEED_TIMEOUT = 120
+METERED = ("seats", "api-calls", "ai-tokens", "monthly-active-users", "agent-runs")
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Emulator]:
+    server = Emulator(seed="demo")
+    deadline = time.time() + SEED_TIMEOUT
+    while "Demo seed done" not in server.log():
+        if time.time() > deadline:
+            pytest.fail(f"demo seed did not finish:\n{server.log()}")
+        time.sleep(0.2)
+    yield server
+    server.stop()
+
+
+def walk(server: Emulator, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paginated list, following pagination.next."""
+    items, after = [], None
+    while True:
+        query = {"limit": 100, **params, **({"after": after} if after else {})}
+        body = server.call("GET", path, params=query).json()
+        items += body["data"]
+        after = body["pagination"]["next"]
+        if not after:
+            return items
+
+
+@pytest.fixture(scope="module")
+def demo_customers(demo: Emulator) -> list[dict[str, Any]]:
+    return walk(demo, "/api/v1/customers")
+
+
+@pytest.fixture(scope="module")
+def governed(demo: Emulator, demo_customers: list[dict[str, Any]]) -> list[str]:
+    return [c["id"] for c in demo_customers
+            if demo.data("GET", f"/api/v1-beta/customers/{c['id']}/entities", params={"limit": 1})]
+
+
+def test_it_seeds_the_demo_without_errors(demo: Emulator) -> None:
+    log = demo.log()
+    assert " 0 errors" in log.split("Demo seed done", 1)[1].splitlines()[0], log
+
+
+def test_it_builds_every_feature_shape(demo: Emulator) -> None:
+    features = {f["id"]: f for f in walk(demo, "/api/v1/features")}
+    assert len(features) >= 8
+    assert sum(f["featureType"] == "BOOLEAN" for f in features.values()) >= 2
+    assert any(f["featureType"] == "NUMBER" and f["meterType"] == "None" for f in features.values())
+    assert any(f["featureType"] == "ENUM" and len(f["enumConfiguration"] or []) >= 3 for f in features.values())
+    assert any(f["meterType"] == "FLUCTUATING" and f["meter"] is None for f in features.values())
+    meters = {(f["meter"]["aggregation"]["function"], f["meter"]["aggregation"].get("field"),
+               f["meter"]["filters"][0]["conditions"][0]["value"]) for f in features.values() if f["meter"]}
+    assert ("COUNT", None, "api_call") in meters
+    assert ("SUM", "tokens", "llm_completion") in meters
+    assert ("UNIQUE", "userId", "user_active") in meters
+
+
+def test_it_builds_plans_with_inheritance_and_two_addons(demo: Emulator) -> None:
+    plans = walk(demo, "/api/v1/plans")
+    assert len(plans) >= 3
+    by_id = {p["id"]: p for p in plans}
+    inherited = [p for p in plans if p["parentPlanId"]]
+    assert inherited and all(p["parentPlanId"] in by_id for p in inherited)
+    addons = walk(demo, "/api/v1/addons")
+    assert len(addons) == 2
+    for addon in addons:
+        assert demo.data("GET", f"/api/v1/addons/{addon['id']}/entitlements")
+
+
+def test_it_builds_about_200_customers_with_varied_subscriptions(demo: Emulator,
+                                                                 demo_customers: list[dict[str, Any]]) -> None:
+    assert 190 <= len(demo_customers) <= 210
+    assert all(c["name"] and "@" in c["email"] for c in demo_customers)
+    assert sum(bool(c["archivedAt"]) for c in demo_customers) >= 5
+    subs = walk(demo, "/api/v1/subscriptions")
+    statuses = {s["status"] for s in subs}
+    assert {"ACTIVE", "IN_TRIAL", "CANCELED"} <= statuses
+    assert len({s["planId"] for s in subs}) >= 3
+    assert any(a["quantity"] > 1 for s in subs for a in s.get("addons") or [])
+    denied = {demo.data("GET", f"/api/v1/customers/{c['id']}/entitlements")["accessDeniedReason"]
+              for c in demo_customers}
+    assert {None, "NoActiveSubscription", "CustomerIsArchived"} <= denied
+
+
+def test_it_grants_active_and_expired_promotions(demo: Emulator, demo_customers: list[dict[str, Any]]) -> None:
+    statuses = [p["status"] for c in demo_customers
+                for p in demo.data("GET", f"/api/v1/customers/{c['id']}/promotional-entitlements")]
+    assert statuses.count("Active") >= 10
+    assert statuses.count("Expired") >= 3
+
+
+def test_it_builds_deep_governance_trees_with_scoped_budgets(demo: Emulator, governed: list[str]) -> None:
+    assert len(governed) >= 15
+    customer = governed[0]
+    nodes = walk(demo, f"/api/v1-beta/customers/{customer}/governance")
+    parents = {n["entityId"]: n["parentId"] for n in nodes}
+
+    def depth(entity: str) -> int:
+        return 1 if parents.get(entity) is None else 1 + depth(parents[entity])
+
+    assert max(depth(e) for e in parents) >= 4
+    types = {n["entityTypeId"] for n in nodes}
+    assert {"org", "department", "team", "user", "agent", "model"} <= types
+    assignments = walk(demo, f"/api/v1-beta/customers/{customer}/assignments")
+    scoped = [a for a in assignments if a["scopeEntityIds"]]
+    assert scoped and all(parents.get(s) is None for a in scoped for s in a["scopeEntityIds"])  # models are roots
+    assert {"P1M", "P1W", "P1D"} <= {a["cadence"] for a in assignments}
+
+
+def test_it_puts_customers_and_entities_near_and_over_limits(demo: Emulator, demo_customers: list[dict[str, Any]],
+                                                             governed: list[str]) -> None:
+    ratios = []
+    for c in demo_customers:
+        for e in demo.data("GET", f"/api/v1/customers/{c['id']}/entitlements")["entitlements"]:
+            if e["feature"]["id"] in METERED and e.get("usageLimit"):
+                ratios.append(e["currentUsage"] / e["usageLimit"])
+    assert sum(0.8 <= r <= 1.0 for r in ratios) >= 5
+    assert sum(r > 1.0 for r in ratios) >= 3
+    utilizations = []
+    for customer in governed:
+        rows = demo.data("GET", f"/api/v1-beta/customers/{customer}/governance",
+                         params={"featureIds": "ai-tokens,agent-runs,api-calls", "minUtilization": 0.8, "limit": 100})
+        utilizations += [r["utilization"] for r in rows]
+    assert sum(0.8 <= u <= 1.0 for u in utilizations) >= 5
+    assert sum(u > 1.0 for u in utilizations) >= 5
+
+
+def _normalize(value: Any) -> Any:
+    """Drop what legitimately differs between two builds of the same world: timestamps
+    and server-generated ids (assignment and subscription ids)."""
+    if isinstance(value, dict):
+        generated_id = "entityId" in value or "planId" in value and "customerId" in value
+        return {k: _normalize(v) for k, v in value.items()
+                if not (k.endswith(("At", "Date", "Start", "End", "Anchor")) or k == "validUntil"
+                        or k == "id" and generated_id)}
+    if isinstance(value, list):
+        return [_normalize(v) for v in value]
+    return value
+
+
+def test_it_reads_back_a_bulk_seed_like_an_api_built_one() -> None:
+    customers, nodes = 200, 2000
+    plan = bulk.build_plan(customers, nodes)
+    by_api = Emulator()
+    tmp = tempfile.mkdtemp(prefix="test-bulk-")
+    db_path = os.path.join(tmp, "bulk.sqlite3")
+    by_bulk = None
+    try:
+        bulk.apply_via_api(plan, by_api.url, by_api.key, log=lambda m: None)
+        subprocess.run([sys.executable, str(ROOT / "manage.py"), "seed_emulator", "--bulk", "--customers",
+                        str(customers), "--nodes", str(nodes), "--db", db_path], cwd=ROOT, check=True,
+                       capture_output=True, timeout=120)
+        by_bulk = Emulator(db_path=db_path)
+        governed = plan.governed[0].customer_id
+        plain = plan.customers[-1]["id"]
+        some_entity = plan.governed[0].users[0]
+        paths = [
+            "/api/v1/customers?limit=100",
+            f"/api/v1/customers/{plain}",
+            f"/api/v1/customers/{plain}/entitlements",
+            f"/api/v1/customers/{governed}/entitlements",
+            f"/api/v1/subscriptions?customerId={governed}",
+            "/api/v1/plans",
+            "/api/v1-beta/entity-types",
+            f"/api/v1-beta/customers/{governed}/entities?limit=100",
+            f"/api/v1-beta/customers/{governed}/entities/{some_entity}",
+            f"/api/v1-beta/customers/{governed}/assignments?limit=100",
+            f"/api/v1-beta/customers/{governed}/governance?limit=50",
+            f"/api/v1-beta/customers/{governed}/governance?featureIds=ai-tokens&sortBy=utilization&limit=50",
+            f"/api/v1-beta/customers/{governed}/governance?featureIds=ai-tokens&sortBy=currentUsage&scope=scoped",
+        ]
+        for path in paths:
+            a, b = by_api.call("GET", path), by_bulk.call("GET", path)
+            assert a.status_code == b.status_code == 200, (path, a.text, b.text)
+            assert _normalize(a.json()["data"]) == _normalize(b.json()["data"]), path
+            # cursors may embed generated ids (tie-breakers), so follow each one instead
+            next_a, next_b = (r.json().get("pagination", {}).get("next") for r in (a, b))
+            assert (next_a is None) == (next_b is None), path
+            if next_a:
+                sep = "&" if "?" in path else "?"
+                a2, b2 = by_api.call("GET", f"{path}{sep}after={next_a}"), by_bulk.call("GET", f"{path}{sep}after={next_b}")
+                assert _normalize(a2.json()["data"]) == _normalize(b2.json()["data"]), path + " page 2"
+        tree = by_bulk.data("GET", f"/api/v1-beta/customers/{governed}/governance",
+                            params={"featureIds": "ai-tokens", "sortBy": "utilization", "limit": 50})
+        assert len(tree) == 50 and any(row["currentUsage"] for row in tree)
+        total = sum(len(walk(by_bulk, f"/api/v1-beta/customers/{g.customer_id}/entities")) for g in plan.governed)
+        assert total == nodes
+    finally:
+        by_api.stop()
+        if by_bulk is not None:
+            by_bulk.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _api_calls_usage(server: Emulator, customers: list[dict[str, Any]]) -> float:
+    total = 0.0
+    for c in customers:
+        for e in server.data("GET", f"/api/v1/customers/{c['id']}/entitlements")["entitlements"]:
+            if e["feature"]["id"] == "api-calls":
+                total += e["currentUsage"] or 0
+    return total
+
+
+def _tree_usage(server: Emulator, customer: str) -> float:
+    rows = walk(server, f"/api/v1-beta/customers/{customer}/governance", featureIds="ai-tokens,api-calls")
+    return sum(r["currentUsage"] or 0 for r in rows)
+
+
+def test_it_moves_usage_with_the_traffic_simulator_despite_faults(demo: Emulator,
+                                                                 demo_customers: list[dict[str, Any]],
+                                                                 governed: list[str]) -> None:
+    before = _api_calls_usage(demo, demo_customers)
+    tree_before = sum(_tree_usage(demo, g) for g in governed[:5])
+    sim = TrafficSimulator(demo.url, demo.key, rate=400, log=lambda m: None)
+    sim.discover()
+    demo.faults(errorRate=0.3)
+    try:
+        totals = sim.run(duration=4, discover=False)
+    finally:
+        demo.clear_faults()
+        sim.close()
+    assert totals.events >= 1000
+    assert sim.api.retries > 0  # the injected 5xx were retried, not lost
+    assert _api_calls_usage(demo, demo_customers) > before
+    assert sum(_tree_usage(demo, g) for g in governed[:5]) > tree_before
+
+
+def test_it_stops_the_simulate_traffic_command_cleanly_on_ctrl_c(demo: Emulator) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "simulate_traffic", "--url", demo.url, "--key", demo.key,
+         "--rate", "50"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        time.sleep(4)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out
+    assert "simulate_traffic:" in out and "events" in out
