@@ -24,6 +24,8 @@ from .seed import MAX_EVENTS_PER_CALL, MAX_USAGES_PER_CALL, MODELS, RequestRejec
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8700
+DISCOVERY_RETRY_SECONDS = 2.0
+REDISCOVER_EVERY_SECONDS = 30.0
 STATUS_EVERY_SECONDS = 5.0
 DISCOVER_CUSTOMERS = 400  # enough to find every governed customer of the demo
 MAX_PENDING_BATCHES = 50  # a longer outage drops the oldest traffic instead of growing forever
@@ -196,23 +198,42 @@ class TrafficSimulator:
                 f"usage reports {t.usages}  batches {t.batches}  retries {self.api.retries}  "
                 f"failed {t.failed_batches}  pending {len(self.pending)}  dropped {t.dropped_batches}")
 
-    def run(self, duration: float | None = None, *, discover: bool = True) -> Totals:
-        """Send traffic until ``duration`` seconds pass or ``stop`` is set."""
-        if discover:
+    def _discover_until_found(self, deadline: float | None) -> None:
+        """`make run` starts the simulator while the demo seed is still running: wait for
+        customers to exist instead of giving up."""
+        waiting_said = False
+        while not self.stop.is_set() and (deadline is None or time.monotonic() < deadline):
             try:
                 self.discover()
             except ServiceUnavailable:
                 if self.stop.is_set():
-                    return self.totals
+                    return
                 raise
-        if self.stop.is_set():
-            return self.totals
-        if not self.targets:
-            self.log("simulate_traffic: no customers yet; seed the emulator first")
+            if self.targets:
+                return
+            if not waiting_said:
+                self.log("simulate_traffic: no customers yet; waiting for the emulator to be seeded")
+                waiting_said = True
+            self.stop.wait(DISCOVERY_RETRY_SECONDS)
+
+    def _rediscover(self) -> None:
+        """Pick up customers and entities created since the last look (a seed still
+        running, or a real app adding customers); keep the old world if this fails."""
+        try:
+            self.discover()
+        except (RequestRejected, ServiceUnavailable) as exc:
+            self.log(f"simulate_traffic: rediscovery failed ({exc}); keeping {len(self.targets)} customers")
+
+    def run(self, duration: float | None = None, *, discover: bool = True) -> Totals:
+        """Send traffic until ``duration`` seconds pass or ``stop`` is set."""
+        deadline = None if duration is None else time.monotonic() + duration
+        if discover:
+            self._discover_until_found(deadline)
+        if self.stop.is_set() or not self.targets:
             return self.totals
         self.totals.started = time.monotonic()
-        deadline = None if duration is None else self.totals.started + duration
         next_status = self.totals.started + STATUS_EVERY_SECONDS
+        next_discovery = self.totals.started + REDISCOVER_EVERY_SECONDS
         tick_no = 0
         while not self.stop.is_set():
             tick_started = time.monotonic()
@@ -224,6 +245,9 @@ class TrafficSimulator:
             if now >= next_status:
                 self.log(self.status())
                 next_status = now + STATUS_EVERY_SECONDS
+            if discover and now >= next_discovery:
+                self._rediscover()
+                next_discovery = time.monotonic() + REDISCOVER_EVERY_SECONDS
             # one tick per second; a slow tick (retries) simply starts the next at once
             self.stop.wait(max(0.0, 1.0 - (now - tick_started)))
         self.log(self.status())

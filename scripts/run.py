@@ -128,7 +128,11 @@ def main() -> int:
     say(f"Demo login (for the dashboard pages): {DEMO_USER} / {DEMO_PASSWORD}")
     say("Ctrl-C stops everything")
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C, and also SIGTERM/SIGHUP, stop everything (explicit, because a shell that
+    # starts us in the background leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         while True:
             for name, proc in children:
