@@ -17,7 +17,11 @@ def emulator():
     """The emulator as a real HTTP server with fresh storage for each test module."""
     server = Emulator()
     yield server
+    log = server.log(tail=None)
     server.stop()
+    # A 500 the tests did not look at is still a bug: fail the module that caused it.
+    if "Unhandled error" in log or "Traceback" in log:
+        pytest.fail(f"the emulator logged an unhandled error:\n{log[-5000:]}")
 
 
 @pytest.fixture(scope="module")

@@ -117,9 +117,10 @@ class Emulator:
         self.stop(keep_files=True)
         self.start()
 
-    def log(self) -> str:
+    def log(self, tail: int | None = 5000) -> str:
         try:
-            return Path(self.log_path).read_text(errors="replace")[-5000:]
+            text = Path(self.log_path).read_text(errors="replace")
+            return text[-tail:] if tail else text
         except OSError:
             return ""
 
