@@ -10,17 +10,11 @@ from typing import Any
 import pytest
 from stigg import BadRequestError
 
+from . import emulator_world as w
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def _id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _customer(emulator: Any) -> str:
-    customer_id = _id("cust")
-    emulator.data("POST", "/api/v1/customers", json={"id": customer_id})
-    return customer_id
 
 
 def _cond(field: str, operation: str, value: str | None = None, values: list[str] | None = None) -> dict[str, Any]:
@@ -35,12 +29,12 @@ def _cond(field: str, operation: str, value: str | None = None, values: list[str
 def _meter_feature(emulator: Any, function: str = "COUNT", field: str | None = None,
                    filters: list[list[dict[str, Any]]] | None = None, **fields: Any) -> tuple[str, str]:
     """A raw-event feature and the event name its default filter matches."""
-    event_name = _id("evt")
+    event_name = w.uid("evt")
     aggregation: dict[str, Any] = {"function": function}
     if field:
         aggregation["field"] = field
     conditions = filters if filters is not None else [[_cond("eventName", "EQUALS", event_name)]]
-    body = {"id": _id("feat"), "displayName": "Metered", "featureType": "NUMBER", "meterType": "INCREMENTAL",
+    body = {"id": w.uid("feat"), "displayName": "Metered", "featureType": "NUMBER", "meterType": "INCREMENTAL",
             "meter": {"aggregation": aggregation, "filters": [{"conditions": c} for c in conditions]}, **fields}
     emulator.data("POST", "/api/v1/features", json=body)
     return body["id"], event_name
@@ -72,8 +66,8 @@ def _usage(emulator: Any, customer_id: str, feature_id: str, **query: str) -> fl
 
 
 def _subscribed(emulator: Any, feature_id: str, usage_limit: int) -> str:
-    customer_id = _customer(emulator)
-    product_id, plan_id = _id("prod"), _id("plan")
+    customer_id = w.customer(emulator)
+    product_id, plan_id = w.uid("prod"), w.uid("plan")
     emulator.data("POST", "/api/v1/products", json={"id": product_id, "displayName": "Product"})
     emulator.data("POST", "/api/v1/plans", json={"id": plan_id, "displayName": "Plan", "productId": product_id})
     emulator.data("POST", f"/api/v1/plans/{plan_id}/entitlements",
@@ -94,7 +88,7 @@ def _assert_rejected(resp: Any, status: int = 400) -> None:
 def test_it_accepts_events_with_202_and_empty_data(emulator, stigg):
     """Guarantee 22: POST /api/v1/events → 202 {"data": {}}."""
     feature_id, name = _meter_feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     resp = stigg.v1.events.report(events=[{"customer_id": customer_id, "event_name": name, "idempotency_key": "a"}])
     assert resp.data == {}
     raw = _send(emulator, _event(customer_id, name))
@@ -104,12 +98,12 @@ def test_it_accepts_events_with_202_and_empty_data(emulator, stigg):
 
 def test_it_feeds_every_feature_whose_meter_matches(emulator, stigg):
     """Guarantee 22: one event feeds every matching feature, and only those."""
-    name = _id("evt")
+    name = w.uid("evt")
     on_name = [[_cond("eventName", "EQUALS", name)]]
     calls, _ = _meter_feature(emulator, "COUNT", filters=on_name)
     tokens, _ = _meter_feature(emulator, "SUM", "tokens", filters=on_name)
     other, _ = _meter_feature(emulator, "COUNT")
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     stigg.v1.events.report(events=[
         {"customer_id": customer_id, "event_name": name, "idempotency_key": "1", "dimensions": {"tokens": 30}},
         {"customer_id": customer_id, "event_name": name, "idempotency_key": "2", "dimensions": {"tokens": 12}},
@@ -126,7 +120,7 @@ def test_it_aggregates_by_the_meter_function(emulator, function, expected, stigg
     """§8.2: SUM/MAX/MIN/AVG over the numeric field (events without it skipped), COUNT of
     events, UNIQUE distinct values (Inferred: values compared as text)."""
     feature_id, name = _meter_feature(emulator, function, None if function == "COUNT" else "n")
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     values = [4, 8, 5, 0.5]
     events = [_event(customer_id, name, dimensions={"n": v}) for v in values]
     events.append(_event(customer_id, name, dimensions={"other": 1}))  # no field: counted by COUNT only
@@ -141,7 +135,7 @@ def test_it_applies_the_unit_transformation(emulator, stigg):
     up, name = _meter_feature(emulator, "SUM", "bytes", unitTransformation={"divide": 1000, "round": "UP"})
     down, _ = _meter_feature(emulator, "SUM", "bytes", filters=[[_cond("eventName", "EQUALS", name)]],
                              unitTransformation={"divide": 1000, "round": "DOWN"})
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     _report(stigg, _event(customer_id, name, dimensions={"bytes": 1500}),
           _event(customer_id, name, dimensions={"bytes": 1200}))
     assert _usage(emulator, customer_id, up) == 3
@@ -169,9 +163,9 @@ def test_it_applies_the_unit_transformation(emulator, stigg):
 def test_it_applies_each_filter_operation(emulator, condition, matching, other, stigg):
     """§8.2 operations on dimensions[field] (Inferred: ordering compares numbers, also
     numeric strings; booleans read as true/false)."""
-    name = _id("evt")
+    name = w.uid("evt")
     feature_id, _ = _meter_feature(emulator, filters=[[_cond("eventName", "EQUALS", name), condition]])
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     _report(stigg, _event(customer_id, name, dimensions=matching), _event(customer_id, name, dimensions=other))
     assert _usage(emulator, customer_id, feature_id) == 1
 
@@ -182,7 +176,7 @@ def test_it_ands_conditions_and_ors_filters(emulator, stigg):
         [_cond("eventName", "EQUALS", "read"), _cond("tier", "EQUALS", "gold")],
         [_cond("eventName", "EQUALS", "write")],
     ])
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     _send(emulator,
           _event(customer_id, "read", dimensions={"tier": "gold"}),   # filter 1
           _event(customer_id, "read", dimensions={"tier": "basic"}),  # neither
@@ -198,7 +192,7 @@ def test_it_counts_equal_events_once(emulator, stigg):
     """Guarantee 21: equal (customerId, resourceId, eventName, idempotencyKey, timestamp)
     count once, within one call and across calls."""
     feature_id, name = _meter_feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     event = {"customer_id": customer_id, "event_name": name, "idempotency_key": "dup",
              "timestamp": "2026-11-20T10:00:00.000Z"}
     stigg.v1.events.report(events=[event, event])
@@ -209,7 +203,7 @@ def test_it_counts_equal_events_once(emulator, stigg):
 def test_it_counts_events_differing_in_any_identity_field(emulator, stigg):
     """Guarantee 21: a different timestamp or resourceId is a different event."""
     feature_id, name = _meter_feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     base = {"customerId": customer_id, "eventName": name, "idempotencyKey": "k", "timestamp": "2026-11-20T10:00:00Z"}
     _report(stigg, base, {**base, "timestamp": "2026-11-20T10:00:01Z"}, {**base, "resourceId": "site-1"})
     assert _usage(emulator, customer_id, feature_id) == 2
@@ -219,7 +213,7 @@ def test_it_counts_events_differing_in_any_identity_field(emulator, stigg):
 def test_it_dedupes_retries_without_a_timestamp(emulator, stigg):
     """Guarantee 21, Inferred: an omitted timestamp keys as '' so plain retries dedupe."""
     feature_id, name = _meter_feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     event = {"customerId": customer_id, "eventName": name, "idempotencyKey": "retry"}
     _report(stigg, event)
     _report(stigg, event)
@@ -229,7 +223,7 @@ def test_it_dedupes_retries_without_a_timestamp(emulator, stigg):
 def test_it_rejects_more_than_1000_events(emulator, stigg):
     """Guarantee 21: over 1000 events per call → 400 and none is stored; 1000 is fine."""
     feature_id, name = _meter_feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     events = [_event(customer_id, name) for _ in range(1001)]
     _assert_rejected(_send(emulator, *events))
     assert _usage(emulator, customer_id, feature_id) == 0
@@ -241,7 +235,7 @@ def test_it_rejects_an_event_over_1_mb(emulator, stigg):
     """Guarantee 21: an event over 1 MB → 400 (Inferred: 1 MB = 2^20 bytes of JSON), and
     the small event beside it is not stored either."""
     feature_id, name = _meter_feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     with pytest.raises(BadRequestError):
         stigg.v1.events.report(events=[
             {"customer_id": customer_id, "event_name": name, "idempotency_key": "small"},
@@ -278,7 +272,7 @@ def test_it_stores_events_of_unknown_customers_without_usage(emulator, stigg):
     """§8.1, Inferred: an unknown customer's events are accepted (202) but feed nothing,
     even once the customer exists."""
     feature_id, name = _meter_feature(emulator)
-    customer_id = _id("later")
+    customer_id = w.uid("later")
     assert _report(stigg, _event(customer_id, name)).data == {}
     emulator.data("POST", "/api/v1/customers", json={"id": customer_id})
     assert _usage(emulator, customer_id, feature_id) == 0
@@ -298,7 +292,7 @@ def test_it_dates_usage_by_the_event_timestamp(emulator):
     """§8.2: events count in the period their timestamp falls in; an old event is
     outside a daily history window that starts after it."""
     feature_id, name = _meter_feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     old = (datetime.now(timezone.utc) - timedelta(days=30)).isoformat()
     _send(emulator, _event(customer_id, name, timestamp=old), _event(customer_id, name))
     start = (datetime.now(timezone.utc) - timedelta(days=60)).isoformat()
@@ -317,7 +311,7 @@ def test_it_attributes_count_and_sum_meters_only(emulator, function, expected, s
     """§9.4 (Inferred): COUNT attributes 1 per event, SUM the field value; other
     aggregations are not attributed."""
     feature_id, name = _meter_feature(emulator, function, None if function == "COUNT" else "n")
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     emulator.data("PUT", "/api/v1-beta/entity-types",
                   json={"types": [{"id": "team", "displayName": "Team", "attributionKeys": ["teamId"]}]})
     emulator.data("PUT", f"/api/v1-beta/customers/{customer_id}/entities",

@@ -3,36 +3,29 @@ estimates (stigg-api.md §7, guarantees 18–20 and 23). The catalog each test n
 built over REST by the helpers below."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from stigg import BadRequestError, NotFoundError, Stigg
 
+from . import emulator_world as w
+
 DAY = 86400
 # POST /api/v1/usage is deprecated in the SDK; it is still part of the API we emulate.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def _id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _customer(emulator: Any) -> str:
-    customer_id = _id("cust")
-    emulator.data("POST", "/api/v1/customers", json={"id": customer_id})
-    return customer_id
 
 
 def _feature(emulator: Any, **fields: Any) -> str:
-    body = {"id": _id("feat"), "displayName": "Feature", "featureType": "NUMBER", "meterType": "INCREMENTAL", **fields}
+    body = {"id": w.uid("feat"), "displayName": "Feature", "featureType": "NUMBER", "meterType": "INCREMENTAL", **fields}
     emulator.data("POST", "/api/v1/features", json=body)
     return body["id"]
 
 
 def _plan(emulator: Any, entitlements: list[dict[str, Any]]) -> str:
-    product_id, plan_id = _id("prod"), _id("plan")
+    product_id, plan_id = w.uid("prod"), w.uid("plan")
     emulator.data("POST", "/api/v1/products", json={"id": product_id, "displayName": "Product"})
     emulator.data("POST", "/api/v1/plans", json={"id": plan_id, "displayName": "Plan", "productId": product_id})
     emulator.data("POST", f"/api/v1/plans/{plan_id}/entitlements",
@@ -43,7 +36,7 @@ def _plan(emulator: Any, entitlements: list[dict[str, Any]]) -> str:
 
 def _subscribed(emulator: Any, feature_id: str, **entitlement: Any) -> str:
     """A customer subscribed to a plan granting ``feature_id`` with these values."""
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     plan_id = _plan(emulator, [{"id": feature_id, **entitlement}])
     emulator.data("POST", "/api/v1/subscriptions", json={"customerId": customer_id, "planId": plan_id})
     return customer_id
@@ -102,7 +95,7 @@ def test_it_sets_current_usage_to_the_value(emulator, stigg):
 def test_it_applies_a_batch_in_request_order(emulator, stigg):
     """Guarantee 18: items of one call apply in order, each answer showing usage after it."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     item = {"customer_id": customer_id, "feature_id": feature_id}
     resp = stigg.v2.usage.report(usages=[{**item, "value": 2}, {**item, "value": 10, "update_behavior": "SET"},
                                          {**item, "value": 1}])
@@ -122,7 +115,7 @@ def test_it_fills_period_fields_for_a_resetting_entitlement(emulator, stigg):
 def test_it_rounds_fractions_half_away_from_zero(emulator, stigg):
     """§1 Numbers: fractional values are rounded half away from zero to 5 decimals."""
     feature_id = _feature(emulator, meterType="FLUCTUATING")
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     item = {"customer_id": customer_id, "feature_id": feature_id}
     resp = stigg.v2.usage.report(usages=[{**item, "value": 0.123455}, {**item, "value": -0.000005}])
     assert [u.value for u in resp.data.usages] == [0.12346, -0.00001]
@@ -132,7 +125,7 @@ def test_it_rounds_fractions_half_away_from_zero(emulator, stigg):
 def test_it_accepts_whole_numbers_up_to_2_pow_53(emulator):
     """§1 Numbers: whole numbers are accepted up to ±(2^53−1)."""
     feature_id = _feature(emulator, meterType="FLUCTUATING")
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     resp = _report(emulator, {"customerId": customer_id, "featureId": feature_id, "value": 2 ** 53 - 1})
     assert resp.status_code == 201
     assert resp.json()["data"][0]["currentUsage"] == 2 ** 53 - 1
@@ -145,7 +138,7 @@ def test_it_counts_a_repeated_idempotency_key_once(emulator, stigg):
     """Guarantee 19: a repeat within 7 days changes nothing, still answers 2xx, with the
     same id; v2 leaves it out of entities."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     item = {"customer_id": customer_id, "feature_id": feature_id, "value": 5, "idempotency_key": "k-1"}
     first = stigg.v2.usage.report(usages=[item])
     again = stigg.v2.usage.report(usages=[item])
@@ -158,7 +151,7 @@ def test_it_counts_a_repeated_idempotency_key_once(emulator, stigg):
 def test_it_dedupes_a_key_repeated_within_one_batch(emulator):
     """Guarantee 19: the second use of a key inside the same call is a repeat too."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     item = {"customerId": customer_id, "featureId": feature_id, "value": 2, "idempotencyKey": "same"}
     resp = _report(emulator, item, item)
     assert [u["currentUsage"] for u in resp.json()["data"]] == [2, 2]
@@ -167,7 +160,7 @@ def test_it_dedupes_a_key_repeated_within_one_batch(emulator):
 def test_it_scopes_idempotency_keys_to_the_customer(emulator):
     """Guarantee 19, Inferred scope: the same key for two customers counts for both."""
     feature_id = _feature(emulator)
-    one, two = _customer(emulator), _customer(emulator)
+    one, two = w.customer(emulator), w.customer(emulator)
     for customer_id in (one, two):
         _report(emulator, {"customerId": customer_id, "featureId": feature_id, "value": 3, "idempotencyKey": "shared"})
     assert _all_usage(emulator, one, feature_id) == 3
@@ -177,7 +170,7 @@ def test_it_scopes_idempotency_keys_to_the_customer(emulator):
 def test_it_forgets_idempotency_keys_after_seven_days(emulator):
     """Guarantee 19: after the 7-day window a retry is new usage."""
     feature_id = _feature(emulator, meterType="FLUCTUATING")  # FLUCTUATING: no period to leave
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     item = {"customerId": customer_id, "featureId": feature_id, "value": 1, "idempotencyKey": "old"}
     _report(emulator, item)
     emulator.advance_clock(7 * DAY + 60)
@@ -198,7 +191,7 @@ def _assert_rejected(resp: Any, status: int, code: str | None = None) -> None:
 def test_it_rejects_more_than_100_usages(emulator):
     """Guarantee 20: over 100 usages per call → 400 and nothing is written."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     item = {"customerId": customer_id, "featureId": feature_id, "value": 1}
     _assert_rejected(_report(emulator, *[item] * 101), 400)
     assert _report(emulator, *[item] * 100).status_code == 201
@@ -212,7 +205,7 @@ def test_it_rejects_usage_for_a_feature_with_a_meter(emulator, stigg):
     metered = _feature(emulator, meter={"aggregation": {"function": "COUNT"},
                                         "filters": [{"conditions": [{"field": "eventName", "operation": "EQUALS",
                                                                      "value": "x"}]}]})
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     with pytest.raises(BadRequestError) as info:
         stigg.v1.usage.report(usages=[{"customer_id": customer_id, "feature_id": plain, "value": 1},
                                       {"customer_id": customer_id, "feature_id": metered, "value": 1}])
@@ -227,7 +220,7 @@ def test_it_rejects_usage_for_a_feature_with_a_meter(emulator, stigg):
 def test_it_rejects_usage_for_unmetered_features(emulator, fields):
     """§7: meterType None or a BOOLEAN feature → 400 MeteringNotAvailableForFeatureType (Inferred status)."""
     feature_id = _feature(emulator, **fields)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     resp = _report(emulator, {"customerId": customer_id, "featureId": feature_id, "value": 1})
     _assert_rejected(resp, 400, "MeteringNotAvailableForFeatureType")
 
@@ -235,7 +228,7 @@ def test_it_rejects_usage_for_unmetered_features(emulator, fields):
 def test_it_answers_404_for_unknown_customer_or_feature(emulator, stigg):
     """§7: unknown customer → 404 CustomerNotFound; unknown feature → 404 FeatureNotFound (Inferred status)."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     with pytest.raises(NotFoundError) as info:
         stigg.v2.usage.report(usages=[{"customer_id": "nobody-here", "feature_id": feature_id, "value": 1}])
     assert info.value.body["code"] == "CustomerNotFound"
@@ -266,7 +259,7 @@ def test_it_rejects_bad_input_with_400_and_changes_nothing(emulator, body):
     """Bad input (malformed JSON, wrong types, out-of-range values, unknown keys) →
     400 JSON {code, message}, never a 500, and no usage is recorded."""
     feature_id = _feature(emulator, meterType="FLUCTUATING")
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     content = body.replace(b"%s", customer_id.encode(), 1).replace(b"%s", feature_id.encode(), 1) \
         if body.count(b"%s") == 2 else body.replace(b"%s", feature_id.encode())
     for version in ("v1", "v2"):
@@ -313,7 +306,7 @@ def test_it_emits_usage_exceeded_when_crossing_the_limit(emulator):
 def test_it_leaves_entities_out_when_governance_is_off(emulator, stigg):
     """§7: entities is absent from the v2 answer when governance is off."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     emulator.data("PUT", "/_emulator/settings", json={"governanceEnabled": False})
     try:
         resp = emulator.call("POST", "/api/v2/usage", json={"usages": [
@@ -364,7 +357,7 @@ def test_it_groups_history_by_a_dimension(emulator, stigg):
     """§7 history groupBy: one series per dimension value, tagged [{key, value}]
     (Inferred: usage without that dimension joins no series)."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     item = {"customer_id": customer_id, "feature_id": feature_id}
     stigg.v2.usage.report(usages=[{**item, "value": 2, "dimensions": {"region": "eu"}},
                                   {**item, "value": 5, "dimensions": {"region": "us"}},
@@ -381,7 +374,7 @@ def test_it_groups_history_by_a_dimension(emulator, stigg):
 def test_it_separates_history_by_resource(emulator):
     """§7: usage with a resourceId is its own counter; history filters by resourceId."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     _report(emulator, {"customerId": customer_id, "featureId": feature_id, "value": 4, "resourceId": "site-1"},
             {"customerId": customer_id, "featureId": feature_id, "value": 6})
     assert _all_usage(emulator, customer_id, feature_id, resourceId="site-1") == 4
@@ -392,14 +385,14 @@ def test_it_separates_history_by_resource(emulator):
 def test_it_rejects_bad_history_queries(emulator, query):
     """History: startDate is required and must not be after endDate → 400 otherwise."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     _assert_rejected(emulator.call("GET", f"/api/v1/usage/{customer_id}/history/{feature_id}", params=query), 400)
 
 
 def test_it_answers_404_for_history_of_unknown_ids(emulator):
     """Guarantee 5: unknown customer or feature in the path → 404."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     params = {"startDate": "2026-01-01T00:00:00Z"}
     _assert_rejected(emulator.call("GET", f"/api/v1/usage/nobody/history/{feature_id}", params=params), 404,
                      "CustomerNotFound")
@@ -413,7 +406,7 @@ def test_it_answers_404_for_history_of_unknown_ids(emulator):
 def test_it_estimates_no_credit_cost(emulator, stigg):
     """§7 estimates, Inferred: no credits are emulated → estimates [] with FEATURE_NOT_CREDIT_BASED."""
     feature_id = _feature(emulator)
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     usage = stigg.v1.usage.estimate(customer_id=customer_id, feature_id=feature_id, value=3).data
     event = stigg.v1.events.estimate(customer_id=customer_id, event_name="api_call").data
     assert usage.estimates == [] and usage.warnings == ["FEATURE_NOT_CREDIT_BASED"]
@@ -434,7 +427,7 @@ def test_it_attributes_delta_and_set_usage_to_entities(emulator, stigg):
     """§7 v2 + §9.4: DELTA attributes its value, SET its computed delta; entities carry the
     budget's absolute usage, and an idempotent repeat is left out of entities."""
     feature_id = _feature(emulator, meterType="FLUCTUATING")
-    customer_id = _customer(emulator)
+    customer_id = w.customer(emulator)
     _budget(emulator, customer_id, feature_id, "u1")
     item = {"customer_id": customer_id, "feature_id": feature_id, "dimensions": {"userId": "u1"}}
     first = stigg.v2.usage.report(usages=[{**item, "value": 5, "idempotency_key": "g-1"}]).data
