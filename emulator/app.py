@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from typing import Any, Callable, Iterable
+from urllib.parse import unquote
 
 from . import clock, config, stats, store
 from .http import MAX_BODY_BYTES, ApiError, Request, Response, parse_query, resolve
@@ -61,7 +63,21 @@ def _faults(req: Request, faults: dict[str, Any]) -> Response | None:
     return None
 
 
-def handle(req: Request) -> Response:
+CUSTOMER_PATH = re.compile(r"^/api/v1(?:-beta)?/(?:customers|usage)/([^/]+)")
+
+
+def _malformed(req: Request, resp: Response, faults: dict[str, Any]) -> Response | bytes:
+    """The malformed-answer fault: a 2xx about a chosen customer comes back broken."""
+    ids = faults.get("malformedCustomerIds") or []
+    match = CUSTOMER_PATH.match(req.path) if ids and resp.status < 300 else None
+    if not match or unquote(match.group(1)) not in ids:
+        return resp
+    if faults.get("malformedMode") == "shape":
+        return Response(resp.status, {"data": {"unexpected": "shape", "entitlements": "not-a-list"}})
+    return b'{"data": {"truncated by the emulator'
+
+
+def handle(req: Request) -> Response | bytes:
     control_path = req.path.startswith("/_emulator/")
     if not req.api_key or req.api_key not in config.api_keys():
         return _error(401, "Unauthenticated", "Missing or unknown X-API-KEY")
@@ -75,7 +91,8 @@ def handle(req: Request) -> Response:
         return _error(403, "Forbidden", "A publishable (client-) key is read-only")
     handler, req.params = resolve(req.method, req.path)
     req.control = state  # type: ignore[attr-defined]
-    return handler(req)
+    resp = handler(req)
+    return resp if control_path else _malformed(req, resp, state["faults"])
 
 
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -103,9 +120,12 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     except Exception:  # a bug in the emulator, never the client's fault
         log.exception("Unhandled error in %s %s", req.method, req.path)
         resp = _error(500, "InternalServerError", "The emulator failed; see its log")
+    if isinstance(resp, bytes):
+        resp, body = Response(200, None), resp
+    else:
+        body = b"" if resp.status == 204 else json.dumps(resp.body, separators=(",", ":")).encode()
     if resp.status >= 500 or resp.status == 429:
         stats.record(resp.status)
-    body = b"" if resp.status == 204 else json.dumps(resp.body, separators=(",", ":")).encode()
     out_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     out_headers += list(resp.headers.items())
     start_response(f"{resp.status} {REASONS.get(resp.status, 'Status')}", out_headers)

@@ -169,6 +169,10 @@ DEFAULT_CONTROL: dict[str, Any] = {
         "rateLimitPerSecond": 0,
         "retryAfterSeconds": 1,
         "outage": False,
+        # Answers about these customers come back malformed (to prove a client marks
+        # that one customer and carries on): "truncated" JSON or a wrong "shape".
+        "malformedCustomerIds": [],
+        "malformedMode": "truncated",
     },
     "webhook": {"url": None, "secret": None, "retryDelaySeconds": 30.0},
     "eventAggregationDelaySeconds": 0.0,

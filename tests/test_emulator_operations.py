@@ -164,3 +164,23 @@ def test_it_gives_up_on_a_target_that_never_answers():
     finally:
         emu.stop()
         receiver.close()
+
+
+@pytest.mark.parametrize("mode", ["truncated", "shape"])
+def test_it_breaks_answers_about_chosen_customers_only(emulator, mode):
+    for cid in ("broken-one", "healthy-one"):
+        emulator.call("POST", "/api/v1/customers", json={"id": cid})
+    emulator.faults(malformedCustomerIds=["broken-one"], malformedMode=mode)
+    try:
+        broken = emulator.call("GET", "/api/v1/customers/broken-one/entitlements")
+        assert broken.status_code == 200
+        if mode == "truncated":
+            with pytest.raises(ValueError):
+                broken.json()
+        else:
+            assert broken.json()["data"]["entitlements"] == "not-a-list"
+        healthy = emulator.call("GET", "/api/v1/customers/healthy-one/entitlements")
+        assert healthy.json()["data"]["entitlements"] == []
+    finally:
+        emulator.clear_faults()
+    assert emulator.call("GET", "/api/v1/customers/broken-one/entitlements").json()["data"]["entitlements"] == []

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import clock, stats, store
-from ..http import Request, Response, bad_input, check_keys, ok, opt_bool, opt_number, opt_str, route
+from ..http import Request, Response, bad_input, check_keys, ok, opt_bool, opt_enum, opt_number, opt_str, route
 
-FAULT_KEYS = {"latencyMs", "errorRate", "rateLimitPerSecond", "retryAfterSeconds", "outage"}
+FAULT_KEYS = {"latencyMs", "errorRate", "rateLimitPerSecond", "retryAfterSeconds", "outage", "malformedCustomerIds",
+              "malformedMode"}
 
 
 def _public_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +40,10 @@ def put_faults(req: Request) -> Response:
     if retry is not None and retry > 60:
         raise bad_input("faults: retryAfterSeconds must be at most 60")
     opt_bool(body, "outage", where)
+    ids = body.get("malformedCustomerIds")
+    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+        raise bad_input("faults: malformedCustomerIds must be an array of customer ids")
+    opt_enum(body, "malformedMode", ("truncated", "shape"), where)
     return ok(_public_state(store.set_control({"faults": body})))
 
 
