@@ -46,9 +46,9 @@ class EmulatorServer(BaseApplication):
     def _watch_parent(self, server: Any) -> None:
         while True:
             time.sleep(0.5)
-            try:
-                os.kill(self.parent_pid, 0)  # type: ignore[arg-type]
-            except OSError:
+            # The parent's exit reparents us; kill(pid, 0) would still succeed on an
+            # unreaped zombie, so the changed parent pid is the signal to stop.
+            if os.getppid() != self.parent_pid:
                 log.warning("Parent process %s is gone; stopping the emulator", self.parent_pid)
                 import signal
 

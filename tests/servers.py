@@ -36,6 +36,11 @@ def redis_server_binary() -> str:
     return REDIS_SERVER_PATH
 
 
+def watched() -> list[str]:
+    """Prefix for a command that must end when this test process ends."""
+    return [sys.executable, "-m", "tests.watchdog", str(os.getpid()), "--"]
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is not None:
         return
@@ -55,9 +60,9 @@ class RedisServer:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="test-redis-")
         self.proc = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [*watched(), redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
         )
         self.url = f"redis://127.0.0.1:{self.port}/0"
         deadline = time.time() + 10
@@ -151,3 +156,50 @@ class Emulator:
         if not keep_files:
             self.http.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def django_env(redis_url: str, emulator: "Emulator | None" = None, **extra: str) -> dict[str, str]:
+    """The environment a dashboard process (web, worker, beat) gets in a test."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", "REDIS_URL": redis_url,
+           "PYTHONUNBUFFERED": "1"}
+    if emulator is not None:
+        env["STIGG_API_URL"] = emulator.url
+        env.pop("STIGG_API_KEY", None)  # no key: the emulator's default server key
+    env.update(extra)
+    return env
+
+
+class CeleryWorker:
+    """A real Celery worker (with an embedded beat when ``beat``) as its own process."""
+
+    def __init__(self, env: dict[str, str], *, beat: bool = False, concurrency: int = 4,
+                 queues: str = "hot,sweep") -> None:
+        self.tmp = tempfile.mkdtemp(prefix="test-celery-")
+        self.log_path = os.path.join(self.tmp, "worker.log")
+        cmd = [*watched(), sys.executable, "-m", "celery", "-A", "stiggadmin", "worker", "--loglevel", "INFO",
+               "--pool", "threads", "--concurrency", str(concurrency), "-Q", queues,
+               "--hostname", f"test-{os.getpid()}-{free_port()}@%h", "--without-gossip", "--without-mingle"]
+        if beat:
+            cmd += ["--beat", "--schedule", os.path.join(self.tmp, "beat-schedule")]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited early:\n{self.log()}")
+            if "ready." in self.log():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"celery worker did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        shutil.rmtree(self.tmp, ignore_errors=True)
