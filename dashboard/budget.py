@@ -1,0 +1,86 @@
+"""The Stigg request budget shared by every process that calls Stigg.
+
+Slot reservation (GCRA with no burst) in one Redis key: the key holds the earliest time,
+in microseconds on the Redis server clock, at which the next request may start. Taking
+a slot moves it one interval further. Every process reads the same clock (Redis
+``TIME``), so host clock skew between workers cannot let two of them send at once, and
+the reservation is a single Lua script, so it is atomic across any number of workers.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+
+from .stigg_client import StiggUnavailable
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_KEY = "stiggadmin:budget"
+
+# Requests are spaced a little more than 1/max_rps apart. The budget is counted by Stigg
+# when requests *arrive*, and scheduling and network jitter can bunch two sends that
+# left on time; 5% keeps ~50 ms of slack in every one-second window whatever the rate.
+DEFAULT_HEADROOM = 0.05
+
+# KEYS[1] = budget key. ARGV[1] = interval (µs), ARGV[2] = max wait (µs).
+# Returns {1, wait_us} after reserving, or {0, wait_us} without reserving.
+# Integers in microseconds: Lua numbers are doubles (exact below 2^53, i.e. until the
+# year 2255 in µs), and Redis truncates fractional Lua numbers in replies.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local max_wait = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local slot = math.max(now, tat)
+local wait = slot - now
+if wait > max_wait then
+  return {0, wait}
+end
+local next_slot = slot + interval
+local ttl_ms = math.floor((next_slot - now) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.0f', next_slot), 'PX', ttl_ms)
+return {1, wait}
+"""
+
+
+class RequestBudget:
+    """At most ``max_rps`` Stigg requests per second across every process sharing
+    ``key`` in the same Redis."""
+
+    def __init__(self, redis_client: redis.Redis, max_rps: float, key: str = DEFAULT_KEY, *,
+                 headroom: float = DEFAULT_HEADROOM) -> None:
+        if max_rps <= 0:
+            raise ValueError("max_rps must be positive")
+        if not 0 <= headroom < 1:
+            raise ValueError("headroom must be in [0, 1)")
+        self.redis = redis_client
+        self.max_rps = float(max_rps)
+        self.key = key
+        self.interval_us = int(round(1_000_000 * (1 + headroom) / self.max_rps))
+        self._reserve: Any = redis_client.register_script(_RESERVE)
+
+    @classmethod
+    def from_settings(cls) -> RequestBudget:
+        from django.conf import settings
+
+        return cls(redis.Redis.from_url(settings.REDIS_URL), settings.STIGG_MAX_RPS)
+
+    def acquire(self, max_wait: float) -> None:
+        """Reserve the next free slot and sleep until it. Raise ``StiggUnavailable``
+        without reserving when that slot is more than ``max_wait`` seconds away, so a
+        caller that gives up never wastes a slot others could use."""
+        try:
+            granted, wait_us = self._reserve(keys=[self.key], args=[self.interval_us, int(max(0.0, max_wait) * 1e6)])
+        except redis.RedisError as exc:
+            # Fail closed: without Redis nobody can prove the budget holds.
+            logger.warning("request budget unavailable: %s", exc)
+            raise StiggUnavailable(f"request budget unavailable: {exc}") from exc
+        wait = int(wait_us) / 1e6
+        if not int(granted):
+            raise StiggUnavailable("request budget exhausted", retry_after=wait)
+        if wait > 0:
+            time.sleep(wait)
