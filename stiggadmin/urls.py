@@ -4,4 +4,5 @@ from dashboard import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("webhooks/stigg", views.stigg_webhook, name="stigg-webhook"),
 ]

@@ -203,3 +203,42 @@ class CeleryWorker:
     def stop(self) -> None:
         _stop(self.proc)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class WebServer:
+    """The dashboard's Django app under gunicorn, as its own process on a free port."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = tempfile.mkdtemp(prefix="test-web-")
+        self.log_path = os.path.join(self.tmp, "web.log")
+        env = {"DATABASE_URL": f"sqlite:///{os.path.join(self.tmp, 'db.sqlite3')}", **env}
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+                       check=True, capture_output=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [*watched(), sys.executable, "-m", "gunicorn", "stiggadmin.wsgi", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", "1", "--threads", "4", "--log-level", "info"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"web server exited early:\n{self.log()}")
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"web server did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        shutil.rmtree(self.tmp, ignore_errors=True)
