@@ -176,6 +176,7 @@ DEFAULT_CONTROL: dict[str, Any] = {
     },
     "webhook": {"url": None, "secret": None, "retryDelaySeconds": 30.0},
     "eventAggregationDelaySeconds": 0.0,
+    "seed": None,  # None | "running" | "done" | "failed" (runemulator --seed demo)
     "governanceLagSeconds": 0.0,
 }
 

@@ -2,7 +2,9 @@
 
 Steps: make sure Redis is reachable (REDIS_URL, or a local redis-server on a free
 port), migrate, create the demo login, start the emulator (seeding the demo company
-when its store is empty) and the traffic simulator, print where everything is.
+when its store is empty), the web server, a Celery worker and beat, point the
+emulator's webhooks at the web server, queue the first sweep once the demo exists,
+start the traffic simulator, and print where everything is.
 """
 from __future__ import annotations
 
@@ -78,6 +80,26 @@ def ensure_redis(env: dict[str, str]) -> None:
     say(f"No Redis at {url}; started redis-server on {env['REDIS_URL']}")
 
 
+def wait_for_seed(url: str, env: dict[str, str]) -> None:
+    """Point the emulator's webhooks at the web server, then wait for the demo seed."""
+    import httpx
+
+    key = env.get("STIGG_API_KEY") or "server-emulator-demo-key"
+    headers = {"X-API-KEY": key}
+    web = f"http://127.0.0.1:{env.get('WEB_PORT', '8000')}/webhooks/stigg"
+    httpx.put(f"{url}/_emulator/webhook", headers=headers, timeout=10,
+              json={"url": web, "secret": env["STIGG_WEBHOOK_SECRET"]}).raise_for_status()
+    said = False
+    for _ in range(1200):
+        state = httpx.get(f"{url}/_emulator/state", headers=headers, timeout=10).json()["data"]
+        if state.get("seed") in ("done", "failed", None):
+            return
+        if not said:
+            say("Waiting for the emulator's demo seed ...")
+            said = True
+        time.sleep(0.25)
+
+
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
@@ -106,6 +128,21 @@ def main() -> int:
     manage("ensure_demo_user", DEMO_USER, DEMO_PASSWORD, env=env)
 
     uses_emulator = not env.get("STIGG_API_KEY")
+    web_port = int(env.get("WEB_PORT", "8000"))
+    if uses_emulator and not env.get("STIGG_WEBHOOK_SECRET"):
+        import secrets
+
+        env["STIGG_WEBHOOK_SECRET"] = secrets.token_urlsafe(24)  # shared with the emulator below
+    if port_open("127.0.0.1", web_port):
+        say(f"Port {web_port} is taken; set WEB_PORT to a free port and try again")
+        stop_all()
+        return 1
+    start("web", [PY, "-m", "gunicorn", "stiggadmin.wsgi", "--bind", f"127.0.0.1:{web_port}", "--workers", "2",
+                  "--threads", "4", "--access-logfile", "-", "--log-level", "warning"], env)
+    start("worker", [PY, "-m", "celery", "-A", "stiggadmin", "worker", "-Q", "hot,sweep", "--pool", "threads",
+                     "--concurrency", env.get("CELERY_CONCURRENCY", "8"), "--loglevel", "WARNING"], env)
+    start("beat", [PY, "-m", "celery", "-A", "stiggadmin", "beat", "--loglevel", "WARNING",
+                   "--schedule", str(ROOT / "var" / "celerybeat-schedule")], env)
     if uses_emulator:
         port = int(env.get("EMULATOR_PORT", "8700"))
         if port_open("127.0.0.1", port):
@@ -119,12 +156,15 @@ def main() -> int:
             if port_open("127.0.0.1", port):
                 break
             time.sleep(0.1)
+        wait_for_seed(url, env)
         start("simulator", [PY, "manage.py", "simulate_traffic", "--url", url,
                             "--rate", env.get("SIMULATOR_EVENTS_PER_SECOND", "20")], env)
         say(f"Stigg emulator: {url}  (X-API-KEY: {env.get('STIGG_API_KEY') or 'server-emulator-demo-key'})")
         say(f"  try: curl -H 'X-API-KEY: server-emulator-demo-key' {url}/api/v1/customers?limit=3")
     else:
         say(f"Using real Stigg at {env.get('STIGG_API_URL', 'https://api.stigg.io')}")
+    manage("sync_now", env=env)
+    say(f"Web: http://127.0.0.1:{web_port}/healthz  (Stigg webhooks: http://127.0.0.1:{web_port}/webhooks/stigg)")
     say(f"Demo login (for the dashboard pages): {DEMO_USER} / {DEMO_PASSWORD}")
     say("Ctrl-C stops everything")
 
