@@ -138,7 +138,7 @@ def main() -> int:
         stop_all()
         return 1
     start("web", [PY, "-m", "gunicorn", "stiggadmin.wsgi", "--bind", f"127.0.0.1:{web_port}", "--workers", "2",
-                  "--threads", "4", "--access-logfile", "-", "--log-level", "warning"], env)
+                  "--threads", "4", "--log-level", "warning"], env)
     start("worker", [PY, "-m", "celery", "-A", "stiggadmin", "worker", "-Q", "hot,sweep", "--pool", "threads",
                      "--concurrency", env.get("CELERY_CONCURRENCY", "8"), "--loglevel", "WARNING"], env)
     start("beat", [PY, "-m", "celery", "-A", "stiggadmin", "beat", "--loglevel", "WARNING",
