@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from .stigg_client import StiggUnavailable
+from .stigg_client import BudgetExhausted, StiggUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,18 @@ class RequestBudget:
 
         return cls(redis.Redis.from_url(settings.REDIS_URL), settings.STIGG_MAX_RPS)
 
+    @classmethod
+    def for_sweep(cls) -> "SharedBudget":
+        """The sweep's budget: the shared one, and within it at most
+        SYNC_SWEEP_BUDGET_SHARE of the rate, so webhooks and the hot tier always find
+        slots even while a 10,000-customer sweep is running."""
+        from django.conf import settings
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        share = cls(client, settings.STIGG_MAX_RPS * settings.SYNC_SWEEP_BUDGET_SHARE, key=f"{DEFAULT_KEY}:sweep",
+                    headroom=0)
+        return SharedBudget(share, cls(client, settings.STIGG_MAX_RPS))
+
     def acquire(self, max_wait: float) -> None:
         """Reserve the next free slot and sleep until it. Raise ``StiggUnavailable``
         without reserving when that slot is more than ``max_wait`` seconds away, so a
@@ -81,6 +93,17 @@ class RequestBudget:
             raise StiggUnavailable(f"request budget unavailable: {exc}") from exc
         wait = int(wait_us) / 1e6
         if not int(granted):
-            raise StiggUnavailable("request budget exhausted", retry_after=wait)
+            raise BudgetExhausted("request budget exhausted", retry_after=wait)
         if wait > 0:
             time.sleep(wait)
+
+
+class SharedBudget:
+    """A slot from each budget in turn: first the caller's own share, then the total."""
+
+    def __init__(self, *budgets: RequestBudget) -> None:
+        self.budgets = budgets
+
+    def acquire(self, max_wait: float) -> None:
+        for budget in self.budgets:
+            budget.acquire(max_wait)

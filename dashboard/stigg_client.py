@@ -61,6 +61,12 @@ class StiggUnavailable(StiggError):
         self.status, self.retry_after = status, retry_after
 
 
+class BudgetExhausted(StiggUnavailable):
+    """Our own request budget, not Stigg, says wait: no slot within the allowed wait.
+    Not Stigg's failure, so it never marks a customer as failing; retry after
+    ``retry_after`` seconds."""
+
+
 # --- typed values ------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from . import sync
 from .read_model import ReadModel
-from .stigg_client import StiggClient, StiggRequestError, StiggUnavailable
+from .stigg_client import BudgetExhausted, StiggClient, StiggRequestError, StiggUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ MAX_BACKOFF_SECONDS = 60.0
 SWEEP_LOCK_SECONDS = 600
 
 _client: StiggClient | None = None
+_sweep_client: StiggClient | None = None
 _read_model: ReadModel | None = None
 
 
@@ -35,6 +36,17 @@ def client() -> StiggClient:
     if _client is None:
         _client = StiggClient.from_settings()
     return _client
+
+
+def sweep_client() -> StiggClient:
+    """The sweep's client: same connection settings, but held to the sweep's share of
+    the request budget."""
+    global _sweep_client
+    if _sweep_client is None:
+        from .budget import RequestBudget
+
+        _sweep_client = StiggClient.from_settings(budget=RequestBudget.for_sweep())
+    return _sweep_client
 
 
 def read_model() -> ReadModel:
@@ -61,8 +73,12 @@ def _refresh(task, customer_id: str, reason: str, with_governance: bool | None) 
             refresh_customer_now.apply_async((customer_id, reason), countdown=BUSY_RETRY_SECONDS)
         return "busy"
     try:
-        found = sync.refresh_customer(client(), rm, customer_id, with_governance=with_governance)
+        stigg = sweep_client() if reason == "sweep" else client()
+        found = sync.refresh_customer(stigg, rm, customer_id, with_governance=with_governance)
         return "refreshed" if found else "removed"
+    except BudgetExhausted as exc:
+        # Our budget is busy, Stigg is fine: come back when a slot frees up.
+        raise task.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
     except StiggUnavailable as exc:
         rm.mark_customer_error(customer_id, f"Stigg unavailable: {exc}", sync.now())
         rm.record_errors(1)
@@ -113,10 +129,10 @@ def sweep_customers() -> dict:
     started = time.monotonic()
     rm.record_sweep_started(sync.now())
     try:
-        sync.refresh_catalog(client(), rm)
+        sync.refresh_catalog(sweep_client(), rm)
         known = set(rm.customer_ids())
         seen: set[str] = set()
-        for customer in client().iter_customers():
+        for customer in sweep_client().iter_customers():
             seen.add(customer.id)
             refresh_customer.delay(customer.id, "sweep", True)
         gone = sorted(known - seen)
