@@ -1019,6 +1019,14 @@ class ReadModel:
             "finished_at": iso(at) or "", "duration": "" if duration is None else str(duration),
             "stats": json.dumps(dict(stats), default=_json_default)})
 
+    def record_discovery(self, at: datetime) -> None:
+        """A sweep that asked every customer for promotions and budgets (not only those
+        known to have them) started at ``at``."""
+        self.r.hset(self._sync_status_key(), "discovery_at", iso(at) or "")
+
+    def last_discovery(self) -> datetime | None:
+        return parse_time(_s(self.r.hget(self._sync_status_key(), "discovery_at")) or None)
+
     def record_errors(self, count: int = 1) -> None:
         # A counter of events seen, not state: an increment is the honest representation.
         self.r.hincrby(self._sync_counters_key(), "errors", count)

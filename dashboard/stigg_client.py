@@ -19,7 +19,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -700,8 +700,24 @@ class StiggClient:
     def get_customer(self, customer_id: str) -> Customer:
         return self._get_one(f"/api/v1/customers/{_q(customer_id)}", _parse_customer)
 
-    def iter_subscriptions(self, customer_id: str | None = None) -> Iterator[Subscription]:
-        return self._paginate("/api/v1/subscriptions", _parse_subscription, {"customerId": customer_id})
+    def iter_subscriptions(self, customer_id: str | None = None, *, customer_ids: Sequence[str] = ()
+                           ) -> Iterator[Subscription]:
+        """One customer's subscriptions, several customers' at once (``customer_ids``,
+        sent comma-joined: one call for a whole page of customers), or everyone's."""
+        ids = [customer_id] if customer_id else list(customer_ids)
+        return self._paginate("/api/v1/subscriptions", _parse_subscription,
+                              {"customerId": ",".join(ids) if ids else None})
+
+    def iter_customer_pages(self) -> Iterator[list[Customer]]:
+        """Customers a page (up to 100) at a time, for work that goes page by page."""
+        page: list[Customer] = []
+        for customer in self.iter_customers():
+            page.append(customer)
+            if len(page) == PAGE_LIMIT:
+                yield page
+                page = []
+        if page:
+            yield page
 
     def iter_features(self) -> Iterator[Feature]:
         return self._paginate("/api/v1/features", _parse_feature)

@@ -1,7 +1,8 @@
 """Celery tasks: thin actions that take ids, call the sync module and record outcomes.
 
 Queues: ``hot`` (webhooks, the hot tier, refreshes after a dashboard write) and
-``sweep`` (the reconciling sweep), so fresh work never waits behind 10,000 sweep jobs.
+``sweep`` (the reconciling sweep, a task per page of 100 customers), so fresh work
+never waits behind a full sweep.
 Every task is safe to run twice; a refresh never runs twice at once for one customer.
 """
 from __future__ import annotations
@@ -63,30 +64,31 @@ def backoff(retries: int, retry_after: float | None) -> float:
     return base * (0.75 + random.random() * 0.5)
 
 
-def _refresh(task, customer_id: str, reason: str, with_governance: bool | None) -> str:
+@shared_task(bind=True, ignore_result=True)
+def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str:
+    """A refresh somebody is waiting for (``hot`` queue): webhooks, the hot tier, and
+    right after a write the dashboard made. Retried with backoff while Stigg is down."""
     rm = read_model()
     rm.release_queued(customer_id)
     lock = rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS)
     if not lock.acquired:
-        if reason != "sweep":
-            # The refresh in flight may have read Stigg before this change: come back.
-            refresh_customer_now.apply_async((customer_id, reason), countdown=BUSY_RETRY_SECONDS)
+        # The refresh in flight may have read Stigg before this change: come back.
+        refresh_customer_now.apply_async((customer_id, reason), countdown=BUSY_RETRY_SECONDS)
         return "busy"
     try:
-        stigg = sweep_client() if reason == "sweep" else client()
-        found = sync.refresh_customer(stigg, rm, customer_id, with_governance=with_governance)
+        # A poll of the hot tier looks for usage; anything else (a webhook, a write, a
+        # person pressing refresh) may be about promotions, so it always asks for them.
+        found = sync.refresh_customer(client(), rm, customer_id, with_promotions=None if reason == "hot" else True)
         return "refreshed" if found else "removed"
     except BudgetExhausted as exc:
         # Our budget is busy, Stigg is fine: come back when a slot frees up.
-        raise task.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
+        raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
     except StiggUnavailable as exc:
         rm.mark_customer_error(customer_id, f"Stigg unavailable: {exc}", sync.now())
         rm.record_errors(1)
         if exc.status == 429:
             rm.record_rate_limited(1)
-        if reason == "sweep":
-            return "unavailable"  # the next sweep (or the hot tier) tries again
-        raise task.retry(exc=exc, countdown=backoff(task.request.retries, exc.retry_after),
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after),
                          max_retries=MAX_RETRIES)
     except StiggRequestError as exc:
         log.warning("Refresh of customer %s refused: %s", customer_id, exc)
@@ -97,19 +99,6 @@ def _refresh(task, customer_id: str, reason: str, with_governance: bool | None) 
         lock.release()
 
 
-@shared_task(bind=True, ignore_result=True)
-def refresh_customer(self, customer_id: str, reason: str = "sweep", with_governance: bool | None = True) -> str:
-    """A sweep's refresh of one customer (``sweep`` queue)."""
-    return _refresh(self, customer_id, reason, with_governance)
-
-
-@shared_task(bind=True, ignore_result=True)
-def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str:
-    """A refresh somebody is waiting for (``hot`` queue): webhooks, the hot tier, and
-    right after a write the dashboard made."""
-    return _refresh(self, customer_id, reason, None)
-
-
 def queue_refresh(customer_id: str, reason: str) -> bool:
     """Queue an immediate refresh unless one is already queued for this customer."""
     if not read_model().claim_queued(customer_id):
@@ -118,10 +107,64 @@ def queue_refresh(customer_id: str, reason: str) -> bool:
     return True
 
 
+@shared_task(bind=True, ignore_result=True)
+def refresh_customer_page(self, customers: list[dict], discover: bool = False) -> dict:
+    """A sweep's refresh of one page of customers (``sweep`` queue): their subscriptions
+    in one call for the whole page, then each customer's entitlements, and promotions
+    and budgets where they may exist (all of them when ``discover``). One customer
+    failing marks that customer and the page goes on."""
+    rm, stigg = read_model(), sweep_client()
+    ids = [c["id"] for c in customers]
+    try:
+        subscriptions = list(stigg.iter_subscriptions(customer_ids=ids))
+    except BudgetExhausted as exc:
+        raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
+    except (StiggUnavailable, StiggRequestError) as exc:
+        log.warning("Sweep page of %d customers skipped: %s", len(ids), exc)
+        rm.record_errors(1)
+        return {"skipped": len(ids)}
+    by_customer: dict[str, list] = {cid: [] for cid in ids}
+    for sub in subscriptions:
+        by_customer.setdefault(sub.customer_id, []).append(sub)
+    outcomes: dict[str, int] = {}
+    for message in customers:
+        cid = message["id"]
+        outcome = _refresh_with(stigg, cid, customer=sync.customer_from_message(message),
+                                subscriptions=by_customer[cid], with_governance=discover or None,
+                                with_promotions=discover or None)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+def _refresh_with(stigg: StiggClient, customer_id: str, **known) -> str:
+    """One customer of a sweep page: locked, errors recorded on that customer only."""
+    rm = read_model()
+    lock = rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS)
+    if not lock.acquired:
+        return "busy"  # a fresher refresh is running right now
+    try:
+        sync.refresh_customer(stigg, rm, customer_id, **known)
+        return "refreshed"
+    except BudgetExhausted:
+        return "deferred"  # the next sweep or the hot tier gets it
+    except StiggUnavailable as exc:
+        rm.mark_customer_error(customer_id, f"Stigg unavailable: {exc}", sync.now())
+        rm.record_errors(1)
+        if exc.status == 429:
+            rm.record_rate_limited(1)
+        return "unavailable"
+    except StiggRequestError as exc:
+        rm.mark_customer_error(customer_id, f"Stigg refused the request: {exc}", sync.now())
+        rm.record_errors(1)
+        return "failed"
+    finally:
+        lock.release()
+
+
 @shared_task(ignore_result=True)
 def sweep_customers() -> dict:
-    """The reconciling sweep: refresh the catalog, queue a refresh of every customer,
-    and drop customers that disappeared from Stigg."""
+    """The reconciling sweep: refresh the catalog, queue a refresh of every page of
+    customers, and drop customers that disappeared from Stigg."""
     rm = read_model()
     lock = rm.acquire_sweep_lock(SWEEP_LOCK_SECONDS)
     if not lock.acquired:
@@ -130,15 +173,20 @@ def sweep_customers() -> dict:
     rm.record_sweep_started(sync.now())
     try:
         sync.refresh_catalog(sweep_client(), rm)
+        last = rm.last_discovery()
+        discover = last is None or (sync.now() - last).total_seconds() >= settings.SYNC_DISCOVERY_INTERVAL_SECONDS
+        if discover:
+            rm.record_discovery(sync.now())
         known = set(rm.customer_ids())
         seen: set[str] = set()
-        for customer in sweep_client().iter_customers():
-            seen.add(customer.id)
-            refresh_customer.delay(customer.id, "sweep", True)
+        for page in sweep_client().iter_customer_pages():
+            seen.update(c.id for c in page)
+            refresh_customer_page.delay([sync.customer_message(c) for c in page], discover)
         gone = sorted(known - seen)
         if gone:
             rm.remove_customers(gone)
-        stats = {"customers": len(seen), "removed": len(gone), "queued_in": round(time.monotonic() - started, 2)}
+        stats = {"customers": len(seen), "removed": len(gone), "discovery": discover,
+                 "queued_in": round(time.monotonic() - started, 2)}
     except (StiggUnavailable, StiggRequestError) as exc:
         log.warning("Sweep stopped early: %s", exc)
         rm.record_errors(1)

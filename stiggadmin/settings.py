@@ -99,6 +99,9 @@ SYNC_HOT_INTERVAL_SECONDS = env_float("SYNC_HOT_INTERVAL_SECONDS", 15.0, minimum
 # or above this utilization, or it changed within SYNC_HOT_CHANGED_SECONDS.
 SYNC_HOT_UTILIZATION = env_float("SYNC_HOT_UTILIZATION", 0.8, minimum=0)
 SYNC_HOT_CHANGED_SECONDS = env_float("SYNC_HOT_CHANGED_SECONDS", 600.0, minimum=0)
+# Between discovery sweeps, a sweep asks only customers known to have promotions or
+# budgets for them (webhooks announce the rest); a discovery sweep asks everyone.
+SYNC_DISCOVERY_INTERVAL_SECONDS = env_float("SYNC_DISCOVERY_INTERVAL_SECONDS", 3600.0, minimum=0)
 # Numbers older than this count as "behind" in the sync status.
 SYNC_STALE_AFTER_SECONDS = env_float("SYNC_STALE_AFTER_SECONDS", 900.0, minimum=1)
 

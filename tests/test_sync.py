@@ -1,0 +1,88 @@
+"""dashboard.sync against the real emulator and a real Redis: what one refresh asks
+Stigg for, counted by the emulator, and what lands in the read model."""
+from __future__ import annotations
+
+import pytest
+import redis
+
+from dashboard import sync
+from dashboard.read_model import ReadModel
+from dashboard.stigg_client import StiggClient
+
+from . import emulator_world as w
+
+
+@pytest.fixture(scope="module")
+def parts(emulator, redis_server):
+    rm = ReadModel(redis.Redis.from_url(redis_server.url), prefix="test-sync:")
+    rm.clear()
+    client = StiggClient(emulator.url, emulator.key, timeout=10)
+    calls = w.feature(emulator)
+    product = w.product(emulator)
+    plan = w.plan(emulator, product, [{"id": calls, "usageLimit": 100, "resetPeriod": "MONTH"}])
+    sync.refresh_catalog(client, rm)
+    yield {"rm": rm, "client": client, "calls": calls, "plan": plan}
+    client.close()
+    rm.clear()
+
+
+def requests_for(emulator, action) -> int:
+    emulator.data("DELETE", "/_emulator/stats")
+    action()
+    return emulator.data("GET", "/_emulator/stats")["requests"]
+
+
+def test_it_asks_a_new_customer_for_everything_then_only_what_can_change(emulator, parts):
+    rm, client = parts["rm"], parts["client"]
+    customer = w.customer(emulator)
+    w.subscribe(emulator, customer, parts["plan"])
+    refresh = lambda: sync.refresh_customer(client, rm, customer)  # noqa: E731
+    # customer, subscriptions, entitlements, promotions, governance tree
+    assert requests_for(emulator, refresh) == 5
+    # nothing showed promotions or budgets: customer, subscriptions, entitlements
+    assert requests_for(emulator, refresh) == 3
+    doc = rm.customer(customer)
+    assert doc["plan_id"] == parts["plan"] and doc["promotions"] == {"active": [], "expired": []}
+
+
+def test_it_asks_for_promotions_when_a_value_is_unexplained(emulator, parts):
+    """A promotion granted while its webhook was lost shows up as a limit the plan cannot
+    explain: the refresh then asks for promotions, and the page names the promotion."""
+    rm, client = parts["rm"], parts["client"]
+    customer = w.customer(emulator)
+    w.subscribe(emulator, customer, parts["plan"])
+    sync.refresh_customer(client, rm, customer)
+    sync.refresh_customer(client, rm, customer)
+    w.grant(emulator, customer, parts["calls"], usageLimit=1000)
+    assert requests_for(emulator, lambda: sync.refresh_customer(client, rm, customer)) == 4
+    doc = rm.customer(customer)
+    ent = next(e for e in doc["entitlements"]["metered"] if e["feature_id"] == parts["calls"])
+    assert ent["limit"] == 1000 and ent["provenance"]["label"] == "promotion"
+    assert [p["feature_id"] for p in doc["promotions"]["active"]] == [parts["calls"]]
+
+
+def test_it_keeps_asking_customers_that_have_budgets(emulator, parts):
+    rm, client = parts["rm"], parts["client"]
+    customer = w.customer(emulator)
+    w.subscribe(emulator, customer, parts["plan"])
+    emulator.data("PUT", "/api/v1-beta/entity-types",
+                  json={"types": [{"id": "user", "displayName": "User", "attributionKeys": ["userId"]}]})
+    emulator.data("PUT", f"/api/v1-beta/customers/{customer}/entities",
+                  json={"entities": [{"id": "ada", "entityTypeId": "user"}]})
+    emulator.data("PUT", f"/api/v1-beta/customers/{customer}/assignments",
+                  json={"assignments": [{"entityId": "ada", "featureId": parts["calls"], "usageLimit": 10,
+                                         "cadence": "P1M"}]})
+    w.report_usage(emulator, customer, parts["calls"], 9, dimensions={"userId": "ada"})
+    sync.refresh_customer(client, rm, customer)
+    # customer, subscriptions, entitlements, governance tree (no promotions seen)
+    assert requests_for(emulator, lambda: sync.refresh_customer(client, rm, customer)) == 4
+    node = rm.customer(customer)["governance"][0]
+    assert (node["entity_id"], node["usage"], node["limit"]) == ("ada", 9, 10)
+    top = rm.top_budgets(1)
+    assert top and top[0].customer_id == customer
+
+
+def test_it_removes_a_customer_that_disappeared(emulator, parts):
+    rm, client = parts["rm"], parts["client"]
+    assert sync.refresh_customer(client, rm, "never-existed") is False
+    assert rm.customer("never-existed") is None
