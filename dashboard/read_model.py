@@ -813,15 +813,23 @@ class ReadModel:
                    "period_end": node["period_end"]}
             new_members["b|" + member] = (member, scores, json.dumps(row))
 
-        # Stale members first (features, entities or budgets that disappeared), then rewrite
-        # every current member, so the ranking equals this snapshot whatever was there before.
-        self._queue_forget_members(pipe, old_members)
-        pipe.delete(self._members_key(cid))
+        # Stale members (features, entities or budgets that disappeared) go; every current
+        # member is rewritten (ZADD/HSET overwrite), so the rankings equal this snapshot.
+        # One command per key, however many members: a 200-budget customer is a handful
+        # of commands, not hundreds.
+        self._queue_forget_members(pipe, old_members - set(new_members))
+        scores_by_key: dict[str, dict[str, float]] = {}
+        rows_by_key: dict[str, dict[str, str]] = {}
         for tagged, (member, scores, row) in new_members.items():
             rows_key = self._rank_entitlement_rows_key() if tagged[0] == "e" else self._rank_budget_rows_key()
             for key, score in scores.items():
-                pipe.zadd(key, {member: score})
-            pipe.hset(rows_key, member, row)
+                scores_by_key.setdefault(key, {})[member] = score
+            rows_by_key.setdefault(rows_key, {})[member] = row
+        for key, mapping in scores_by_key.items():
+            pipe.zadd(key, mapping)
+        for key, mapping in rows_by_key.items():
+            pipe.hset(key, mapping=mapping)
+        pipe.delete(self._members_key(cid))
         if new_members:
             pipe.sadd(self._members_key(cid), *new_members)
 

@@ -139,8 +139,13 @@ def main() -> int:
         return 1
     start("web", [PY, "-m", "gunicorn", "stiggadmin.wsgi", "--bind", f"127.0.0.1:{web_port}", "--workers", "2",
                   "--threads", "4", "--log-level", "warning"], env)
-    start("worker", [PY, "-m", "celery", "-A", "stiggadmin", "worker", "-Q", "hot,sweep", "--pool", "threads",
-                     "--concurrency", env.get("CELERY_CONCURRENCY", "8"), "--loglevel", "WARNING"], env)
+    # Two workers, so a long sweep can never hold the threads that webhooks, the hot tier
+    # and the dashboard's writes need. Scale out by starting more of either.
+    start("worker-hot", [PY, "-m", "celery", "-A", "stiggadmin", "worker", "-Q", "hot", "--pool", "threads",
+                         "--concurrency", "4", "--hostname", "hot@%h", "--loglevel", "WARNING"], env)
+    start("worker-sweep", [PY, "-m", "celery", "-A", "stiggadmin", "worker", "-Q", "sweep", "--pool", "threads",
+                           "--concurrency", env.get("CELERY_CONCURRENCY", "8"), "--hostname", "sweep@%h",
+                           "--loglevel", "WARNING"], env)
     start("beat", [PY, "-m", "celery", "-A", "stiggadmin", "beat", "--loglevel", "WARNING",
                    "--schedule", str(ROOT / "var" / "celerybeat-schedule")], env)
     if uses_emulator:
