@@ -45,6 +45,10 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return environ["wsgi.input"].read(length) if length > 0 else b""
 
 
+def _counted(req: Request) -> bool:
+    return req.headers.get("x-emulator-uncounted", "").lower() != "true"
+
+
 def _faults(req: Request, faults: dict[str, Any]) -> Response | None:
     if faults.get("outage"):
         return _error(503, "ServiceUnavailable", "Stigg emulator: simulated outage")
@@ -52,7 +56,7 @@ def _faults(req: Request, faults: dict[str, Any]) -> Response | None:
     if latency > 0:
         time.sleep(latency / 1000.0)
     limit = int(faults.get("rateLimitPerSecond") or 0)
-    seen = stats.record()
+    seen = stats.record(counted=_counted(req))
     if limit and seen > limit:
         retry_after = max(1, min(60, int(faults.get("retryAfterSeconds") or 1)))
         return _error(429, "RateLimitExceeded", "Rate limit exceeded", {"Retry-After": str(retry_after)})
@@ -125,7 +129,7 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     else:
         body = b"" if resp.status == 204 else json.dumps(resp.body, separators=(",", ":")).encode()
     if resp.status >= 500 or resp.status == 429:
-        stats.record(resp.status)
+        stats.record(resp.status, counted=_counted(req))
     out_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     out_headers += list(resp.headers.items())
     start_response(f"{resp.status} {REASONS.get(resp.status, 'Status')}", out_headers)

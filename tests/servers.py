@@ -100,7 +100,10 @@ class Emulator:
         self._env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.start()
-        self.http = httpx.Client(base_url=self.url, headers={"X-API-KEY": self.key}, timeout=30)
+        # The harness's own calls (building worlds, injecting changes) stay out of
+        # /_emulator/stats, which then counts only what the client under test sent.
+        self.http = httpx.Client(base_url=self.url, headers={"X-API-KEY": self.key, "X-Emulator-Uncounted": "true"},
+                                 timeout=30)
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
