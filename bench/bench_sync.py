@@ -102,7 +102,7 @@ def naive_loop(emulator: Emulator, redis_url: str, sample: int, total: int) -> d
         emulator.data("DELETE", "/_emulator/stats")
         t1 = time.monotonic()
         for cid in picked:
-            sync.refresh_customer(client, rm, cid, with_governance=True, with_promotions=True)
+            sync.refresh_customer(client, rm, cid, discover=True)
         per_customer = (time.monotonic() - t1) / len(picked)
         requests = emulator.data("GET", "/_emulator/stats")["requests"] / len(picked)
     finally:

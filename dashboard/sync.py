@@ -11,8 +11,8 @@ from typing import Any
 
 from .read_model import Catalog, ReadModel, build_snapshot
 from .stigg_client import (
-    Customer, EnumOption, Feature, GovernanceNotEnabled, Package, PackageEntitlement, StiggClient, StiggRequestError,
-    Subscription,
+    AddonQuantity, Customer, EnumOption, Feature, GovernanceNode, GovernanceNotEnabled, Package, PackageEntitlement,
+    Promotion, StiggClient, StiggRequestError, Subscription,
 )
 
 log = logging.getLogger(__name__)
@@ -82,53 +82,71 @@ def _metered_feature_ids(cat: TypedCatalog) -> list[str]:
     return sorted(f.id for f in cat.features.values() if f.metered)
 
 
-def refresh_customer(client: StiggClient, rm: ReadModel, customer_id: str, *, with_governance: bool | None = None,
-                     with_promotions: bool | None = None, customer: Customer | None = None,
+PARTS = frozenset({"customer", "subscriptions", "entitlements", "promotions", "governance"})
+# What each kind of Stigg webhook can change (the prefix of its type). Anything else,
+# or a customer we hold no good document for, gets a full refresh.
+WEBHOOK_PARTS: dict[str, frozenset[str]] = {
+    "promotional_entitlement": frozenset({"entitlements", "promotions"}),
+    "subscription": frozenset({"subscriptions", "entitlements"}),
+    "trial": frozenset({"subscriptions", "entitlements"}),
+    "customer": frozenset({"customer", "entitlements"}),
+    "entitlements": frozenset({"entitlements", "governance"}),
+    "entitlement": frozenset({"entitlements", "governance"}),
+}
+# A poll of the hot tier looks for usage: entitlements, and budgets if it has any.
+POLL_PARTS = frozenset({"entitlements", "governance"})
+
+
+def parts_for_webhook(event_type: str) -> frozenset[str]:
+    return WEBHOOK_PARTS.get(event_type.split(".", 1)[0], PARTS)
+
+
+def refresh_customer(client: StiggClient, rm: ReadModel, customer_id: str, *, parts: frozenset[str] = PARTS,
+                     discover: bool = False, customer: Customer | None = None,
                      subscriptions: list[Subscription] | None = None) -> bool:
-    """Fetch one customer and write it whole, atomically. Returns False when the
-    customer is gone from Stigg (it is then removed from the read model).
+    """Fetch a customer and write it whole, atomically. Returns False when the customer
+    is gone from Stigg (it is then removed from the read model).
 
     Requests are spent where they can change something:
-    - ``with_governance`` / ``with_promotions`` None: ask for the governance tree or the
-      promotions only if the customer had some last time, or is new to the read model.
-      A discovery sweep passes True to find new hierarchies and promotions; an
-      entitlement nothing else explains makes us ask for promotions anyway.
+    - ``parts`` names what to ask Stigg for; the rest is taken from the customer's last
+      good document (a promotion webhook needs entitlements and promotions, 2 requests,
+      not 5). Without a good document everything is fetched.
+    - promotions and budgets are asked for only if the customer had some last time, or
+      ``discover`` is set (a discovery sweep finds new ones); an entitlement nothing
+      else explains makes us ask for promotions anyway.
     - a sweep passes the ``customer`` and ``subscriptions`` it already listed for the
       whole page, saving two requests per customer.
     Raises the client's errors; the caller decides whether to retry."""
-    global _governance_off_until
     cat = catalog(client, rm)
     fetched_at = now()
-    if customer is None:
-        try:
-            customer = client.get_customer(customer_id)
-        except StiggRequestError as exc:
-            if exc.status == 404:
-                rm.remove_customers([customer_id])
-                return False
-            raise
-    if subscriptions is None:
-        subscriptions = list(client.iter_subscriptions(customer_id))
-    entitlements = client.customer_entitlements(customer_id)
     previous = rm.customer(customer_id)
-    if with_governance is None:
-        with_governance = previous is None or bool(previous.get("governance"))
-    if with_promotions is None:
-        with_promotions = previous is None or _has_promotions(previous)
-    promotions = list(client.iter_promotions(customer_id)) if with_promotions else []
-    # None tells the read model governance is off for this Stigg environment.
-    governance: list[Any] | None = None
-    if time.monotonic() >= _governance_off_until:
-        governance = []  # asked for only when it may hold something; see the docstring
-        if with_governance:
+    if previous is None or previous.get("fetched_at") is None:
+        previous, parts = None, PARTS
+    if customer is None:
+        if "customer" in parts or previous is None:
             try:
-                governance = list(client.iter_governance(customer_id, feature_ids=_metered_feature_ids(cat)))
-            except GovernanceNotEnabled:
-                _governance_off_until = time.monotonic() + GOVERNANCE_RECHECK_SECONDS
-                governance = None
+                customer = client.get_customer(customer_id)
+            except StiggRequestError as exc:
+                if exc.status == 404:
+                    rm.remove_customers([customer_id])
+                    return False
+                raise
+        else:
+            customer = _customer_from_doc(previous)
+    if subscriptions is None:
+        subscriptions = (list(client.iter_subscriptions(customer_id)) if "subscriptions" in parts or previous is None
+                         else _subscriptions_from_doc(customer_id, previous))
+    entitlements = client.customer_entitlements(customer_id)
+    had_promotions = previous is None or _has_promotions(previous)
+    asked_promotions = "promotions" in parts and (discover or had_promotions or parts != PARTS)
+    if asked_promotions:
+        promotions = list(client.iter_promotions(customer_id))
+    else:
+        promotions = _promotions_from_doc(previous) if previous is not None and "promotions" not in parts else []
+    governance = _governance(client, rm, customer_id, cat, previous, parts, discover)
     doc = build_snapshot(customer, subscriptions, entitlements, promotions, governance, cat.features, cat.packages,
                          fetched_at)
-    if not with_promotions and _unexplained(doc):
+    if not asked_promotions and _unexplained(doc):
         # A value the plan and add-ons cannot explain: most likely a promotion granted
         # since we last looked (its webhook lost). Ask, and shape the customer again.
         promotions = list(client.iter_promotions(customer_id))
@@ -136,6 +154,69 @@ def refresh_customer(client: StiggClient, rm: ReadModel, customer_id: str, *, wi
                              cat.packages, fetched_at)
     rm.write_customer(doc)
     return True
+
+
+def _governance(client: StiggClient, rm: ReadModel, customer_id: str, cat: TypedCatalog,
+                previous: dict[str, Any] | None, parts: frozenset[str], discover: bool) -> list[GovernanceNode] | None:
+    """The customer's budgets; None when governance is off for the Stigg environment."""
+    global _governance_off_until
+    if time.monotonic() < _governance_off_until:
+        return None
+    had = previous is None or bool(previous.get("governance"))
+    if "governance" not in parts:
+        return _governance_from_doc(previous) if previous is not None else []
+    if not (discover or had):
+        return []
+    try:
+        return list(client.iter_governance(customer_id, feature_ids=_metered_feature_ids(cat)))
+    except GovernanceNotEnabled:
+        _governance_off_until = time.monotonic() + GOVERNANCE_RECHECK_SECONDS
+        return None
+
+
+# --- the last good document back into typed values (for targeted refreshes) -------------
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _customer_from_doc(doc: dict[str, Any]) -> Customer:
+    p = doc["profile"]
+    return Customer(id=p["id"], name=p["name"], email=p["email"], created_at=_when(p["created_at"]),  # type: ignore[arg-type]
+                    updated_at=_when(p["updated_at"]), archived_at=_when(p["archived_at"]),  # type: ignore[arg-type]
+                    metadata=dict(p["metadata"]))
+
+
+def _subscriptions_from_doc(customer_id: str, doc: dict[str, Any]) -> list[Subscription]:
+    return [Subscription(id=s["id"], customer_id=customer_id, plan_id=s["plan_id"], status=s["status"],
+                         resource_id=s["resource_id"], start_date=_when(s["start_date"]),  # type: ignore[arg-type]
+                         end_date=_when(s["end_date"]), trial_end_date=_when(s["trial_end_date"]),
+                         cancellation_date=_when(s["cancellation_date"]),
+                         current_billing_period_end=_when(s["current_billing_period_end"]),
+                         pricing_type=s["pricing_type"],
+                         addons=tuple(AddonQuantity(a["id"], a["quantity"]) for a in s["addons"]))
+            for s in doc["subscriptions"]]
+
+
+def _promotions_from_doc(doc: dict[str, Any]) -> list[Promotion]:
+    return [Promotion(id=p["id"], feature_id=p["feature_id"], status=p["status"], period=p["period"],
+                      start_date=_when(p["start_date"]), end_date=_when(p["end_date"]),  # type: ignore[arg-type]
+                      usage_limit=p["usage_limit"], has_unlimited_usage=p["unlimited"], has_soft_limit=p["soft_limit"],
+                      enum_values=tuple(p["enum_values"]) or None, reset_period=p["reset_period"],
+                      created_at=_when(p["start_date"]))  # type: ignore[arg-type]
+            for group in ("active", "expired") for p in doc["promotions"][group]]
+
+
+def _governance_from_doc(doc: dict[str, Any]) -> list[GovernanceNode] | None:
+    if not doc.get("governance_enabled"):
+        return None
+    return [GovernanceNode(entity_id=n["entity_id"], entity_type_id=n["entity_type_id"],
+                           display_name=n["display_name"], parent_id=n["parent_id"], feature_id=n["feature_id"],
+                           currency_id=n["currency_id"], scope_entity_ids=tuple(n["scope"]), cadence=n["cadence"],
+                           usage_limit=n["limit"], current_usage=n["usage"], utilization=n["utilization"],
+                           usage_period_start=_when(n["period_start"]), usage_period_end=_when(n["period_end"]))
+            for n in doc["governance"]]
 
 
 def customer_message(customer: Customer) -> dict[str, Any]:

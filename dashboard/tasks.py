@@ -76,9 +76,7 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
         refresh_customer_now.apply_async((customer_id, reason), countdown=BUSY_RETRY_SECONDS)
         return "busy"
     try:
-        # A poll of the hot tier looks for usage; anything else (a webhook, a write, a
-        # person pressing refresh) may be about promotions, so it always asks for them.
-        found = sync.refresh_customer(client(), rm, customer_id, with_promotions=None if reason == "hot" else True)
+        found = sync.refresh_customer(client(), rm, customer_id, parts=_parts_for(reason))
         return "refreshed" if found else "removed"
     except BudgetExhausted as exc:
         # Our budget is busy, Stigg is fine: come back when a slot frees up.
@@ -97,6 +95,15 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
         return "failed"
     finally:
         lock.release()
+
+
+def _parts_for(reason: str) -> frozenset[str]:
+    """What a refresh asks Stigg for: what its cause can have changed."""
+    if reason.startswith("webhook:"):
+        return sync.parts_for_webhook(reason.split(":", 1)[1])
+    if reason == "hot":
+        return sync.POLL_PARTS
+    return sync.PARTS  # a write, a person pressing refresh, a retry after an outage
 
 
 def queue_refresh(customer_id: str, reason: str) -> bool:
@@ -130,8 +137,7 @@ def refresh_customer_page(self, customers: list[dict], discover: bool = False) -
     for message in customers:
         cid = message["id"]
         outcome = _refresh_with(stigg, cid, customer=sync.customer_from_message(message),
-                                subscriptions=by_customer[cid], with_governance=discover or None,
-                                with_promotions=discover or None)
+                                subscriptions=by_customer[cid], discover=discover)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 

@@ -86,3 +86,42 @@ def test_it_removes_a_customer_that_disappeared(emulator, parts):
     rm, client = parts["rm"], parts["client"]
     assert sync.refresh_customer(client, rm, "never-existed") is False
     assert rm.customer("never-existed") is None
+
+
+def test_it_refreshes_only_what_a_webhook_can_have_changed(emulator, parts):
+    """A promotion webhook: entitlements and promotions, 2 requests; the rest of the
+    customer comes from its last good document unchanged."""
+    rm, client = parts["rm"], parts["client"]
+    customer = w.customer(emulator, name="Webhook Co")
+    w.subscribe(emulator, customer, parts["plan"])
+    sync.refresh_customer(client, rm, customer)
+    before = rm.customer(customer)
+    w.grant(emulator, customer, parts["calls"], usageLimit=700)
+    only = sync.parts_for_webhook("promotional_entitlement.granted")
+    assert requests_for(emulator, lambda: sync.refresh_customer(client, rm, customer, parts=only)) == 2
+    doc = rm.customer(customer)
+    assert doc["profile"] == before["profile"] and doc["subscriptions"] == before["subscriptions"]
+    ent = next(e for e in doc["entitlements"]["metered"] if e["feature_id"] == parts["calls"])
+    assert ent["limit"] == 700 and ent["provenance"]["label"] == "promotion"
+
+
+def test_it_polls_a_hot_customer_with_one_request(emulator, parts):
+    rm, client = parts["rm"], parts["client"]
+    customer = w.customer(emulator)
+    w.subscribe(emulator, customer, parts["plan"])
+    w.report_usage(emulator, customer, parts["calls"], 90)
+    sync.refresh_customer(client, rm, customer)
+    assert customer in rm.hot_customers(0.8)
+    w.report_usage(emulator, customer, parts["calls"], 5)
+    assert requests_for(emulator, lambda: sync.refresh_customer(client, rm, customer, parts=sync.POLL_PARTS)) == 1
+    ent = next(e for e in rm.customer(customer)["entitlements"]["metered"] if e["feature_id"] == parts["calls"])
+    assert ent["usage"] == 95
+
+
+def test_it_fetches_everything_for_a_customer_it_has_no_good_document_for(emulator, parts):
+    rm, client = parts["rm"], parts["client"]
+    customer = w.customer(emulator)
+    w.subscribe(emulator, customer, parts["plan"])
+    rm.mark_customer_error(customer, "never synced", sync.now())  # a stub, not a good document
+    assert requests_for(emulator, lambda: sync.refresh_customer(client, rm, customer, parts=sync.POLL_PARTS)) == 5
+    assert rm.customer(customer)["error"] is None

@@ -27,7 +27,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Refreshing {len(ids)} customers with {threads} threads ...")
         failed = 0
         with ThreadPoolExecutor(max(1, threads)) as pool:
-            futures = {pool.submit(sync.refresh_customer, client, rm, cid, with_governance=True): cid for cid in ids}
+            futures = {pool.submit(sync.refresh_customer, client, rm, cid, discover=True): cid for cid in ids}
             for done, future in enumerate(as_completed(futures), 1):
                 try:
                     future.result()
