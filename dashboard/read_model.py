@@ -684,6 +684,23 @@ class ReadModel:
 
         return self._transaction(write, cid)
 
+    def touch_customer(self, previous: CustomerDocument, fetched_at: datetime) -> bool:
+        """Stigg was read again and nothing changed: record the time, without rewriting the
+        document or the rankings (most customers, most sweeps). False if a newer fetch
+        already happened, like write_customer."""
+        cid = previous["id"]
+
+        def write(pipe: redis.client.Pipeline) -> bool:
+            current = pipe.zscore(self._fetched_at_key(), cid)
+            if current is not None and current > _epoch(fetched_at):
+                return False
+            pipe.multi()
+            pipe.zadd(self._fetched_at_key(), {cid: _epoch(fetched_at)})
+            pipe.hset(self._rows_key(), cid, json.dumps(_row_doc(previous, iso(fetched_at))))
+            return True
+
+        return self._transaction(write, cid)
+
     def mark_customer_error(self, customer_id: str, message: str, at: datetime) -> None:
         """Record a failed refresh, keeping the last good data (or a stub if there is none)."""
 
@@ -834,12 +851,7 @@ class ReadModel:
             pipe.sadd(self._members_key(cid), *new_members)
 
         pipe.set(self._customer_key(cid), json.dumps(doc))
-        row_doc = {"name": profile["name"], "email": profile["email"], "plan_id": doc["plan_id"],
-                   "plan_name": doc["plan_name"], "status": doc["status"],
-                   "highest_utilization": doc["highest_utilization"],
-                   "archived": profile["archived_at"] is not None, "fetched_at": doc["fetched_at"],
-                   "error": doc["error"], "error_at": doc["error_at"]}
-        pipe.hset(self._rows_key(), cid, json.dumps(row_doc))
+        pipe.hset(self._rows_key(), cid, json.dumps(_row_doc(doc, doc["fetched_at"])))
         pipe.hset(self._search_key(), cid, _search_text(cid, profile["name"], profile["email"],
                                                         doc["plan_id"], doc["status"]))
         new_name = _name_member(profile["name"], cid)
@@ -869,8 +881,19 @@ class ReadModel:
     # --- customer reads ------------------------------------------------------------------------
 
     def customer(self, customer_id: str) -> CustomerDocument | None:
-        raw = self.r.get(self._customer_key(customer_id))
-        return json.loads(raw) if raw else None
+        """The customer's document, with ``fetched_at`` the last time Stigg was read for it
+        (a refresh that found nothing changed only moves that time: see touch_customer)."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.get(self._customer_key(customer_id))
+        pipe.zscore(self._fetched_at_key(), customer_id)
+        raw, score = pipe.execute()
+        if not raw:
+            return None
+        doc: CustomerDocument = json.loads(raw)
+        written = parse_time(doc["fetched_at"])
+        if score and written is not None and score > _epoch(written):
+            doc["fetched_at"] = iso(datetime.fromtimestamp(score, timezone.utc))
+        return doc
 
     def customer_ids(self) -> list[str]:
         return [_s(k) for k in self.r.hkeys(self._rows_key())]
@@ -1119,6 +1142,15 @@ def _json_default(value: Any) -> Any:
 def _clean(text: str | None) -> str:
     # The separators below must never appear inside a field (hostile names from Stigg).
     return (text or "").replace("\x1f", " ").replace("\0", " ").casefold()
+
+
+def _row_doc(doc: CustomerDocument, fetched_at: str | None) -> dict[str, Any]:
+    """The customer's row in the list index."""
+    profile = doc["profile"]
+    return {"name": profile["name"], "email": profile["email"], "plan_id": doc["plan_id"],
+            "plan_name": doc["plan_name"], "status": doc["status"], "highest_utilization": doc["highest_utilization"],
+            "archived": profile["archived_at"] is not None, "fetched_at": fetched_at, "error": doc["error"],
+            "error_at": doc["error_at"]}
 
 
 def _search_text(cid: str, name: str | None, email: str | None, plan: str | None, status: str | None) -> str:

@@ -152,8 +152,20 @@ def refresh_customer(client: StiggClient, rm: ReadModel, customer_id: str, *, pa
         promotions = list(client.iter_promotions(customer_id))
         doc = build_snapshot(customer, subscriptions, entitlements, promotions, governance, cat.features,
                              cat.packages, fetched_at)
-    rm.write_customer(doc)
+    if previous is not None and _unchanged(previous, doc):
+        rm.touch_customer(previous, fetched_at)
+    else:
+        rm.write_customer(doc)
     return True
+
+
+def _unchanged(previous: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """Same content (JSON values compare equal, 85 == 85.0), apart from when it was
+    read; a previous error must be cleared by a real write."""
+    if previous.get("error"):
+        return False
+    skip = ("fetched_at", "error", "error_at")
+    return all(previous.get(k) == v for k, v in doc.items() if k not in skip) and len(previous) == len(doc)
 
 
 def _governance(client: StiggClient, rm: ReadModel, customer_id: str, cat: TypedCatalog,

@@ -2,6 +2,8 @@
 Stigg for, counted by the emulator, and what lands in the read model."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 import redis
 
@@ -125,3 +127,21 @@ def test_it_fetches_everything_for_a_customer_it_has_no_good_document_for(emulat
     rm.mark_customer_error(customer, "never synced", sync.now())  # a stub, not a good document
     assert requests_for(emulator, lambda: sync.refresh_customer(client, rm, customer, parts=sync.POLL_PARTS)) == 5
     assert rm.customer(customer)["error"] is None
+
+
+def test_it_only_moves_the_time_when_nothing_changed(emulator, parts):
+    rm, client = parts["rm"], parts["client"]
+    customer = w.customer(emulator)
+    w.subscribe(emulator, customer, parts["plan"])
+    sync.refresh_customer(client, rm, customer)
+    first = rm.customer(customer)
+    sync.refresh_customer(client, rm, customer)
+    second = rm.customer(customer)
+    assert second["fetched_at"] > first["fetched_at"]
+    assert {k: v for k, v in second.items() if k != "fetched_at"} == {k: v for k, v in first.items() if k != "fetched_at"}
+    row = rm.customer_rows([customer])[0]  # the list page's row shows the new time too
+    assert abs((row.fetched_at - datetime.fromisoformat(second["fetched_at"])).total_seconds()) < 0.001
+    w.report_usage(emulator, customer, parts["calls"], 3)
+    sync.refresh_customer(client, rm, customer)
+    ent = next(e for e in rm.customer(customer)["entitlements"]["metered"] if e["feature_id"] == parts["calls"])
+    assert ent["usage"] == 3
