@@ -7,7 +7,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 
 def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    """An empty value means the default, so a sourced .env.example behaves like no file."""
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
 
 
 def env_bool(name: str, default: bool) -> bool:
