@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 
@@ -172,30 +172,29 @@ def django_env(redis_url: str, emulator: "Emulator | None" = None, **extra: str)
     return env
 
 
-class CeleryWorker:
-    """A real Celery worker (with an embedded beat when ``beat``) as its own process."""
+class ServerProcess:
+    """A dashboard process (worker, web) started for a test: its own temp folder and log,
+    watched so it ends with the test run, ready when ``ready()`` says so."""
 
-    def __init__(self, env: dict[str, str], *, beat: bool = False, concurrency: int = 4,
-                 queues: str = "hot,sweep") -> None:
-        self.tmp = tempfile.mkdtemp(prefix="test-celery-")
-        self.log_path = os.path.join(self.tmp, "worker.log")
-        cmd = [*watched(), sys.executable, "-m", "celery", "-A", "stiggadmin", "worker", "--loglevel", "INFO",
-               "--pool", "threads", "--concurrency", str(concurrency), "-Q", queues,
-               "--hostname", f"test-{os.getpid()}-{free_port()}@%h", "--without-gossip", "--without-mingle"]
-        if beat:
-            cmd += ["--beat", "--schedule", os.path.join(self.tmp, "beat-schedule")]
+    name = "process"
+
+    def _launch(self, cmd: list[str], env: dict[str, str], ready: "Callable[[], bool]") -> None:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen([*watched(), *cmd], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited early:\n{self.log()}")
-            if "ready." in self.log():
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
+            if ready():
                 return
-            time.sleep(0.2)
+            time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"celery worker did not start:\n{self.log()}")
+        raise RuntimeError(f"{self.name} did not start:\n{self.log()}")
+
+    def _workspace(self, prefix: str) -> None:
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.log_path = os.path.join(self.tmp, f"{self.name}.log")
 
     def log(self) -> str:
         try:
@@ -208,40 +207,41 @@ class CeleryWorker:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-class WebServer:
+class CeleryWorker(ServerProcess):
+    """A real Celery worker (with an embedded beat when ``beat``) as its own process."""
+
+    name = "celery-worker"
+
+    def __init__(self, env: dict[str, str], *, beat: bool = False, concurrency: int = 4,
+                 queues: str = "hot,sweep") -> None:
+        self._workspace("test-celery-")
+        cmd = [sys.executable, "-m", "celery", "-A", "stiggadmin", "worker", "--loglevel", "INFO",
+               "--pool", "threads", "--concurrency", str(concurrency), "-Q", queues,
+               "--hostname", f"test-{os.getpid()}-{free_port()}@%h", "--without-gossip", "--without-mingle"]
+        if beat:
+            cmd += ["--beat", "--schedule", os.path.join(self.tmp, "beat-schedule")]
+        self._launch(cmd, env, lambda: "ready." in self.log())
+
+
+class WebServer(ServerProcess):
     """The dashboard's Django app under gunicorn, as its own process on a free port."""
 
+    name = "web"
+
     def __init__(self, env: dict[str, str]) -> None:
+        self._workspace("test-web-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.tmp = tempfile.mkdtemp(prefix="test-web-")
-        self.log_path = os.path.join(self.tmp, "web.log")
         env = {"DATABASE_URL": f"sqlite:///{os.path.join(self.tmp, 'db.sqlite3')}", **env}
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [*watched(), sys.executable, "-m", "gunicorn", "stiggadmin.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "1", "--threads", "4", "--log-level", "info"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"web server exited early:\n{self.log()}")
-            try:
-                httpx.get(f"{self.url}/healthz", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"web server did not start:\n{self.log()}")
+        cmd = [sys.executable, "-m", "gunicorn", "stiggadmin.wsgi", "--bind", f"127.0.0.1:{self.port}",
+               "--workers", "1", "--threads", "4", "--log-level", "info"]
+        self._launch(cmd, env, self._answers)
 
-    def log(self) -> str:
+    def _answers(self) -> bool:
         try:
-            return Path(self.log_path).read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        _stop(self.proc)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+            httpx.get(f"{self.url}/healthz", timeout=1)
+            return True
+        except httpx.HTTPError:
+            return False
