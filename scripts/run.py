@@ -104,19 +104,25 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+# Stop what produces work first and what serves it last, so nothing spends its shutdown
+# retrying against a service that is already gone.
+STOP_ORDER = ("simulator", "beat", "worker-sweep", "worker-hot", "web", "emulator", "redis")
+
+
 def stop_all(*_: object) -> None:
-    for name, proc in reversed(children):
+    ordered = sorted(children, key=lambda c: STOP_ORDER.index(c[0]) if c[0] in STOP_ORDER else 0)
+    for name, proc in ordered:
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
-                pass
-    deadline = time.time() + 10
-    for name, proc in children:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+                continue
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                say(f"{name} did not stop in 10 s; killing it")
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
     say("stopped everything")
 
 
