@@ -239,8 +239,10 @@ def test_it_moves_usage_with_the_traffic_simulator_despite_faults(demo: Emulator
     finally:
         demo.clear_faults()
         sim.close()
-    assert totals.events >= 1000
-    assert sim.api.retries > 0  # the injected 5xx were retried, not lost
+    # Not a speed check: however slow the machine, the first one-second tick (400 events)
+    # always completes, its 5xx retried rather than lost.
+    assert totals.events >= 400 and totals.dropped_batches == 0
+    assert sim.api.retries > 0
     assert _api_calls_usage(demo, demo_customers) > before
     assert sum(_tree_usage(demo, g) for g in governed[:5]) > tree_before
 
