@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Iterator
 
@@ -233,14 +234,18 @@ def test_it_moves_usage_with_the_traffic_simulator_despite_faults(demo: Emulator
     tree_before = sum(_tree_usage(demo, g) for g in governed[:5])
     sim = TrafficSimulator(demo.url, demo.key, rate=400, log=lambda m: None)
     sim.discover()
-    demo.faults(errorRate=0.3)
+    # An outage for the first second: the first batch is certain to fail and be retried.
+    demo.faults(outage=True)
+    recovery = threading.Timer(1.0, demo.clear_faults)
+    recovery.start()
     try:
         totals = sim.run(duration=4, discover=False)
     finally:
+        recovery.join()
         demo.clear_faults()
         sim.close()
     # Not a speed check: however slow the machine, the first one-second tick (400 events)
-    # always completes, its 5xx retried rather than lost.
+    # always completes, its 503s retried rather than lost.
     assert totals.events >= 400 and totals.dropped_batches == 0
     assert sim.api.retries > 0
     assert _api_calls_usage(demo, demo_customers) > before
