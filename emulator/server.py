@@ -7,20 +7,21 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from . import store
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 log = logging.getLogger(__name__)
 
 
 class EmulatorServer(BaseApplication):
-    def __init__(self, options: dict[str, Any], on_ready: Callable[[], None] | None = None,
-                 parent_pid: int | None = None):
+    def __init__(self, options: dict[str, Any], sidecar_args: tuple[Any, ...], parent_pid: int | None = None):
         self.options = options
-        self.on_ready = on_ready
+        self.sidecar_args = sidecar_args
         self.parent_pid = parent_pid
         super().__init__()
 
@@ -35,13 +36,17 @@ class EmulatorServer(BaseApplication):
         return application
 
     def _when_ready(self, server: Any) -> None:
-        from . import webhooks
+        # Background work runs in a process of its own: the master keeps no SQLite
+        # connection, since it forks workers (see sidecar.py). A plain subprocess, not
+        # multiprocessing, whose child registry forked workers would inherit.
+        import subprocess
+        import sys
 
-        webhooks.start_dispatcher()
+        db_path, base_url, api_key, seed = self.sidecar_args
+        self.sidecar = subprocess.Popen([sys.executable, "-m", "emulator.sidecar", db_path, base_url, api_key,
+                                         "seed" if seed else "no-seed", str(os.getpid())], cwd=ROOT)
         if self.parent_pid:
             threading.Thread(target=self._watch_parent, args=(server,), daemon=True).start()
-        if self.on_ready:
-            threading.Thread(target=self.on_ready, name="emulator-on-ready", daemon=True).start()
 
     def _watch_parent(self, server: Any) -> None:
         while True:
@@ -56,9 +61,10 @@ class EmulatorServer(BaseApplication):
                 return
 
 
-def serve(host: str, port: int, *, workers: int, threads: int, on_ready: Callable[[], None] | None = None,
+def serve(host: str, port: int, *, workers: int, threads: int, api_key: str, seed: bool = False,
           parent_pid: int | None = None) -> None:
     store.init_db()
+    store.close()
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -73,4 +79,5 @@ def serve(host: str, port: int, *, workers: int, threads: int, on_ready: Callabl
         "loglevel": "warning",
         "proc_name": "stigg-emulator",
     }
-    EmulatorServer(options, on_ready=on_ready, parent_pid=parent_pid).run()
+    sidecar_args = (os.path.abspath(store.db_path()), f"http://{host}:{port}", api_key, seed)
+    EmulatorServer(options, sidecar_args, parent_pid=parent_pid).run()

@@ -83,6 +83,9 @@ CREATE INDEX IF NOT EXISTS webhook_pending ON webhook_outbox (delivered_at, next
 
 _local = threading.local()
 _savepoints = itertools.count()
+# Connections a forked child found in its parent's memory: kept, never used and never
+# closed, because closing one in the child would release locks the parent holds.
+_inherited: list[sqlite3.Connection] = []
 
 
 def db_path() -> str:
@@ -116,9 +119,19 @@ def conn() -> sqlite3.Connection:
     c = getattr(_local, "conn", None)
     pid = os.getpid()
     if c is None or getattr(_local, "pid", None) != pid:
+        if c is not None:
+            _inherited.append(c)
         c = connect()
         _local.conn, _local.pid = c, pid
     return c
+
+
+def close() -> None:
+    """Close this thread's connection (the server's master does, before it forks)."""
+    c = getattr(_local, "conn", None)
+    if c is not None and getattr(_local, "pid", None) == os.getpid():
+        c.close()
+    _local.conn = None
 
 
 @contextmanager

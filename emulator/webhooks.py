@@ -117,7 +117,7 @@ def run_dispatcher(stop: threading.Event, interval: float = 0.1, expiry_interval
                 stop.wait(interval)
 
 
-def start_dispatcher() -> threading.Event:
-    stop = threading.Event()
-    threading.Thread(target=run_dispatcher, args=(stop,), name="webhook-dispatcher", daemon=True).start()
-    return stop
+def start_dispatcher(stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=run_dispatcher, args=(stop,), name="webhook-dispatcher", daemon=True)
+    thread.start()
+    return thread

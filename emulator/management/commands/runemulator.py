@@ -30,25 +30,13 @@ class Command(BaseCommand):
 
         store.init_db()
         base_url = f"http://{opts['host']}:{opts['port']}"
-        on_ready = None
         if opts["seed"] == "demo":
             # GET /_emulator/state shows "seed": running (set before the port opens), then
             # done or failed, so `make run` can start the first sync once the demo exists.
             store.set_control({"seed": "running"})
-
-            def on_ready() -> None:
-                from emulator import seed
-
-                try:
-                    seed.seed_demo_if_empty(
-                        base_url, next(k for k in sorted(config.api_keys()) if k.startswith("server-")),
-                        log=lambda msg: print(msg, flush=True))
-                except Exception as exc:
-                    print(f"Demo seed failed: {exc}", flush=True)
-                    store.set_control({"seed": "failed"})
-                    raise
-                store.set_control({"seed": "done"})
+        store.close()  # the master forks workers: it must hold no SQLite connection
+        server_key = next(k for k in sorted(config.api_keys()) if k.startswith("server-"))
         print(f"Stigg emulator listening on {base_url} (storage {store.db_path()})", flush=True)
         sys.stdout.flush()
         server.serve(opts["host"], opts["port"], workers=opts["workers"], threads=opts["threads"],
-                     on_ready=on_ready, parent_pid=opts["parent_pid"])
+                     api_key=server_key, seed=opts["seed"] == "demo", parent_pid=opts["parent_pid"])
