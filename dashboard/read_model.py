@@ -764,12 +764,7 @@ class ReadModel:
 
     def acquire_sweep_lock(self, ttl: float) -> CustomerLock:
         """The full sweep is exclusive: two beats (or a beat and a manual run) never overlap."""
-        key, token = self._sweep_lock_key(), secrets.token_hex(16)
-        got = self.r.set(key, token, nx=True, px=max(1, int(ttl * 1000)))
-        return CustomerLock(key=key, token=token, acquired=bool(got), _client=self.r)
-
-    def ping(self) -> bool:
-        return bool(self.r.ping())
+        return self._acquire(self._sweep_lock_key(), ttl)
 
     def _transaction(self, func: Any, customer_id: str) -> Any:
         """Run ``func`` under WATCH of the customer's own keys, retrying on a concurrent write.
@@ -1103,7 +1098,11 @@ class ReadModel:
             lock.release()
 
     def acquire_customer_lock(self, customer_id: str, ttl: float = DEFAULT_LOCK_TTL_SECONDS) -> CustomerLock:
-        key, token = self._lock_key(customer_id), secrets.token_hex(16)
+        return self._acquire(self._lock_key(customer_id), ttl)
+
+    def _acquire(self, key: str, ttl: float) -> CustomerLock:
+        """SET NX PX with a random token: only its owner can release it (see CustomerLock)."""
+        token = secrets.token_hex(16)
         got = self.r.set(key, token, nx=True, px=max(1, int(ttl * 1000)))
         return CustomerLock(key=key, token=token, acquired=bool(got), _client=self.r)
 

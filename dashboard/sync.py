@@ -132,7 +132,7 @@ def refresh_customer(client: StiggClient, rm: ReadModel, customer_id: str, *, pa
                     return False
                 raise
         else:
-            customer = _customer_from_doc(previous)
+            customer = _customer_from_profile(previous["profile"])
     if subscriptions is None:
         subscriptions = (list(client.iter_subscriptions(customer_id)) if "subscriptions" in parts or previous is None
                          else _subscriptions_from_doc(customer_id, previous))
@@ -193,8 +193,7 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _customer_from_doc(doc: dict[str, Any]) -> Customer:
-    p = doc["profile"]
+def _customer_from_profile(p: dict[str, Any]) -> Customer:
     return Customer(id=p["id"], name=p["name"], email=p["email"], created_at=_when(p["created_at"]),  # type: ignore[arg-type]
                     updated_at=_when(p["updated_at"]), archived_at=_when(p["archived_at"]),  # type: ignore[arg-type]
                     metadata=dict(p["metadata"]))
@@ -240,12 +239,7 @@ def customer_message(customer: Customer) -> dict[str, Any]:
 
 
 def customer_from_message(message: dict[str, Any]) -> Customer:
-    def when(value: str | None) -> datetime | None:
-        return datetime.fromisoformat(value) if value else None
-
-    return Customer(id=message["id"], name=message["name"], email=message["email"],
-                    created_at=when(message["created_at"]), updated_at=when(message["updated_at"]),  # type: ignore[arg-type]
-                    archived_at=when(message["archived_at"]), metadata=message["metadata"])
+    return _customer_from_profile(message)  # the message has the profile's keys
 
 
 def _has_promotions(doc: dict[str, Any]) -> bool:

@@ -82,19 +82,27 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
         # Our budget is busy, Stigg is fine: come back when a slot frees up.
         raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
     except StiggUnavailable as exc:
-        rm.mark_customer_error(customer_id, f"Stigg unavailable: {exc}", sync.now())
-        rm.record_errors(1)
-        if exc.status == 429:
-            rm.record_rate_limited(1)
+        _record_failure(rm, customer_id, exc)
         raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after),
                          max_retries=MAX_RETRIES)
     except StiggRequestError as exc:
-        log.warning("Refresh of customer %s refused: %s", customer_id, exc)
-        rm.mark_customer_error(customer_id, f"Stigg refused the request: {exc}", sync.now())
-        rm.record_errors(1)
+        _record_failure(rm, customer_id, exc)
         return "failed"
     finally:
         lock.release()
+
+
+def _record_failure(rm: ReadModel, customer_id: str, exc: StiggUnavailable | StiggRequestError) -> None:
+    """Mark the customer (its last good data stays) and count the error, and the 429."""
+    if isinstance(exc, StiggUnavailable):
+        message = f"Stigg unavailable: {exc}"
+        if exc.status == 429:
+            rm.record_rate_limited(1)
+    else:
+        log.warning("Refresh of customer %s refused: %s", customer_id, exc)
+        message = f"Stigg refused the request: {exc}"
+    rm.mark_customer_error(customer_id, message, sync.now())
+    rm.record_errors(1)
 
 
 def _parts_for(reason: str) -> frozenset[str]:
@@ -154,14 +162,10 @@ def _refresh_with(stigg: StiggClient, customer_id: str, **known) -> str:
     except BudgetExhausted:
         return "deferred"  # the next sweep or the hot tier gets it
     except StiggUnavailable as exc:
-        rm.mark_customer_error(customer_id, f"Stigg unavailable: {exc}", sync.now())
-        rm.record_errors(1)
-        if exc.status == 429:
-            rm.record_rate_limited(1)
+        _record_failure(rm, customer_id, exc)
         return "unavailable"
     except StiggRequestError as exc:
-        rm.mark_customer_error(customer_id, f"Stigg refused the request: {exc}", sync.now())
-        rm.record_errors(1)
+        _record_failure(rm, customer_id, exc)
         return "failed"
     finally:
         lock.release()
@@ -175,6 +179,13 @@ def sweep_customers() -> dict:
     lock = rm.acquire_sweep_lock(SWEEP_LOCK_SECONDS)
     if not lock.acquired:
         return {"skipped": "a sweep is already running"}
+    try:
+        return _sweep(rm)
+    finally:
+        lock.release()
+
+
+def _sweep(rm: ReadModel) -> dict:
     started = time.monotonic()
     rm.record_sweep_started(sync.now())
     try:
@@ -198,7 +209,6 @@ def sweep_customers() -> dict:
         rm.record_errors(1)
         stats = {"error": str(exc)}
     rm.record_sweep_finished(sync.now(), stats)
-    lock.release()
     return stats
 
 
