@@ -23,10 +23,8 @@ import argparse
 import os
 import random
 import shutil
-import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
