@@ -23,7 +23,9 @@ shares the Redis server, so nothing here may live outside the prefix):
     rank:budgets:rows                    hash    member -> JSON BudgetRank
     sync:status                          hash    last sweep start/finish/duration/stats
     sync:counters                        hash    errors / rate_limited seen (cumulative)
+    customer:{id}:history                string  JSON UsageHistoryDoc: usage over time per metered feature
     lock:customer:{id}                   string  per-customer refresh lock (token, PX expiry)
+    queued:{customer|history}:{id}       string  a refresh of it is queued (PX expiry)
 
 Every customer write is one MULTI/EXEC under WATCH of that customer's own keys, so a reader
 never sees half an update and a task may run twice. Reads never write.
@@ -210,6 +212,19 @@ class GovernanceNodeDoc(TypedDict):
     utilization: float | None
     period_start: str | None
     period_end: str | None
+
+
+class UsageSeriesDoc(TypedDict):
+    feature_id: str
+    points: list[tuple[str, float]]  # (ISO time, cumulative in-period usage), one per day
+    resets: list[str]  # ISO times of PERIODIC_RESET / SUBSCRIPTION_CHANGE_RESET markers
+    error: str | None  # this feature's history could not be read
+
+
+class UsageHistoryDoc(TypedDict):
+    fetched_at: str
+    start: str
+    features: dict[str, UsageSeriesDoc]
 
 
 class ProfileDoc(TypedDict):
@@ -630,8 +645,11 @@ class ReadModel:
     def _lock_key(self, customer_id: str) -> str:
         return f"{self.prefix}lock:customer:{customer_id}"
 
-    def _queued_key(self, customer_id: str) -> str:
-        return f"{self.prefix}queued:customer:{customer_id}"
+    def _queued_key(self, customer_id: str, what: str = "customer") -> str:
+        return f"{self.prefix}queued:{what}:{customer_id}"
+
+    def _history_key(self, customer_id: str) -> str:
+        return f"{self.prefix}customer:{customer_id}:history"
 
     def _webhook_seen_key(self, message_id: str) -> str:
         return f"{self.prefix}webhook:seen:{message_id}"
@@ -725,7 +743,7 @@ class ReadModel:
                 name_member = self._name_member_of(pipe, cid)
                 pipe.multi()
                 self._queue_forget_members(pipe, members)
-                pipe.delete(self._customer_key(cid), self._members_key(cid))
+                pipe.delete(self._customer_key(cid), self._members_key(cid), self._history_key(cid))
                 pipe.hdel(self._rows_key(), cid)
                 pipe.hdel(self._search_key(), cid)
                 if name_member:
@@ -749,14 +767,15 @@ class ReadModel:
 
     # --- queueing and dedupe (used by tasks and the webhook endpoint) ----------------------------
 
-    def claim_queued(self, customer_id: str, ttl: float = QUEUED_TTL_SECONDS) -> bool:
-        """True for the first caller that queues a refresh of this customer; later callers
-        see it is already queued and spend no broker message and no Stigg request on it."""
-        return bool(self.r.set(self._queued_key(customer_id), "1", nx=True, px=max(1, int(ttl * 1000))))
+    def claim_queued(self, customer_id: str, ttl: float = QUEUED_TTL_SECONDS, what: str = "customer") -> bool:
+        """True for the first caller that queues a refresh of this customer (``what``: the
+        customer, or its usage "history"); later callers see it is already queued and spend
+        no broker message and no Stigg request on it."""
+        return bool(self.r.set(self._queued_key(customer_id, what), "1", nx=True, px=max(1, int(ttl * 1000))))
 
-    def release_queued(self, customer_id: str) -> None:
+    def release_queued(self, customer_id: str, what: str = "customer") -> None:
         """Called when the queued refresh starts: a change after this point queues anew."""
-        self.r.delete(self._queued_key(customer_id))
+        self.r.delete(self._queued_key(customer_id, what))
 
     def webhook_first_seen(self, message_id: str, ttl: float = WEBHOOK_DEDUPE_TTL_SECONDS) -> bool:
         """True the first time a webhook messageId arrives; Stigg may deliver one twice."""
@@ -1105,6 +1124,23 @@ class ReadModel:
         token = secrets.token_hex(16)
         got = self.r.set(key, token, nx=True, px=max(1, int(ttl * 1000)))
         return CustomerLock(key=key, token=token, acquired=bool(got), _client=self.r)
+
+    # --- usage history (the customer page's charts) -------------------------------------------------
+
+    def write_usage_history(self, customer_id: str, history: UsageHistoryDoc) -> None:
+        """One whole value per customer. Written only while the customer exists, so a
+        history fetched for a customer removed meanwhile does not linger."""
+        def write(pipe: redis.client.Pipeline) -> None:
+            if not pipe.exists(self._customer_key(customer_id)):
+                return
+            pipe.multi()
+            pipe.set(self._history_key(customer_id), json.dumps(history))
+
+        self._transaction(write, customer_id)
+
+    def usage_history(self, customer_id: str) -> UsageHistoryDoc | None:
+        raw = self.r.get(self._history_key(customer_id))
+        return json.loads(raw) if raw else None
 
     # --- maintenance -------------------------------------------------------------------------------
 
