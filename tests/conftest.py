@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
+from . import process_env
 from .servers import Emulator, RedisServer
 
 
 @pytest.fixture(scope="session")
-def redis_server():
-    server = RedisServer()
-    yield server
-    server.stop()
+def redis_server() -> RedisServer:
+    """The test process's own redis-server (started before Django's settings were read)."""
+    return process_env.server
 
 
 @pytest.fixture(scope="module")
