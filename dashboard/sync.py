@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .read_model import Catalog, ReadModel, build_snapshot
+from .read_model import Catalog, ReadModel, UsageSeriesDoc, build_snapshot, iso
 from .stigg_client import (
     AddonQuantity, Customer, EnumOption, Feature, GovernanceNode, GovernanceNotEnabled, Package, PackageEntitlement,
     Promotion, StiggClient, StiggRequestError, Subscription,
@@ -250,3 +250,44 @@ def _has_promotions(doc: dict[str, Any]) -> bool:
 def _unexplained(doc: dict[str, Any]) -> bool:
     return any(e["provenance"]["label"] == "override"
                for group in doc["entitlements"].values() for e in group)
+
+
+def refresh_usage_history(client: StiggClient, rm: ReadModel, customer_id: str, days: int) -> bool:
+    """Fetch the last ``days`` days of usage for each metered feature of a customer (one
+    request per feature) and store them whole. The customer page's charts read this.
+
+    Fetched on demand (a page that shows the charts, "Refresh now"), not by the sweep:
+    history changes slowly and costs a request per feature, so the sweep's budget is not
+    spent on charts nobody opens. Returns False when the customer is not in the read
+    model (nothing to chart). A feature Stigg refuses (e.g. deleted meanwhile) gets its
+    error recorded and the others are still stored; Stigg being unavailable raises."""
+    doc = rm.customer(customer_id)
+    if doc is None:
+        return False
+    fetched_at = now()
+    start = (fetched_at - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    features: dict[str, UsageSeriesDoc] = {}
+    for ent in doc["entitlements"]["metered"]:
+        fid = ent["feature_id"]
+        try:
+            history = client.usage_history(customer_id, fid, start)  # up to Stigg's own "now"
+        except StiggRequestError as exc:
+            if exc.status == 404 and "customer" in (exc.code or "").lower():
+                return False
+            log.warning("Usage history of %s / %s refused: %s", customer_id, fid, exc)
+            features[fid] = {"feature_id": fid, "points": [], "resets": [], "error": str(exc)[:500]}
+            continue
+        # Without groupBy there is one series; several would be per-dimension splits: sum them.
+        totals: dict[datetime, float] = {}
+        for series in history.series:
+            for p in series.points:
+                totals[p.timestamp] = totals.get(p.timestamp, 0.0) + p.value
+        features[fid] = {
+            "feature_id": fid,
+            "points": [(iso(t) or "", v) for t, v in sorted(totals.items())],
+            "resets": sorted(iso(t) or "" for t in history.resets),
+            "error": None,
+        }
+    rm.write_usage_history(customer_id, {"fetched_at": iso(fetched_at) or "", "start": iso(start) or "",
+                                         "features": features})
+    return True

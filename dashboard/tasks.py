@@ -123,6 +123,31 @@ def queue_refresh(customer_id: str, reason: str) -> bool:
 
 
 @shared_task(bind=True, ignore_result=True)
+def refresh_usage_history(self, customer_id: str) -> str:
+    """The customer page's usage charts (``hot`` queue: somebody is looking at them)."""
+    rm = read_model()
+    rm.release_queued(customer_id, "history")
+    try:
+        found = sync.refresh_usage_history(client(), rm, customer_id, settings.USAGE_HISTORY_DAYS)
+    except BudgetExhausted as exc:
+        raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
+    except StiggUnavailable as exc:
+        if exc.status == 429:
+            rm.record_rate_limited(1)
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after),
+                         max_retries=MAX_RETRIES)
+    return "refreshed" if found else "no such customer"
+
+
+def queue_usage_history(customer_id: str) -> bool:
+    """Queue a fetch of a customer's usage history unless one is already queued."""
+    if not read_model().claim_queued(customer_id, what="history"):
+        return False
+    refresh_usage_history.delay(customer_id)
+    return True
+
+
+@shared_task(bind=True, ignore_result=True)
 def refresh_customer_page(self, customers: list[dict], discover: bool = False) -> dict:
     """A sweep's refresh of one page of customers (``sweep`` queue): their subscriptions
     in one call for the whole page, then each customer's entitlements, and promotions

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -42,6 +43,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "dashboard.middleware.ReadModelUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "stiggadmin.urls"
@@ -76,6 +78,25 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.js is served from the plotly package's own copy, never from a CDN.
+    "dashboard.staticfiles.PlotlyJsFinder",
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # `make run` (and any deployment) runs collectstatic, which pre-compresses (gzip) into
+    # STATIC_ROOT; WhiteNoise serves from there. With DJANGO_DEBUG it serves the sources.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "overview"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # --- Stigg ---------------------------------------------------------------------------
 # With no key configured, everything runs against the embedded emulator.
@@ -104,6 +125,12 @@ SYNC_HOT_CHANGED_SECONDS = env_float("SYNC_HOT_CHANGED_SECONDS", 600.0, minimum=
 SYNC_DISCOVERY_INTERVAL_SECONDS = env_float("SYNC_DISCOVERY_INTERVAL_SECONDS", 3600.0, minimum=0)
 # Numbers older than this count as "behind" in the sync status.
 SYNC_STALE_AFTER_SECONDS = env_float("SYNC_STALE_AFTER_SECONDS", 900.0, minimum=1)
+# Usage history (the customer page's charts) is fetched when a page wants it and is
+# older than this; it covers the last USAGE_HISTORY_DAYS days.
+USAGE_HISTORY_MAX_AGE_SECONDS = env_float("USAGE_HISTORY_MAX_AGE_SECONDS", 600.0, minimum=1)
+USAGE_HISTORY_DAYS = env_int("USAGE_HISTORY_DAYS", 62, minimum=1)
+# How often on-screen numbers re-read the read model while the tab is visible.
+PAGE_POLL_SECONDS = env_int("PAGE_POLL_SECONDS", 10, minimum=1)
 
 # --- Redis and Celery ----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -124,6 +151,7 @@ CELERY_TASK_DEFAULT_QUEUE = "sweep"
 CELERY_TASK_ROUTES = {
     "dashboard.tasks.refresh_customer_now": {"queue": "hot"},
     "dashboard.tasks.sweep_hot_customers": {"queue": "hot"},
+    "dashboard.tasks.refresh_usage_history": {"queue": "hot"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-customers": {"task": "dashboard.tasks.sweep_customers", "schedule": SYNC_SWEEP_INTERVAL_SECONDS},

@@ -1,8 +1,16 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from dashboard import views
 
 urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("customers/", views.customers, name="customers"),
+    # Stigg customer ids may hold any character, "/" included: the id is the rest of the path.
+    path("customers/<path:customer_id>", views.customer, name="customer"),
+    path("refresh/<path:customer_id>", views.refresh_customer, name="refresh-customer"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("webhooks/stigg", views.stigg_webhook, name="stigg-webhook"),
 ]

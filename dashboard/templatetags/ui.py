@@ -1,0 +1,159 @@
+"""Small presentation filters: utilization as words, bars and levels; numbers; ages.
+
+Colour is never the only signal: every level has words ("Over limit", "Near limit")
+that templates print next to the bar."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from django import template
+from django.utils.html import format_html
+
+register = template.Library()
+
+NEAR = 0.8
+OVER = 1.0
+
+
+@register.filter
+def pct(value: float | None) -> str:
+    if value is None:
+        return "—"
+    shown = value * 100
+    return f"{shown:.0f} %" if shown >= 10 or shown == 0 else f"{shown:.1f} %"
+
+
+@register.filter
+def bar_width(value: float | None) -> str:
+    """CSS width of a utilization bar: 0–100 (an over-limit bar is full)."""
+    if value is None:
+        return "0"
+    return f"{max(0.0, min(1.0, value)) * 100:.1f}"
+
+
+@register.filter
+def level(value: float | None) -> str:
+    if value is None:
+        return "none"
+    if value >= OVER:
+        return "over"
+    if value >= NEAR:
+        return "near"
+    return "ok"
+
+
+@register.filter
+def level_words(value: float | None) -> str:
+    return {"over": "Over limit", "near": "Near limit"}.get(level(value), "")
+
+
+@register.filter
+def num(value: Any) -> str:
+    """1234567 → 1,234,567; 12.5 → 12.5; None → —."""
+    if value is None or value == "":
+        return "—"
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if f.is_integer():
+        return f"{int(f):,}"
+    return f"{f:,.2f}".rstrip("0").rstrip(".")
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def age_text(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400 * 2:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
+    return f"{seconds // 86400} days ago"
+
+
+@register.filter
+def when(value: Any) -> str:
+    """A date/time in UTC, as people read it: 2026-11-21 14:05 UTC."""
+    dt = _as_datetime(value)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if dt else "—"
+
+
+@register.filter
+def day(value: Any) -> str:
+    dt = _as_datetime(value)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d") if dt else "—"
+
+
+@register.simple_tag
+def age(value: Any, never: str = "never") -> str:
+    """<time> showing how long ago; app.js keeps the words current while the page is open."""
+    dt = _as_datetime(value)
+    if dt is None:
+        return format_html('<span class="age age-never">{}</span>', never)
+    seconds = (datetime.now(timezone.utc) - dt).total_seconds()
+    return format_html('<time class="age" datetime="{}" title="{}">{}</time>',
+                       dt.isoformat(), when(dt), age_text(seconds))
+
+
+@register.filter
+def period_words(value: str | None) -> str:
+    """Stigg's reset periods in words (MONTH → monthly)."""
+    if not value:
+        return "no reset"
+    return {"YEAR": "yearly", "MONTH": "monthly", "WEEK": "weekly", "DAY": "daily",
+            "HOUR": "hourly", "P1M": "monthly", "P1Y": "yearly", "P1W": "weekly", "P1D": "daily"
+            }.get(value.upper(), value.lower())
+
+
+@register.filter
+def status_words(value: str | None) -> str:
+    if not value:
+        return "no subscription"
+    return value.replace("_", " ").lower()
+
+
+DENIED_WORDS = {
+    "FeatureNotFound": "feature not found",
+    "CustomerNotFound": "customer not found",
+    "CustomerIsArchived": "customer is archived",
+    "CustomerResourceNotFound": "resource not found",
+    "NoActiveSubscription": "no active subscription",
+    "NoFeatureEntitlementInSubscription": "not included in the plan",
+    "RequestedUsageExceedingLimit": "usage limit reached",
+    "RequestedValuesMismatch": "value not included",
+    "BudgetExceeded": "budget exceeded",
+    "FeatureTypeMismatch": "feature type mismatch",
+    "Revoked": "revoked",
+    "InsufficientCredits": "not enough credits",
+    "EntitlementNotFound": "no entitlement",
+    "Unknown": "unknown reason",
+}
+
+
+@register.filter
+def denied_words(value: str | None) -> str:
+    if not value:
+        return ""
+    return DENIED_WORDS.get(value, value)
+
+
+@register.filter
+def urlencode_dict(value: dict) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(value)

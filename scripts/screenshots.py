@@ -1,0 +1,55 @@
+"""Screenshots of the dashboard's pages at laptop size, for docs/screenshots/.
+
+    python scripts/screenshots.py [--url http://127.0.0.1:8000] [--user demo --password demo-password]
+
+Run against `make run`. Uses Debian's Chromium (/usr/bin/chromium) through Playwright.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--user", default="demo")
+    parser.add_argument("--password", default="demo-password")
+    parser.add_argument("--customer", default="", help="customer id for the customer page (default: the "
+                        "first of the overview's nearest-their-limit list)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--full-page", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(f"{args.url}/accounts/login/")
+        page.screenshot(path=str(out / "sign-in.png"))
+        page.fill("#id_username", args.user)
+        page.fill("#id_password", args.password)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{args.url}/")
+        page.wait_for_selector(".chart .main-svg")
+        page.screenshot(path=str(out / "overview.png"), full_page=args.full_page)
+        first = args.customer or page.locator("#overview-live table a").first.get_attribute("href")
+        page.goto(f"{args.url}/customers/?sort=utilization")
+        page.screenshot(path=str(out / "customers.png"), full_page=args.full_page)
+        page.goto(first if first.startswith("http") else args.url + first if first.startswith("/")
+                  else f"{args.url}/customers/{first}")
+        page.wait_for_selector("#usage-charts .main-svg", timeout=30_000)
+        page.screenshot(path=str(out / "customer.png"), full_page=args.full_page)
+        page.screenshot(path=str(out / "customer-full.png"), full_page=True)
+        browser.close()
+    print(f"screenshots in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+// Small progressive enhancements; every page works without them.
+(function () {
+  "use strict";
+
+  // Ages ("12 s ago") stay current while the page is open.
+  function ageText(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    if (seconds < 60) return seconds + " s ago";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
+    if (seconds < 172800) return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min ago";
+    return Math.floor(seconds / 86400) + " days ago";
+  }
+  function tickAges() {
+    if (document.hidden) return;
+    var now = Date.now();
+    document.querySelectorAll("time.age[datetime]").forEach(function (el) {
+      var t = Date.parse(el.getAttribute("datetime"));
+      if (!isNaN(t)) el.textContent = ageText((now - t) / 1000);
+    });
+  }
+  setInterval(tickAges, 5000);
+
+  // Charts: each [data-plotly] element names the <script type="application/json"> holding
+  // its figure. Drawn on load and whenever htmx swaps new content in.
+  function drawCharts(root) {
+    if (!window.Plotly) return;
+    root.querySelectorAll("[data-plotly]").forEach(function (el) {
+      var source = document.getElementById(el.getAttribute("data-plotly"));
+      if (!source) return;
+      var figure = JSON.parse(source.textContent);
+      window.Plotly.react(el, figure.data, figure.layout, {displayModeBar: false, responsive: true});
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
+  document.addEventListener("htmx:load", function (evt) { drawCharts(evt.target); });
+})();
