@@ -1,0 +1,126 @@
+"""What only a browser shows, in real Chromium: sign in, live search, a drawn chart, and
+"Refresh now" updating the page after Stigg (the emulator) changed, through a real
+Celery worker and a real Redis."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+
+from dashboard import sync, tasks
+from dashboard.stigg_client import StiggClient
+
+from . import emulator_world as w
+from .servers import CeleryWorker, django_env
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run
+# under one unless told it is safe (it is: the test is the only user of this thread).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+TIMEOUT_MS = 20_000
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def stack(emulator, redis_server):
+    """The emulator with one customer worth looking at, synced into the app's read model,
+    and a real Celery worker serving the refreshes the pages queue."""
+    stigg_here = override_settings(STIGG_API_URL=emulator.url)
+    stigg_here.enable()
+    rm = tasks.read_model()
+    rm.clear()
+    e = emulator
+    calls = w.feature(e, "NUMBER", displayName="API calls", featureUnitsPlural="calls")
+    flag = w.feature(e, "BOOLEAN", displayName="Single sign-on")
+    plan = w.plan(e, w.product(e), [{"id": calls, "usageLimit": 100, "resetPeriod": "MONTH"}, {"id": flag}],
+                  displayName="Growth")
+    acme = w.customer(e, name="Acme Rockets", email="ops@acme.example")
+    w.subscribe(e, acme, plan)
+    w.report_usage(e, acme, calls, 42)
+    for name in ("Globex", "Initech", "Umbrella"):
+        w.subscribe(e, w.customer(e, name=name), plan)
+    client = StiggClient(e.url, e.key, timeout=10)
+    sync.refresh_catalog(client, rm)
+    for cid in client.iter_customers():
+        sync.refresh_customer(client, rm, cid.id, discover=True)
+    worker = CeleryWorker(django_env(redis_server.url, emulator), queues="hot")
+    yield {"acme": acme, "calls": calls, "worker": worker}
+    worker.stop()
+    client.close()
+    rm.clear()
+    stigg_here.disable()
+
+
+@pytest.fixture
+def page(chromium, live_server, transactional_db):
+    get_user_model().objects.create_user("casey", password="pw-casey-1")
+    context = chromium.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+def sign_in(page, live_server) -> None:
+    page.goto(f"{live_server.url}/")
+    assert "/accounts/login/" in page.url
+    page.get_by_label("Username").fill("casey")
+    page.get_by_label("Password").fill("pw-casey-1")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def test_it_signs_in_searches_and_opens_a_customer_with_its_chart(page, live_server, stack):
+    sign_in(page, live_server)
+    assert page.get_by_role("heading", name="Overview").is_visible()
+    page.get_by_role("link", name="Customers", exact=True).click()
+    page.wait_for_selector("text=1–4 of 4 customers")
+    # live search: typing filters the table in place and the address follows
+    page.get_by_label("Search").type("acme", delay=30)
+    page.wait_for_selector("text=1–1 of 1 customer")
+    assert "q=acme" in page.url
+    assert page.locator("#customer-table tbody tr").count() == 1
+    page.get_by_role("link", name="Acme Rockets").click()
+    page.wait_for_selector("h1:has-text('Acme Rockets')")
+    # the usage history is fetched by the worker; the placeholder swaps in the chart
+    page.wait_for_selector("#usage-charts .js-plotly-plot .main-svg", timeout=30_000)
+    points = page.evaluate("() => document.querySelector('#usage-charts .js-plotly-plot').data[0].y")
+    assert points and max(points) == 42
+
+
+def test_it_refreshes_now_and_updates_the_badge_and_numbers(page, live_server, emulator, stack):
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/customers/{stack['acme']}")
+    row = page.locator("#metered tbody tr", has_text="API calls")
+    assert "42 / 100" in row.inner_text()
+    badge_before = page.locator("#customer-live .badge").inner_text()
+    w.report_usage(emulator, stack["acme"], stack["calls"], 50)  # Stigg changed: 92 of 100
+    page.get_by_role("button", name="Refresh now").click()
+    page.wait_for_selector("#refresh-status :text('Refreshing from Stigg')")
+    page.wait_for_selector("#refresh-status :text('Refreshed')", timeout=30_000)
+    # the live section reloaded in place: the new number, its words, and a fresh badge
+    page.wait_for_function("() => document.querySelector('#metered').innerText.includes('92 / 100')")
+    assert "Near limit" in row.inner_text()
+    assert re.match(r"Data from \d+ s ago", page.locator("#customer-live .badge").inner_text())
+    assert page.get_by_role("button", name="Refresh now").is_visible()
+    assert badge_before.startswith("Data from")
