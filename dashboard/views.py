@@ -29,6 +29,7 @@ from .read_model import BudgetRank, EntitlementRank, ReadModel, parse_time
 log = logging.getLogger(__name__)
 
 NEAREST_ON_OVERVIEW = 20
+BUDGETS_ON_CUSTOMER_PAGE = 10
 # "Refresh now" gives up waiting (and says so) after this long; the refresh stays queued.
 REFRESH_WAIT_SECONDS = 90
 # The usage-history placeholder polls this often until the charts arrive.
@@ -130,7 +131,7 @@ def _nearest(rm: ReadModel, n: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     ent: EntitlementRank
     for ent in rm.top_entitlements(n):
-        rows.append({"kind": "Entitlement", "customer_id": ent.customer_id, "customer_name": ent.customer_name,
+        rows.append({"kind": "Entitlement", "anchor": "#metered", "customer_id": ent.customer_id, "customer_name": ent.customer_name,
                      "what": ent.feature_name, "detail": "", "usage": ent.usage, "limit": ent.limit,
                      "utilization": ent.utilization, "soft_limit": ent.soft_limit, "period_end": ent.period_end})
     bud: BudgetRank
@@ -138,7 +139,7 @@ def _nearest(rm: ReadModel, n: int) -> list[dict[str, Any]]:
         if bud.utilization is None:
             continue
         scope = f" · scope {', '.join(bud.scope)}" if bud.scope else ""
-        rows.append({"kind": "Budget", "customer_id": bud.customer_id, "customer_name": bud.customer_name,
+        rows.append({"kind": "Budget", "anchor": "#governance", "customer_id": bud.customer_id, "customer_name": bud.customer_name,
                      "what": bud.entity_name or bud.entity_id,
                      "detail": f"{bud.feature_id or bud.currency_id}{scope}", "usage": bud.usage, "limit": bud.limit,
                      "utilization": bud.utilization, "soft_limit": False, "period_end": bud.period_end})
@@ -216,6 +217,7 @@ def customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     if history_wanted:
         _queue(tasks.queue_usage_history, customer_id)  # fetched in the background; the page never waits
     context = {**_frame(rm), "doc": doc, "profile": doc["profile"], "charts": _usage_charts(doc, history),
+               "budgets": _nearest_budgets(doc, BUDGETS_ON_CUSTOMER_PAGE),
                "history": history, "history_pending": history_wanted and history is None,
                "history_poll_seconds": HISTORY_POLL_SECONDS, **_refresh_state(request, doc)}
     response = _render(request, "dashboard/customer.html", context,
@@ -223,6 +225,16 @@ def customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     if context["refresh_landed"]:
         trigger_client_event(response, "customerRefreshed")
     return response
+
+
+def _nearest_budgets(doc: dict, n: int) -> dict[str, Any]:
+    """The customer's governance budgets nearest their limits (the governance pages show
+    the whole tree), and how many there are."""
+    names = {node["entity_id"]: node["display_name"] for node in doc["governance"]}
+    budgets = [node for node in doc["governance"] if node["feature_id"] or node["currency_id"]]
+    budgets.sort(key=lambda node: (node["utilization"] is None, -(node["utilization"] or 0)))
+    rows = [{**node, "parent_name": names.get(node["parent_id"]) or node["parent_id"]} for node in budgets[:n]]
+    return {"rows": rows, "total": len(budgets), "over": sum(1 for b in budgets if (b["utilization"] or 0) >= 1)}
 
 
 def _epoch_of(value: str | None) -> float:

@@ -61,6 +61,21 @@ def world(emulator):
     w.report_usage(e, rich, tokens, 123_456)
     w.report_usage(e, rich, storage, 12)
     w.grant(e, rich, calls, period="1 month", usageLimit=1000)
+    # governance: a team with a user and an agent, budgets on API calls
+    e.data("PUT", "/api/v1-beta/entity-types", json={"types": [
+        {"id": "team", "displayName": "Team", "attributionKeys": ["teamId"]},
+        {"id": "user", "displayName": "User", "attributionKeys": ["userId"]},
+        {"id": "agent", "displayName": "Agent", "attributionKeys": ["agentId"]}]})
+    e.data("PUT", f"/api/v1-beta/customers/{rich}/entities", json={"entities": [
+        {"id": "research", "entityTypeId": "team", "displayName": "Research"},
+        {"id": "ada", "entityTypeId": "user", "displayName": "Ada"},
+        {"id": "bot-7", "entityTypeId": "agent", "displayName": HOSTILE}]})
+    e.data("PUT", f"/api/v1-beta/customers/{rich}/assignments", json={"assignments": [
+        {"entityId": "research", "featureId": calls, "usageLimit": 50, "cadence": "P1M"},
+        {"entityId": "ada", "featureId": calls, "usageLimit": 10, "cadence": "P1W", "parentId": "research"},
+        {"entityId": "bot-7", "featureId": calls, "usageLimit": 40, "cadence": "PT1H", "parentId": "research"}]})
+    w.report_usage(e, rich, calls, 12, dimensions={"userId": "ada"})
+    w.report_usage(e, rich, calls, 30, dimensions={"agentId": "bot-7"})
 
     evil = w.customer(e, name=HOSTILE, email="x@evil.example")
     w.subscribe(e, evil, other_plan)
@@ -131,16 +146,20 @@ def test_it_shows_the_fleet_overview(world, browser):
     assert response.status_code == 200
     text = text_of(response)
     assert "Customers 4 1 with a failed refresh" in text
-    # API calls at 85/1,000 (promotion) are not near; storage at 12/10 is over, and soft
+    # API calls at 127/1,000 (promotion) are not near; storage at 12/10 is over, and soft
     counts = world["rm"].entitlement_counts()
     assert (counts.at_80, counts.at_100) == (1, 1)
     assert "Metered entitlements 1 at ≥ 80 % 1 at or over their limit" in text
     assert "Storage" in text and "120 % Over limit" in text and "soft limit" in text
-    assert f'href="{reverse("customer", args=[world["rich"]])}"' in response.content.decode()
+    assert f'href="{reverse("customer", args=[world["rich"]])}#metered"' in response.content.decode()
     figure = json.loads(re.search(r'<script id="histogram-figure" type="application/json">(.*?)</script>',
                                   response.content.decode(), re.S).group(1))
     entitlements, budgets = figure["data"]
-    assert sum(entitlements["y"]) == 2 and entitlements["y"][-1] == 1  # calls 8.5 % and storage 120 %
+    assert sum(entitlements["y"]) == 2 and entitlements["y"][-1] == 1  # calls 12.7 % and storage 120 %
+    # budgets: research 42/50 (84 %), ada 12/10 (120 %), the agent 30/40 (75 %)
+    assert budgets["y"][7] == 1 and budgets["y"][8] == 1 and budgets["y"][-1] == 1
+    assert "Metered entitlements" in text and "Governance budgets 2 at ≥ 80 % 1 at or over their limit" in text
+    assert f'href="{reverse("customer", args=[world["rich"]])}#governance"' in response.content.decode()
 
 
 def test_it_renders_only_the_live_partial_for_htmx(world, browser):
@@ -203,10 +222,20 @@ def test_it_shows_every_entitlement_shape_with_its_source(world, browser):
     assert "Data region A, B plan" in text
     # metered: usage against limit, reset period and period end, where the value comes from
     # (the promotion wins, and it has no reset period of its own)
-    assert "API calls 85 / 1,000 calls 8.5 % no reset — promotion" in text
+    assert "API calls 127 / 1,000 calls 13 % no reset — promotion" in text
     assert re.search(r"AI tokens 123,456 / unlimited unlimited monthly \d{4}-\d\d-\d\d \d\d:\d\d UTC plan", text)
     assert re.search(r"Storage 12 / 10 120 % Over limit soft limit monthly \d{4}-\d\d-\d\d \d\d:\d\d UTC plan",
                      text)
+
+
+def test_it_shows_the_budgets_nearest_their_limits(world, browser):
+    text = text_of(browser.get(reverse("customer", args=[world["rich"]])))
+    assert "3 of 3 budgets · 1 at or over their limit" in text
+    section = text[text.index("Governance budgets nearest their limits"):text.index("Promotions")]
+    assert re.search(r"Ada user Research \S+ 12 / 10 120 % Over limit weekly", section)
+    assert re.search(r"Research team — \S+ 42 / 50 84 % Near limit monthly", section)
+    assert re.search(r"<script>alert\(1\)</script> agent Research \S+ 30 / 40 75 % hourly", section)
+    assert section.index("Ada user") < section.index("Research team") < section.index("</script> agent")
 
 
 def test_it_shows_subscriptions_and_promotions(world, browser):
@@ -223,7 +252,7 @@ def test_it_draws_usage_over_time_with_limit_and_resets(world, browser):
     by_name = {f["data"][0]["name"]: f for f in figures}
     assert by_name and all(f["data"][0]["x"] for f in figures)
     calls = next(f for f in figures if any(t.get("name") == "limit" and t["y"] == [1000, 1000] for t in f["data"]))
-    assert max(calls["data"][0]["y"]) == 85
+    assert max(calls["data"][0]["y"]) == 127
     # storage: last period's 7, a reset, this period's 12, against a soft limit of 10
     storage = next(f for f in figures if any(t.get("name") == "soft limit" and t["y"] == [10, 10]
                                              for t in f["data"]))

@@ -4,6 +4,7 @@ Colour is never the only signal: every level has words ("Over limit", "Near limi
 that templates print next to the bar."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -110,14 +111,26 @@ def age(value: Any, never: str = "never") -> str:
                        dt.isoformat(), when(dt), age_text(seconds))
 
 
+_PERIODS = {"YEAR": "yearly", "MONTH": "monthly", "WEEK": "weekly", "DAY": "daily", "HOUR": "hourly"}
+_DURATION_UNITS = {"Y": ("yearly", "years"), "M": ("monthly", "months"), "W": ("weekly", "weeks"),
+                   "D": ("daily", "days"), "TH": ("hourly", "hours"), "TM": ("every minute", "minutes")}
+
+
 @register.filter
 def period_words(value: str | None) -> str:
-    """Stigg's reset periods in words (MONTH → monthly)."""
+    """Reset periods (MONTH) and governance cadences (single-unit ISO-8601: P1M, P30D,
+    PT1H) in words: monthly, every 30 days, hourly."""
     if not value:
         return "no reset"
-    return {"YEAR": "yearly", "MONTH": "monthly", "WEEK": "weekly", "DAY": "daily",
-            "HOUR": "hourly", "P1M": "monthly", "P1Y": "yearly", "P1W": "weekly", "P1D": "daily"
-            }.get(value.upper(), value.lower())
+    upper = value.upper()
+    if upper in _PERIODS:
+        return _PERIODS[upper]
+    match = re.fullmatch(r"P(T?)(\d+)([YMWDH])", upper)
+    unit = _DURATION_UNITS.get(match.group(1) + match.group(3)) if match else None
+    if unit is None:
+        return value
+    count = int(match.group(2))
+    return unit[0] if count == 1 else f"every {count} {unit[1]}"
 
 
 @register.filter
