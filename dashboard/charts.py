@@ -12,6 +12,12 @@ BLUE, AMBER, RED, GREY = "#2f6fb3", "#c77c02", "#c0392b", "#8a8f98"
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12, "color": "#1f2933"}
 
 
+def _plain(text: str) -> str:
+    """Text from Stigg shown inside a chart: plotly.js reads a few HTML tags in labels
+    (<b>, <a href>), so angle brackets are passed as entities and shown as typed."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _layout(**extra: Any) -> dict[str, Any]:
     layout = {"font": FONT, "margin": {"l": 48, "r": 16, "t": 28, "b": 40}, "paper_bgcolor": "#ffffff",
               "plot_bgcolor": "#ffffff", "hovermode": "x unified", "showlegend": True,
@@ -73,5 +79,5 @@ def usage_over_time(ent: EntitlementDoc, series: UsageSeriesDoc) -> dict[str, An
         "layout": _layout(height=240, shapes=shapes, annotations=annotations, showlegend=False,
                           margin={"l": 48, "r": 16, "t": 20, "b": 36},
                           xaxis={"type": "date", "showgrid": False},
-                          yaxis={"rangemode": "tozero", "title": {"text": ent["units"] or "usage"}}),
+                          yaxis={"rangemode": "tozero", "title": {"text": _plain(ent["units"] or "usage")}}),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -249,6 +250,8 @@ def _refresh_state(request: HttpRequest, doc: dict) -> dict[str, Any]:
         since = float(request.GET.get("since", ""))
         queued_at = float(request.GET.get("queued", ""))
     except ValueError:
+        since = queued_at = math.nan
+    if not (math.isfinite(since) and math.isfinite(queued_at)):
         return {"refreshing": False, "refresh_landed": False, "refresh_gave_up": False}
     landed = max(_epoch_of(doc["fetched_at"]), _epoch_of(doc["error_at"])) > since
     waited = max(0.0, time.time() - queued_at)

@@ -284,6 +284,23 @@ def test_it_queues_usage_history_when_none_is_stored_and_says_it_is_loading(worl
     broker.delete("hot")
 
 
+@pytest.mark.parametrize("query", [{"since": "nan", "queued": "inf"}, {"since": "x"}, {"since": "1e999", "queued": "1"},
+                                   {"fragment": "../../etc"}])
+def test_it_ignores_nonsense_in_the_refresh_query(world, browser, query):
+    response = browser.get(reverse("customer", args=[world["quiet"]]), query)
+    assert response.status_code == 200 and "Refreshing from Stigg" not in text_of(response)
+    assert "Refresh now" in text_of(response)
+
+
+def test_it_passes_text_from_stigg_to_charts_as_text():
+    from dashboard.charts import usage_over_time
+
+    ent = {"limit": 5, "unlimited": False, "soft_limit": False, "units": '<a href="https://x">runs</a>'}
+    figure = usage_over_time(ent, {"feature_id": "f", "points": [("2026-11-01T00:00:00+00:00", 1)], "resets": [],
+                                   "error": None})
+    assert figure["layout"]["yaxis"]["title"]["text"] == '&lt;a href="https://x"&gt;runs&lt;/a&gt;'
+
+
 def test_it_answers_an_unknown_customer_with_a_404_page(world, browser):
     response = browser.get(reverse("customer", args=["nobody-here"]))
     assert response.status_code == 404
