@@ -366,7 +366,7 @@ def test_it_never_shows_a_reader_half_an_update(rm):
             pipe = rm.r.pipeline(transaction=True)
             pipe.get(rm._customer_key("c1"))
             pipe.hget(rm._rows_key(), "c1")
-            pipe.zrange(rm._by_name_key(), 0, -1)
+            pipe.zrange(rm._order_key("name"), 0, -1)
             pipe.zrange(rm._rank_budgets_key("usage"), 0, -1)
             pipe.zscore(rm._rank_entitlements_key(), "c1|api")
             doc, row, names, budgets, util = pipe.execute()
@@ -393,3 +393,76 @@ def test_it_keeps_members_consistent_under_concurrent_writers_of_one_customer(rm
     doc = rm.customer("c1")
     assert doc["fetched_at"] == (T0 + timedelta(seconds=40)).isoformat()
     assert [b.entity_id for b in rm.top_budgets(100)] == [doc["governance"][0]["entity_id"]] == ["e40"]
+
+
+def test_it_finds_a_renamed_customer_by_its_new_name_and_email_only(rm):
+    rm.write_customer(snapshot("c1", name="Old Name", email="old@acme.test"))
+    rm.write_customer(snapshot("c2", name="Middle"))
+    rm.write_customer(snapshot("c1", name="Zed New", email="new@acme.test", fetched_at=T0 + timedelta(minutes=1)))
+    for sort in ("name", "utilization"):
+        assert rm.customers_page(search="old", sort=sort).total == 0
+        assert [r.id for r in rm.customers_page(search="zed new", sort=sort).rows] == ["c1"]
+        assert [r.id for r in rm.customers_page(search="new@acme", plan="pro", sort=sort).rows] == ["c1"]
+    assert [r.name for r in rm.customers_page(sort="name").rows] == ["Middle", "Zed New"]
+    assert rm.customers_page(plan="pro").total == 2
+
+
+def test_it_moves_a_customer_between_plan_and_status_filters(rm):
+    rm.write_customer(snapshot("c1", plan="pro", status="ACTIVE"))
+    rm.write_customer(snapshot("c1", plan="pro", status="ACTIVE"))  # written twice: listed once
+    assert [rm.customers_page(plan="pro", status="ACTIVE", sort=s).total for s in ("name", "utilization")] == [1, 1]
+    rm.write_customer(snapshot("c1", plan="free", status="IN_TRIAL", fetched_at=T0 + timedelta(minutes=1)))
+    for sort in ("name", "utilization"):
+        def total(**filters: str) -> int:
+            return rm.customers_page(sort=sort, **filters).total
+
+        assert total(plan="pro") == total(status="ACTIVE") == total(plan="pro", status="ACTIVE") == 0
+        assert total(plan="pro", search="c1") == total(plan="free", status="ACTIVE") == 0
+        assert total(plan="free") == total(status="IN_TRIAL") == total(plan="FREE", status="in_trial") == 1
+        assert total(plan="free", status="IN_TRIAL", search="c1") == total() == 1
+
+
+def test_it_drops_a_removed_customer_from_filtered_and_searched_pages(rm):
+    rm.write_customer(snapshot("c1", plan="pro", status="IN_TRIAL"))
+    rm.write_customer(snapshot("c2", plan="pro", status="IN_TRIAL"))
+    rm.remove_customers(["c1"])
+    for sort in ("name", "utilization"):
+        assert [r.id for r in rm.customers_page(plan="pro", status="IN_TRIAL", sort=sort).rows] == ["c2"]
+        assert [r.id for r in rm.customers_page(search="customer c", sort=sort).rows] == ["c2"]
+    rm.remove_customers(["c2"])
+    assert rm.customers_page(plan="pro").total == rm.customers_page(search="c").total == 0
+    assert list(rm.r.scan_iter(match=rm.prefix + "customers:*")) == []  # no empty index left behind
+
+
+def test_it_matches_hostile_search_text_literally(rm):
+    names = {"pct": "100% Pure", "dot": "a.b*c [x] (y) ^z$", "axb": "axb %a", "sep": "sep\x1fname\0end",
+             "Mixed:ID\x1f1": "Mixed", "nul\0id": "Zero"}
+    for cid, name in names.items():
+        rm.write_customer(snapshot(cid, name=name, email=f"{len(cid)}@example.com"))
+    keys_before = set(rm.r.scan_iter(match=rm.prefix + "*"))
+
+    def found(search: str, sort: str = "name") -> list[str]:
+        return [r.id for r in rm.customers_page(search=search, sort=sort).rows]
+
+    for sort in ("name", "utilization"):
+        assert found("%", sort) == ["pct", "axb"]  # "1" < "a"; equal utilizations: higher id first
+        assert found("0% p", sort) == ["pct"]
+        assert found("a.b", sort) == found("[x] (y)", sort) == found("^z$", sort) == ["dot"]
+        assert found("%a", sort) == ["axb"]
+        assert found("sep name end", sort) == ["sep"]  # stored as cleaned, as shown in the list
+        assert found("p\x1fn", sort) == found("p\0e", sort) == found("\0", sort) == []
+        assert found("mixed:id 1", sort) == ["Mixed:ID\x1f1"]  # the id comes back exactly
+        assert found("zero", sort) == found("nul", sort) == ["nul\0id"]
+    assert [r.id for r in rm.customers_page(sort="name").rows] == [
+        "pct", "dot", "axb", "Mixed:ID\x1f1", "sep", "nul\0id"]
+    assert set(rm.r.scan_iter(match=rm.prefix + "*")) == keys_before  # reads never write
+
+
+def test_it_keeps_plan_ids_with_separators_apart_in_filters(rm):
+    rm.write_customer(snapshot("a", plan="gold:status:active", status="CANCELED"))
+    rm.write_customer(snapshot("b", plan="gold", status="ACTIVE"))
+    rm.write_customer(snapshot("c", plan="gold%3Astatus", status="ACTIVE"))
+    assert [r.id for r in rm.customers_page(plan="gold", status="ACTIVE").rows] == ["b"]
+    assert [r.id for r in rm.customers_page(plan="gold:status:active").rows] == ["a"]
+    assert [r.id for r in rm.customers_page(plan="gold%3Astatus").rows] == ["c"]
+    assert [r.id for r in rm.customers_page(status="ACTIVE", search="customer").rows] == ["b", "c"]
