@@ -67,6 +67,9 @@ from .stigg_client import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "stiggadmin:rm:"
+# Bumped whenever the key layout changes: a sweep that finds another layout empties the
+# read model and fills it again from Stigg (it is a cache), instead of reading stale keys.
+LAYOUT_VERSION = "2"
 # "Recently changed" keeps a customer in the hot tier this long after a webhook or a write.
 CHANGED_TTL_SECONDS = 15 * 60
 # Customers whose data is older than this count as "behind" in sync status, unless told.
@@ -658,6 +661,9 @@ class ReadModel:
     def _webhook_seen_key(self, message_id: str) -> str:
         return f"{self.prefix}webhook:seen:{message_id}"
 
+    def _layout_key(self) -> str:
+        return f"{self.prefix}layout"
+
     def _sweep_lock_key(self) -> str:
         return f"{self.prefix}lock:sweep"
 
@@ -1154,8 +1160,24 @@ class ReadModel:
 
     # --- maintenance -------------------------------------------------------------------------------
 
+    def ensure_layout(self) -> bool:
+        """Empty the read model if it was written with another key layout (or none is
+        recorded but keys exist), then record ours. True when it had to be emptied.
+        Called by the sweep, which then refills everything."""
+        found = _s(self.r.get(self._layout_key()))
+        if found == LAYOUT_VERSION:
+            return False
+        if found is None and not self.r.exists(self._rows_key(), self._catalog_key()):
+            self.r.set(self._layout_key(), LAYOUT_VERSION)  # a new, empty read model
+            return False
+        log.warning("Read model layout %s found, %s expected: emptying it for a rebuild from Stigg",
+                    found or "(none recorded)", LAYOUT_VERSION)
+        self.clear()
+        return True
+
     def clear(self) -> int:
-        """Delete every key under the prefix (the rebuild command starts here)."""
+        """Delete every key under the prefix (the rebuild command starts here). What is
+        left is an empty read model in this code's layout."""
         pattern = _glob_escape(self.prefix) + "*"
         deleted = 0
         batch: list[Any] = []
@@ -1166,6 +1188,7 @@ class ReadModel:
                 batch = []
         if batch:
             deleted += int(self.r.unlink(*batch))
+        self.r.set(self._layout_key(), LAYOUT_VERSION)
         return deleted
 
 

@@ -212,6 +212,7 @@ def sweep_customers() -> dict:
 
 def _sweep(rm: ReadModel) -> dict:
     started = time.monotonic()
+    rm.ensure_layout()
     rm.record_sweep_started(sync.now())
     try:
         sync.refresh_catalog(sweep_client(), rm)

@@ -329,7 +329,8 @@ def test_it_clears_only_its_own_prefix(rm, redis_server):
     rm.write_catalog(list(FEATURES.values()), list(PACKAGES.values()), T0)
     rm.r.set("celery-broker-key", "keep me")
     assert rm.clear() > 5
-    assert list(rm.r.scan_iter(match=rm.prefix + "*")) == []
+    # all that is left is the mark of an empty read model in this layout
+    assert list(rm.r.scan_iter(match=rm.prefix + "*")) == [rm.prefix + "layout"]
     assert rm.r.get("celery-broker-key") == "keep me"
     rm.r.delete("celery-broker-key")
     assert rm.customers_page().total == 0 and rm.top_entitlements(5) == []
@@ -466,3 +467,20 @@ def test_it_keeps_plan_ids_with_separators_apart_in_filters(rm):
     assert [r.id for r in rm.customers_page(plan="gold:status:active").rows] == ["a"]
     assert [r.id for r in rm.customers_page(plan="gold%3Astatus").rows] == ["c"]
     assert [r.id for r in rm.customers_page(status="ACTIVE", search="customer").rows] == ["b", "c"]
+
+
+def test_it_empties_a_read_model_written_in_another_layout(rm):
+    from dashboard.read_model import LAYOUT_VERSION
+
+    rm.clear()
+    rm.r.delete(rm.prefix + "layout")
+    assert rm.ensure_layout() is False  # empty: nothing to rebuild, the layout is recorded
+    assert rm.r.get(rm.prefix + "layout") == LAYOUT_VERSION
+    rm.write_customer(snapshot("c1"))
+    assert rm.ensure_layout() is False and rm.customer_count() == 1  # same layout: kept
+    rm.r.set(rm.prefix + "layout", "1")
+    assert rm.ensure_layout() is True and rm.customer_count() == 0  # another layout: emptied
+    rm.write_customer(snapshot("c1"))
+    rm.r.delete(rm.prefix + "layout")  # written before layouts were recorded
+    assert rm.ensure_layout() is True and rm.customer_count() == 0
+    assert rm.r.get(rm.prefix + "layout") == LAYOUT_VERSION
