@@ -108,7 +108,7 @@ def main() -> None:
         say(f"usage history fetched for {len(with_metered)} customers")
 
         user = get_user_model().objects.create_user("bench", password="bench-password")
-        browser = Client()
+        browser = Client(HTTP_HOST="127.0.0.1")
         browser.force_login(user)
         plans = [p for p, _ in rm.plans()]
         some = rm.customers_page(limit=1, offset=len(ids) // 2).rows[0]
