@@ -18,6 +18,7 @@ shares the Redis server, so nothing here may live outside the prefix):
     customers:fetched_at                 zset    id -> epoch seconds of last good fetch (0 = never)
     customers:errored                    set     ids whose last refresh failed
     customers:changed                    zset    id -> epoch when "recently changed" expires
+    customers:budget_utilization         zset    id -> its governance budget nearest the limit (hot tier)
     rank:entitlements                    zset    "customer|feature" -> utilization
     rank:entitlements:rows               hash    member -> JSON EntitlementRank
     rank:budgets:utilization             zset    "customer|entity|feature-or-currency|scope" -> utilization
@@ -69,7 +70,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "stiggadmin:rm:"
 # Bumped whenever the key layout changes: a sweep that finds another layout empties the
 # read model and fills it again from Stigg (it is a cache), instead of reading stale keys.
-LAYOUT_VERSION = "2"
+LAYOUT_VERSION = "3"
 # "Recently changed" keeps a customer in the hot tier this long after a webhook or a write.
 CHANGED_TTL_SECONDS = 15 * 60
 # Customers whose data is older than this count as "behind" in sync status, unless told.
@@ -629,6 +630,9 @@ class ReadModel:
     def _changed_key(self) -> str:
         return f"{self.prefix}customers:changed"
 
+    def _budget_utilization_key(self) -> str:
+        return f"{self.prefix}customers:budget_utilization"
+
     def _rank_entitlements_key(self) -> str:
         return f"{self.prefix}rank:entitlements"
 
@@ -757,7 +761,7 @@ class ReadModel:
                 pipe.hdel(self._rows_key(), cid)
                 if entry:
                     self._queue_index(pipe, cid, entry, None, 0.0)
-                for key in (self._fetched_at_key(), self._changed_key()):
+                for key in (self._fetched_at_key(), self._changed_key(), self._budget_utilization_key()):
                     pipe.zrem(key, cid)
                 pipe.srem(self._errored_key(), cid)
                 return bool(existed)
@@ -877,6 +881,12 @@ class ReadModel:
         self._queue_index(pipe, cid, old_entry, _index_entry(doc), NO_UTILIZATION_SCORE if hu is None else hu)
         fetched = parse_time(doc["fetched_at"])
         pipe.zadd(self._fetched_at_key(), {cid: _epoch(fetched) if fetched else 0.0})
+        budget_utils = [n["utilization"] for n in doc["governance"] if n["utilization"] is not None
+                        and (n["feature_id"] or n["currency_id"])]
+        if budget_utils:
+            pipe.zadd(self._budget_utilization_key(), {cid: max(budget_utils)})
+        else:
+            pipe.zrem(self._budget_utilization_key(), cid)
         if doc["error"]:
             pipe.sadd(self._errored_key(), cid)
         else:
@@ -1053,16 +1063,36 @@ class ReadModel:
         args = {"start": 0, "num": limit} if limit is not None else {}
         return [_s(m) for m in self.r.zrangebyscore(self._fetched_at_key(), "-inf", f"({now - older_than}", **args)]
 
-    def hot_customers(self, threshold: float | None = None, now: float | None = None) -> list[str]:
-        """Customers with anything at or above ``threshold`` utilization, or changed recently."""
+    def hot_customers(self, threshold: float | None = None, now: float | None = None,
+                      limit: int | None = None) -> list[str]:
+        """Customers with anything at or above ``threshold`` utilization (a metered
+        entitlement or a governance budget), or changed recently — in the order a hot-tier
+        poll should take them, at most ``limit``.
+
+        Order: recently changed first (somebody acted, or Stigg said so), then customers
+        with an entitlement near its limit (that blocks the whole customer), then those
+        with only a budget near its limit (that blocks one team, user or agent); within
+        each, the longest unread first, so a tier larger than one poll's share of the
+        request budget is polled round-robin instead of starving its tail."""
         if threshold is None:
             threshold = _setting("SYNC_HOT_UTILIZATION", DEFAULT_HOT_UTILIZATION)
         now = time.time() if now is None else now
         pipe = self.r.pipeline(transaction=False)
-        pipe.zrangebyscore(self._order_key("utilization"), threshold, "+inf")
         pipe.zrangebyscore(self._changed_key(), f"({now}", "+inf")
-        near, changed = pipe.execute()
-        return sorted({_id_of_utilization_member(_s(m)) for m in near} | {_s(m) for m in changed})
+        pipe.zrangebyscore(self._order_key("utilization"), threshold, "+inf")
+        pipe.zrangebyscore(self._budget_utilization_key(), threshold, "+inf")
+        changed, near, budgets = pipe.execute()
+        tiers = [[_s(m) for m in changed], [_id_of_utilization_member(_s(m)) for m in near],
+                 [_s(m) for m in budgets]]
+        everyone = list({cid for tier in tiers for cid in tier})
+        read_at = dict(zip(everyone, self.r.zmscore(self._fetched_at_key(), everyone))) if everyone else {}
+        ordered: list[str] = []
+        seen: set[str] = set()
+        for tier in tiers:
+            for cid in sorted(set(tier) - seen, key=lambda c: (read_at.get(c) or 0.0, c)):
+                ordered.append(cid)
+                seen.add(cid)
+        return ordered if limit is None else ordered[:limit]
 
     def fetched_at(self, customer_id: str) -> datetime | None:
         score = self.r.zscore(self._fetched_at_key(), customer_id)

@@ -25,6 +25,7 @@ BUSY_RETRY_SECONDS = 1.0  # a refresh already running may have read before the c
 MAX_RETRIES = 4
 MAX_BACKOFF_SECONDS = 60.0
 SWEEP_LOCK_SECONDS = 600
+HOT_POLL_REQUESTS = 2  # a hot-tier poll asks for entitlements, and budgets where the customer has some
 
 _client: StiggClient | None = None
 _sweep_client: StiggClient | None = None
@@ -240,8 +241,17 @@ def _sweep(rm: ReadModel) -> dict:
 
 @shared_task(ignore_result=True)
 def sweep_hot_customers() -> int:
-    """Refresh the customers nearest their limits, or changed recently."""
+    """Refresh the customers nearest their limits, or changed recently: as many as the
+    request budget left by the sweep can poll in one hot interval, most urgent and
+    longest unread first (see ReadModel.hot_customers)."""
     queued = 0
-    for customer_id in read_model().hot_customers(settings.SYNC_HOT_UTILIZATION):
+    for customer_id in read_model().hot_customers(settings.SYNC_HOT_UTILIZATION, limit=hot_tier_capacity()):
         queued += queue_refresh(customer_id, "hot")
     return queued
+
+
+def hot_tier_capacity() -> int:
+    """Customers one hot-tier round may poll: the budget the sweep leaves over one
+    interval, at about two requests a poll (entitlements, and budgets where they exist)."""
+    spare_rps = settings.STIGG_MAX_RPS * max(0.0, 1.0 - settings.SYNC_SWEEP_BUDGET_SHARE)
+    return max(1, int(settings.SYNC_HOT_INTERVAL_SECONDS * spare_rps / HOT_POLL_REQUESTS))

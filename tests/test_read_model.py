@@ -278,10 +278,28 @@ def test_it_finds_hot_and_stale_customers(rm):
     now = T0.timestamp()
     assert rm.hot_customers(0.8, now=now) == ["near"]
     rm.mark_changed("poked", ttl=60, now=now)
-    assert rm.hot_customers(0.8, now=now + 30) == ["near", "poked"]
+    assert rm.hot_customers(0.8, now=now + 30) == ["poked", "near"]  # somebody acted: first
     assert rm.hot_customers(0.8, now=now + 61) == ["near"]
     assert rm.stale_customers(600, now=now) == ["calm"]
     assert rm.sync_status(behind_after=600, now=now).customers_behind == 1
+
+
+def test_it_counts_budgets_near_their_limits_in_the_hot_tier_after_entitlements(rm):
+    now = T0.timestamp()
+    rm.write_customer(snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 9, 10),),
+                               fetched_at=T0 - timedelta(minutes=5)))
+    rm.write_customer(snapshot("team-ok", api_usage=100, storage=False, nodes=(node("t", 1, 10),)))
+    rm.write_customer(snapshot("near-new", api_usage=900, storage=False, fetched_at=T0))
+    rm.write_customer(snapshot("near-old", api_usage=950, storage=False, fetched_at=T0 - timedelta(minutes=9)))
+    # entitlements near their limit first (longest unread first), then budgets
+    assert rm.hot_customers(0.8, now=now) == ["near-old", "near-new", "team-full"]
+    assert rm.hot_customers(0.8, now=now, limit=2) == ["near-old", "near-new"]
+    # the budget drops below the threshold: out of the tier; removed customers leave it
+    rm.write_customer(snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 2, 10),)))
+    assert rm.hot_customers(0.8, now=now) == ["near-old", "near-new"]
+    rm.write_customer(snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 10, 10),)))
+    rm.remove_customers(["team-full"])
+    assert "team-full" not in rm.hot_customers(0.8, now=now)
 
 
 def test_it_reports_sync_status(rm):
