@@ -165,6 +165,10 @@ def django_env(redis_url: str, emulator: "Emulator | None" = None, **extra: str)
     """The environment a dashboard process (web, worker, beat) gets in a test."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", "REDIS_URL": redis_url,
            "PYTHONUNBUFFERED": "1"}
+    # The test process's own settings (tests/process_env.py) are not the child's: it gets
+    # the default read-model prefix and Stigg URL unless the caller says otherwise.
+    for name in ("READ_MODEL_PREFIX", "STIGG_API_URL", "CELERY_BROKER_URL", "READ_MODEL_REDIS_URL"):
+        env.pop(name, None)
     if emulator is not None:
         env["STIGG_API_URL"] = emulator.url
         env.pop("STIGG_API_KEY", None)  # no key: the emulator's default server key

@@ -63,7 +63,7 @@ def stack(emulator, redis_server):
     sync.refresh_catalog(client, rm)
     for cid in client.iter_customers():
         sync.refresh_customer(client, rm, cid.id, discover=True)
-    worker = CeleryWorker(django_env(redis_server.url, emulator), queues="hot")
+    worker = CeleryWorker(django_env(redis_server.url, emulator, READ_MODEL_PREFIX=rm.prefix), queues="hot")
     yield {"acme": acme, "calls": calls, "worker": worker}
     worker.stop()
     client.close()
