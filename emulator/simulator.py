@@ -3,10 +3,12 @@
 Every second the simulator reports raw events (``api_call``, ``llm_completion``,
 ``user_active``) in batches of at most 1000, with dimensions that name the customers'
 Governance users, agents, teams and models, so the budgets in the tree move too; now
-and then it reports seat counts (usage SET) and agent runs (usage DELTA). It only uses
-the public REST API, and survives fault injection: 429/5xx/connection errors are
-retried with backoff (honouring Retry-After), and a batch that still fails is kept and
-sent again on the next tick (idempotency keys make the replay safe).
+and then it reports seat counts (usage SET, drifting a little around the seats each
+customer had when first seen, so utilizations stay where the seed put them) and agent
+runs (usage DELTA). It only uses the public REST API, and survives fault injection:
+429/5xx/connection errors are retried with backoff (honouring Retry-After), and a batch
+that still fails is kept and sent again on the next tick (idempotency keys make the
+replay safe).
 """
 from __future__ import annotations
 
@@ -30,6 +32,10 @@ STATUS_EVERY_SECONDS = 5.0
 DISCOVER_CUSTOMERS = 400  # enough to find every governed customer of the demo
 MAX_PENDING_BATCHES = 50  # a longer outage drops the oldest traffic instead of growing forever
 DISCOVERY_THREADS = 4
+# Seats drift a step at a time within this far of where a customer started: a share of
+# its seats, at least one seat and at most SEAT_DRIFT_MAX.
+SEAT_DRIFT_SHARE = 0.2
+SEAT_DRIFT_MAX = 3
 EVENT_MIX = (("api_call", 0.6), ("llm_completion", 0.25), ("user_active", 0.15))
 
 
@@ -52,7 +58,20 @@ class Target:
     agents: list[str] = field(default_factory=list)
     teams: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
-    seats: int = 5
+    # Seats in use when first seen (None: unknown, so no seat counts are reported yet),
+    # and the count last reported.
+    seat_base: int | None = None
+    seats: int | None = None
+
+    def drift_seats(self, step: int) -> int | None:
+        """The next seat count: one step from the last, kept within the drift band
+        around the starting count and never below one seat."""
+        if self.seat_base is None or self.seats is None:
+            return None
+        spread = max(1, min(SEAT_DRIFT_MAX, round(self.seat_base * SEAT_DRIFT_SHARE)))
+        low, high = max(1, self.seat_base - spread), self.seat_base + spread
+        self.seats = min(high, max(low, self.seats + step))
+        return self.seats
 
 
 @dataclass
@@ -94,15 +113,23 @@ class TrafficSimulator:
             after = body["pagination"]["next"]
             if not after:
                 break
-        self.targets = [Target(cid, seats=self.rng.randint(2, 40)) for cid in customers]
+        # a customer seen before keeps its seat band: re-reading would let the band wander
+        previous = {t.customer_id: t for t in self.targets}
+        self.targets = [Target(cid) for cid in customers]
+        for target in self.targets:
+            seen = previous.get(target.customer_id)
+            if seen is not None:
+                target.seat_base, target.seats = seen.seat_base, seen.seats
 
         def entities_of(target: Target) -> list[dict[str, Any]]:
+            if target.seat_base is None:
+                target.seat_base = target.seats = self._seats_in_use(target.customer_id)
             try:
                 return self.api.get(f"/api/v1-beta/customers/{target.customer_id}/entities", limit=100) or []
             except (RequestRejected, ServiceUnavailable):  # governance off, or stopping: plain traffic
                 return []
 
-        # a few threads: discovery is one call per customer and should not delay traffic
+        # a few threads: discovery is a call or two per customer and should not delay traffic
         with ThreadPoolExecutor(DISCOVERY_THREADS) as pool:
             found = list(pool.map(entities_of, self.targets))
         governed = 0
@@ -114,6 +141,20 @@ class TrafficSimulator:
                     bucket.append(entity["id"])
             governed += bool(entities)
         self.log(f"simulate_traffic: {len(self.targets)} customers, {governed} with governance entities")
+
+    def _seats_in_use(self, customer_id: str) -> int | None:
+        """The customer's seats usage, so drift starts where the seed (or the app) left
+        it. None when there is none yet (the seed still running, or no subscription):
+        no seat counts are reported for it until a later discovery finds some."""
+        try:
+            data = self.api.get(f"/api/v1/customers/{customer_id}/entitlements") or {}
+        except (RequestRejected, ServiceUnavailable):
+            return None
+        for ent in data.get("entitlements") or []:
+            if (ent.get("feature") or {}).get("id") == "seats":
+                usage = ent.get("currentUsage")
+                return round(usage) if usage and usage >= 1 else None
+        return None
 
     # -- traffic -------------------------------------------------------------------------
     def _key(self) -> str:
@@ -145,9 +186,10 @@ class TrafficSimulator:
         """Seat counts drift (SET), agents run (DELTA, attributed)."""
         out = []
         for target in self.rng.sample(self.targets, min(len(self.targets), 5)):
-            target.seats = max(1, target.seats + self.rng.choice([-1, 0, 1, 1]))
-            out.append({"customerId": target.customer_id, "featureId": "seats", "value": target.seats,
-                        "updateBehavior": "SET", "idempotencyKey": self._key()})
+            seats = target.drift_seats(self.rng.choice([-1, 0, 1]))
+            if seats is not None:
+                out.append({"customerId": target.customer_id, "featureId": "seats", "value": seats,
+                            "updateBehavior": "SET", "idempotencyKey": self._key()})
             if target.agents:
                 out.append({"customerId": target.customer_id, "featureId": "agent-runs",
                             "value": self.rng.randint(1, 5), "updateBehavior": "DELTA",
@@ -189,7 +231,9 @@ class TrafficSimulator:
                 return
             self._send("/api/v1/events", {"events": events[i:i + MAX_EVENTS_PER_CALL]})
         if tick_no % 3 == 0:
-            self._send("/api/v1/usage", {"usages": self._usages()})
+            usages = self._usages()
+            if usages:
+                self._send("/api/v1/usage", {"usages": usages})
 
     def status(self) -> str:
         elapsed = max(0.001, time.monotonic() - self.totals.started)

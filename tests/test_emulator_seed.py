@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -9,11 +10,12 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import pytest
 
-from emulator import bulk
+from emulator import bulk, periods, seed
 from emulator.simulator import TrafficSimulator
 
 from .servers import ROOT, Emulator
@@ -146,6 +148,114 @@ def test_it_puts_customers_and_entities_near_and_over_limits(demo: Emulator, dem
     assert sum(u > 1.0 for u in utilizations) >= 5
 
 
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _entitlement(server: Emulator, customer: str, feature: str) -> dict[str, Any] | None:
+    ents = server.data("GET", f"/api/v1/customers/{customer}/entitlements")["entitlements"]
+    return next((e for e in ents if e["feature"]["id"] == feature), None)
+
+
+def _history(server: Emulator, customer: str, feature: str, start: datetime) -> list[dict[str, Any]]:
+    data = server.data("GET", f"/api/v1/usage/{customer}/history/{feature}",
+                       params={"startDate": start.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    return data["series"][0]["points"]
+
+
+def test_it_spreads_seeded_usage_over_the_days_of_each_period(demo: Emulator,
+                                                              demo_customers: list[dict[str, Any]]) -> None:
+    now = datetime.now(timezone.utc)  # the demo never moves the emulator's clock
+    start = (now - timedelta(days=seed.HISTORY_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    subscribed = {s["customerId"]: _when(s["startDate"]) for s in walk(demo, "/api/v1/subscriptions")
+                  if s["status"] == "ACTIVE"}
+    checked = 0
+    for customer in demo_customers:
+        since = subscribed.get(customer["id"])
+        ent = _entitlement(demo, customer["id"], "ai-tokens") if since else None
+        # long-standing customers whose tokens reset with their subscription (no promotion
+        # won the limit) and sit at a tenth of it or more: their history spans three periods
+        if (ent is None or since > start - timedelta(days=40) or not ent["usageLimit"]
+                or _when(ent["usagePeriodAnchor"]) != since or _when(ent["usagePeriodStart"]) > now - timedelta(days=2)
+                or ent["currentUsage"] < 0.1 * ent["usageLimit"]):
+            continue
+        points = _history(demo, customer["id"], "ai-tokens", start)
+        values = [p["value"] for p in points]
+        assert values[-1] == ent["currentUsage"]
+        # used day by day: many different daily totals, and some before today in this period
+        assert len({v for v in values if v}) >= 10, (customer["id"], values)
+        period_start = _when(ent["usagePeriodStart"])
+        yesterday = now - timedelta(days=1)
+        before_today = [p["value"] for p in points[:-1] if period_start < _when(p["timestamp"]) < yesterday]
+        assert any(before_today), (customer["id"], values)
+        # and a drop at every reset: the earlier periods had usage of their own
+        resets = [i for i, p in enumerate(points) if p["isResetPoint"] and i > 0]
+        assert len(resets) >= 2 and all(values[i] < values[i - 1] for i in resets), (customer["id"], values)
+        checked += 1
+    assert checked >= 20
+
+
+def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
+    now = datetime(2026, 11, 21, 10, 30, tzinfo=timezone.utc)
+    rng = random.Random(seed.DEFAULT_SEED)
+    specs = seed.build_customers(rng, 60)
+    hierarchies = [seed.build_hierarchy(rng, s) for s in specs if s.plan == "enterprise"][:2]
+    usages, events = seed._plan_usage(rng, specs, hierarchies, now)
+    month = datetime(now.year, now.month, 1, tzinfo=timezone.utc)
+    timelines = {}
+    for spec in specs:
+        if spec.plan and not spec.archived:
+            since = now - timedelta(days=spec.history[-1][3], minutes=seed.rng_offset(spec.id))
+            subscription_month = seed.Period(periods.reset_window("MONTH", "SubscriptionStart", since, now)[0],
+                                             "MONTH", since)
+            timelines[spec.id] = seed.Timeline(since, {
+                "ai-tokens": subscription_month, "agent-runs": subscription_month,
+                "api-calls": seed.Period(month, "MONTH", month),
+                "monthly-active-users": seed.Period(month, "MONTH", month),
+                "seats": seed.Period(None, None, None)})
+    dated = seed._date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
+    assert dated == seed._date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)  # deterministic
+    dated_usages, dated_events = dated
+    assert len(dated_events) > len(events) and len(dated_usages) > len(usages)
+
+    def dated_at(item: dict[str, Any]) -> datetime:
+        """Undated usage (a period that began moments ago) goes at server time."""
+        when = item.get("timestamp") or item.get("createdAt")
+        return _when(when) if when else now
+
+    def feature_of(item: dict[str, Any]) -> str:
+        return seed.METERED_EVENTS[item["eventName"]]["id"] if "eventName" in item else item["featureId"]
+
+    def totals(items: list[dict[str, Any]], current_only: bool) -> dict[tuple[str, str], float]:
+        out: dict[tuple[str, str], Any] = {}
+        for item in sorted(items, key=dated_at):
+            customer, feature = item["customerId"], feature_of(item)
+            period = timelines[customer].periods[feature]
+            if current_only and period.start is not None and dated_at(item) < period.start:
+                continue
+            if item.get("eventName") == "user_active":
+                out.setdefault((customer, feature), set()).add(item["dimensions"]["userId"])
+            elif item.get("eventName") == "api_call":
+                out[(customer, feature)] = out.get((customer, feature), 0) + 1
+            elif item.get("updateBehavior") == "SET":
+                out[(customer, feature)] = item["value"]  # the latest count
+            else:
+                value = item["dimensions"]["tokens"] if "eventName" in item else item["value"]
+                out[(customer, feature)] = out.get((customer, feature), 0) + value
+        return {k: len(v) if isinstance(v, set) else v for k, v in out.items()}
+
+    assert totals(dated_usages + dated_events, current_only=True) == totals(usages + events, current_only=False)
+    for item in dated_usages + dated_events:
+        when = dated_at(item)
+        timeline = timelines[item["customerId"]]
+        assert timeline.since <= when <= now
+        period = timeline.periods[feature_of(item)]
+        if period.start is not None and when < period.start:
+            # earlier periods' usage carries only what its meter reads, so it reaches no budget
+            meter = seed.METERED_EVENTS[item["eventName"]]["meter"]["aggregation"] if "eventName" in item else {}
+            assert set(item.get("dimensions") or {}) <= {meter.get("field")}
+
+
 def _normalize(value: Any) -> Any:
     """Drop what legitimately differs between two builds of the same world: timestamps
     and server-generated ids (assignment and subscription ids)."""
@@ -250,6 +360,25 @@ def test_it_moves_usage_with_the_traffic_simulator_despite_faults(demo: Emulator
     assert sim.api.retries > 0
     assert _api_calls_usage(demo, demo_customers) > before
     assert sum(_tree_usage(demo, g) for g in governed[:5]) > tree_before
+
+
+def test_it_keeps_seeded_seats_near_where_the_seed_put_them(demo: Emulator) -> None:
+    sim = TrafficSimulator(demo.url, demo.key, rate=1, log=lambda m: None)
+    try:
+        sim.discover()
+        free = [t for t in sim.targets if t.seats is not None
+                and (_entitlement(demo, t.customer_id, "seats") or {}).get("usageLimit") == 3][:5]
+        assert len(free) == 5
+        before = {t.customer_id: _entitlement(demo, t.customer_id, "seats")["currentUsage"] for t in free}
+        sim.targets = free  # every usage tick now sets each of their seat counts
+        for _ in range(40):
+            sim.tick(0)
+        assert sim.totals.usages >= 5 * 40
+    finally:
+        sim.close()
+    for customer, seats in before.items():
+        after = _entitlement(demo, customer, "seats")["currentUsage"]
+        assert 1 <= after and abs(after - seats) <= 1 and after <= 2 * 3, (customer, seats, after)
 
 
 def test_it_stops_the_simulate_traffic_command_cleanly_on_ctrl_c(demo: Emulator) -> None:
