@@ -353,6 +353,32 @@ def test_it_returns_daily_history_with_reset_markers(emulator, stigg):
     assert [p.timestamp for p in series.points[:-1]] == [start + timedelta(days=k) for k in range(len(series.points) - 1)]
 
 
+def test_it_keeps_earlier_calendar_months_in_history(emulator):
+    """§7 history: a calendar-month reset (anchored on the 1st of this month) still shows
+    last month's usage, with a reset marker at the 1st, not zero before this month."""
+    # start on the 2nd of a month, whatever other tests did to the clock
+    now = datetime.fromisoformat(w.now(emulator).replace("Z", "+00:00"))
+    second = datetime(now.year + now.month // 12, now.month % 12 + 1, 2, tzinfo=timezone.utc)
+    emulator.advance_clock((second - now).total_seconds())
+    feature_id = _feature(emulator)
+    customer_id = _subscribed(emulator, feature_id, usageLimit=100, resetPeriod="MONTH",
+                              monthlyResetPeriodConfiguration={"accordingTo": "StartOfTheMonth"})
+    _report(emulator, {"customerId": customer_id, "featureId": feature_id, "value": 7})
+    reported = datetime.fromisoformat(w.now(emulator).replace("Z", "+00:00"))
+    emulator.advance_clock(35 * DAY)
+    _report(emulator, {"customerId": customer_id, "featureId": feature_id, "value": 2})
+    now = datetime.fromisoformat(w.now(emulator).replace("Z", "+00:00"))
+    start = reported - timedelta(hours=1)
+    data = emulator.data("GET", f"/api/v1/usage/{customer_id}/history/{feature_id}",
+                         params={"startDate": start.isoformat(), "endDate": now.isoformat()})
+    # the first period starts with the subscription, the next ones on each 1st
+    starts = [datetime.fromisoformat(m["timestamp"].replace("Z", "+00:00")) for m in data["markers"]]
+    assert len(starts) == 2 and starts[0] <= reported and starts[1].day == 1 and starts[1].hour == 0
+    points = data["series"][0]["points"]
+    assert points[1]["value"] == 7  # last month's usage, the day after it was reported
+    assert points[-1]["value"] == 2 and any(p["isResetPoint"] for p in points)
+
+
 def test_it_groups_history_by_a_dimension(emulator, stigg):
     """§7 history groupBy: one series per dimension value, tagged [{key, value}]
     (Inferred: usage without that dimension joins no series)."""

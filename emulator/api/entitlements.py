@@ -327,6 +327,18 @@ def _evaluate(c: sqlite3.Connection, ctx: Customer, feature_id: str, requested_u
     return _wire(_decide(_entitled(c, ctx, feature, sources), feature, requested_usage, requested_values))
 
 
+def period_origin(c: sqlite3.Connection, customer_id: str, feature_id: str,
+                  resource_id: str | None = None) -> datetime | None:
+    """Where the periods of the customer's winning source for a feature begin: its
+    subscription's or promotion's start (None without one). Usage history uses it so
+    earlier periods of a calendar-aligned reset are not cut off at this month's 1st."""
+    ctx = load_customer(c, customer_id, resource_id)
+    if ctx.doc is None or not ctx.resource_known:
+        return None
+    best = _winner(ctx.sources(c, feature_id))
+    return best.anchor if best else None
+
+
 def evaluate_feature(c: sqlite3.Connection, customer_id: str, feature_id: str, *, resource_id: str | None = None,
                      requested_usage: float | None = None, requested_values: list[str] | None = None) -> dict[str, Any]:
     """The customer's FEATURE entitlement with the check decision applied. Used by the

@@ -478,16 +478,35 @@ def _aggregate(feature: dict[str, Any], rows: list[Measured]) -> float:
     return float(value)
 
 
-def _period_start(ent: dict[str, Any], at: datetime) -> datetime | None:
-    """Start of the reset period running at ``at``, None when usage never resets."""
+def _period_start(ent: dict[str, Any], at: datetime, origin: datetime | None = None) -> datetime | None:
+    """Start of the reset period running at ``at``, None when usage never resets.
+    ``origin``: where the winning source's periods begin (its subscription's or
+    promotion's start)."""
     reset = ent.get("resetPeriod")
     anchor = ent.get("usagePeriodAnchor") or ent.get("usagePeriodStart")
     if not reset or not anchor:
         return None
     try:
-        return periods.reset_window(reset, None, clock.parse(anchor), at)[0]
+        return periods.reset_window(reset, None, _anchor_at_or_before(reset, clock.parse(anchor), at, origin), at)[0]
     except ValueError:
         return None
+
+
+def _anchor_at_or_before(reset: str, anchor: datetime, at: datetime, origin: datetime | None) -> datetime:
+    """The entitlement's anchor is the start of its current period's grid; for a
+    calendar-month reset that is the 1st of this month, later than the subscription's
+    start. History asks about earlier instants, which belong to earlier periods of the
+    same grid: step the anchor back by whole periods until it is not after ``at``, but
+    never before ``origin`` (no period runs before its source began; usage then counts
+    into the first period). HOUR and DAY are on a fixed grid already."""
+    months = {"MONTH": 1, "YEAR": 12}.get(reset)
+    if at >= anchor or (months is None and reset != "WEEK"):
+        return anchor
+    k, moved = 0, anchor
+    while moved > at:
+        k += 1
+        moved = periods.add_months(anchor, -months * k) if months else anchor - timedelta(weeks=k)
+    return origin if origin is not None and moved < origin else moved
 
 
 def _history_range(req: Request) -> tuple[datetime, datetime]:
@@ -514,10 +533,10 @@ def _point_times(start: datetime, end: datetime) -> list[datetime]:
 
 
 def _series(feature: dict[str, Any], ent: dict[str, Any], rows: list[Measured],
-            times: list[datetime]) -> list[dict[str, Any]]:
+            times: list[datetime], origin: datetime | None) -> list[dict[str, Any]]:
     points, previous = [], None
     for at in times:
-        period_start = _period_start(ent, at)
+        period_start = _period_start(ent, at, origin)
         in_period = [r for r in rows if r.ts <= at and (period_start is None or r.ts >= period_start)]
         is_reset = period_start is not None and (
             (previous is None and period_start == at) or (previous is not None and previous < period_start <= at))
@@ -526,11 +545,11 @@ def _series(feature: dict[str, Any], ent: dict[str, Any], rows: list[Measured],
     return points
 
 
-def _markers(ent: dict[str, Any], start: datetime, end: datetime) -> list[dict[str, Any]]:
+def _markers(ent: dict[str, Any], start: datetime, end: datetime, origin: datetime | None) -> list[dict[str, Any]]:
     """PERIODIC_RESET at each period start inside [startDate, endDate]."""
     markers, at = [], end
     while True:
-        period_start = _period_start(ent, at)
+        period_start = _period_start(ent, at, origin)
         # Before the anchor every instant maps to the first window, which starts after it.
         if period_start is None or period_start < start or period_start > at:
             break
@@ -570,6 +589,7 @@ def _group(rows: list[Measured], key: str) -> dict[str, list[Measured]]:
 @route("GET", "/api/v1/usage/{customerId}/history/{featureId}")
 def usage_history(req: Request) -> Response:
     from . import catalog, customers
+    from .entitlements import period_origin
 
     c = store.conn()
     customer_id, feature_id = req.params["customerId"], req.params["featureId"]
@@ -578,12 +598,13 @@ def usage_history(req: Request) -> Response:
     start, end = _history_range(req)
     resource_id = req.arg("resourceId") or None
     ent = _entitlement(c, customer_id, feature_id, resource_id)
+    origin = period_origin(c, customer_id, feature_id, resource_id)
     rows = _history_rows(c, customer_id, feature_id, resource_id, end)
     times = _point_times(start, end)
     group_by = req.arg("groupBy")
     if group_by:
-        series = [{"tags": [{"key": group_by, "value": value}], "points": _series(feature, ent, group_rows, times)}
+        series = [{"tags": [{"key": group_by, "value": value}], "points": _series(feature, ent, group_rows, times, origin)}
                   for value, group_rows in sorted(_group(rows, group_by).items())]
     else:
-        series = [{"tags": [], "points": _series(feature, ent, rows, times)}]
-    return ok({"series": series, "markers": _markers(ent, start, end)})
+        series = [{"tags": [], "points": _series(feature, ent, rows, times, origin)}]
+    return ok({"series": series, "markers": _markers(ent, start, end, origin)})
