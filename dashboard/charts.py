@@ -65,8 +65,9 @@ def usage_over_time(ent: EntitlementDoc, series: UsageSeriesDoc) -> dict[str, An
         data.append({"type": "scatter", "mode": "lines", "name": label,
                      "x": [xs[0], xs[-1]], "y": [ent["limit"], ent["limit"]],
                      "line": {"color": RED, "width": 1.5, "dash": "dash"}, "hoverinfo": "skip"})
+        # Below the line at its left end: the reset labels sit along the top edge.
         annotations.append({"x": xs[0], "y": ent["limit"], "xref": "x", "yref": "y", "xanchor": "left",
-                            "yanchor": "bottom", "text": f"{label} {ent['limit']:,.0f}", "showarrow": False,
+                            "yanchor": "top", "text": f"{label} {ent['limit']:,.0f}", "showarrow": False,
                             "font": {"size": 10, "color": RED}})
     for reset in series["resets"]:
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": reset, "x1": reset, "y0": 0, "y1": 1,

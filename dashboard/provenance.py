@@ -70,7 +70,8 @@ class Provenance:
     feature_id: str
     sources: tuple[Source, ...]  # every source that mentions the feature
     winners: tuple[Source, ...]  # the source(s) that produce the effective value
-    label: str  # "plan" | "add-on" | "plan + add-on" | "promotion" | "override" | "none"
+    label: str  # "plan" | "add-on" | "plan + add-on" | "promotion" | "override" | "none", or for enum
+    # values put together from several kinds, those kinds joined: "plan + promotion"
     value: float | None  # the effective number we computed (or Stigg's, for an override)
     unlimited: bool
     is_granted: bool
@@ -177,6 +178,11 @@ def explain_entitlement(
         if unlimited:
             # Only the unlimited part(s) explain an unlimited value.
             winners = tuple(p for p in winners if p.unlimited)
+        if enum_values:
+            # The values are a union: every source that adds a value nobody else grants
+            # produced part of what the customer gets (a promotion adding "dedicated"
+            # support to a plan's "priority" makes it "plan + promotion").
+            winners = _enum_contributors(sources) or winners
         lead = winners[0] if winners else parts[0]
         computed = Provenance(
             feature_id=feature_id, sources=sources, winners=winners, label=_label(winners),
@@ -277,19 +283,33 @@ def _more_generous(a: tuple, b: tuple) -> bool:
     return b_val is None or a_val > b_val + _EPSILON
 
 
+def _enum_contributors(sources: Sequence[Source]) -> tuple[Source, ...]:
+    """Granting sources holding an enum value no other granting source holds."""
+    granting = [s for s in sources if s.is_granted]
+    out = []
+    for s in granting:
+        others = {v for o in granting if o is not s for v in o.enum_values}
+        if set(s.enum_values) - others:
+            out.append(s)
+    return tuple(out)
+
+
+_LABEL_ORDER = {"plan": 0, "addon": 1, "promotion": 2}
+_LABEL_WORDS = {"plan": "plan", "addon": "add-on", "promotion": "promotion"}
+
+
 def _label(winners: Sequence[Source]) -> str:
     kinds = {w.kind for w in winners}
     if not kinds:
         return "none"
-    if kinds == {"plan"}:
-        return "plan"
-    if kinds == {"addon"}:
-        return "add-on"
+    if "override" in kinds:
+        return "override"  # always alone
     if kinds == {"plan", "addon"}:
         # An add-on that contributes nothing (0 or no number) did not raise the plan limit.
-        raised = any(w.kind == "addon" and (w.unlimited or (w.value or 0) > 0) for w in winners)
+        raised = any(w.kind == "addon" and (w.unlimited or (w.value or 0) > 0 or w.enum_values) for w in winners)
         return "plan + add-on" if raised else "plan"
-    return sorted(kinds)[0]  # "promotion" or "override": always alone
+    # One kind, or enum values put together from several (plan + promotion).
+    return " + ".join(_LABEL_WORDS[k] for k in sorted(kinds, key=_LABEL_ORDER.__getitem__))
 
 
 def _explains(computed: Provenance, reported: Entitlement) -> bool:

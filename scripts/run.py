@@ -56,6 +56,17 @@ def redis_ping(url: str) -> bool:
         return False
 
 
+def demo_secret_key() -> str:
+    import secrets
+
+    path = ROOT / "var" / "django-secret-key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("demo-" + secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
 def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
     proc = subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True)
     children.append((name, proc))
@@ -132,6 +143,10 @@ def stop_all(*_: object) -> None:
 def main() -> int:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", "PYTHONUNBUFFERED": "1"}
     (ROOT / "var").mkdir(exist_ok=True)
+    if not env.get("DJANGO_SECRET_KEY"):
+        # Every process must sign with the same key (sessions, CSRF), and sign-ins should
+        # survive a restart: one demo key, made once, kept beside the demo database.
+        env["DJANGO_SECRET_KEY"] = demo_secret_key()
     ensure_redis(env)
     manage("migrate", "--noinput", "-v", "0", env=env)
     for username, password, _ in DEMO_USERS:

@@ -30,7 +30,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        context = browser.new_context(viewport={"width": 1366, "height": 768})
+        page = context.new_page()
         page.goto(f"{args.url}/accounts/login/")
         page.screenshot(path=str(out / "sign-in.png"))
         page.fill("#id_username", args.user)
@@ -39,7 +40,7 @@ def main() -> None:
         page.wait_for_url(f"{args.url}/")
         page.wait_for_selector(".chart .main-svg")
         page.screenshot(path=str(out / "overview.png"), full_page=args.full_page)
-        first = args.customer or page.locator("#overview-live table a").first.get_attribute("href")
+        first = args.customer or page.locator("#overview-live table a").first.get_attribute("href").split("#")[0]
         page.goto(f"{args.url}/customers/?sort=utilization")
         page.screenshot(path=str(out / "customers.png"), full_page=args.full_page)
         page.goto(first if first.startswith("http") else args.url + first if first.startswith("/")
@@ -47,6 +48,14 @@ def main() -> None:
         page.wait_for_selector("#usage-charts .main-svg", timeout=30_000)
         page.screenshot(path=str(out / "customer.png"), full_page=args.full_page)
         page.screenshot(path=str(out / "customer-full.png"), full_page=True)
+        # A customer with governance budgets, from the overview's list of nearest budgets.
+        budget_link = context.new_page()
+        budget_link.goto(f"{args.url}/")
+        governed = budget_link.locator("#overview-live table a[href$='#governance']").first.get_attribute("href")
+        budget_link.goto(args.url + governed)
+        budget_link.wait_for_selector("#usage-charts .main-svg", timeout=30_000)
+        budget_link.screenshot(path=str(out / "customer-governance.png"))
+        budget_link.close()
         browser.close()
     print(f"screenshots in {out}")
 

@@ -13,7 +13,8 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        # A laptop/demo run gets a throwaway key; production must set its own.
+        # A throwaway key for this process only (make run passes one shared key to every
+        # process it starts); production must set its own.
         import secrets
 
         SECRET_KEY = "insecure-demo-" + secrets.token_urlsafe(32)

@@ -222,7 +222,7 @@ def test_it_shows_every_entitlement_shape_with_its_source(world, browser):
     assert "Data region A, B plan" in text
     # metered: usage against limit, reset period and period end, where the value comes from
     # (the promotion wins, and it has no reset period of its own)
-    assert "API calls 127 / 1,000 calls 13 % no reset — promotion" in text
+    assert "API calls 127 / 1,000 calls 13 % no reset — promotion promotion (1 month) (also granted by Growth)" in text
     assert re.search(r"AI tokens 123,456 / unlimited unlimited monthly \d{4}-\d\d-\d\d \d\d:\d\d UTC plan", text)
     assert re.search(r"Storage 12 / 10 120 % Over limit soft limit monthly \d{4}-\d\d-\d\d \d\d:\d\d UTC plan",
                      text)

@@ -158,3 +158,15 @@ def test_it_keeps_the_plan_label_when_an_addon_grants_only_a_boolean():
     pkgs = catalog(plan("pro", pe("sso")), plan("sec", pe("sso"), kind="addon"))
     p = explain_entitlement("sso", reported("sso", None, ftype="BOOLEAN"), [sub("pro", ("sec", 1))], pkgs, [])
     assert p.label == "plan"
+
+
+def test_it_names_every_source_that_adds_an_enum_value():
+    pkgs = catalog(plan("pro", pe("support", enum=("priority",))))
+    p = explain_entitlement("support", None, [sub("pro")], pkgs, [promo("support", enum=("priority", "dedicated"))])
+    assert p.enum_values == ("priority", "dedicated")
+    # the plan's "priority" is also in the promotion: only the promotion adds something
+    assert p.label == "promotion" and [w.kind for w in p.winners] == ["promotion"]
+    both = explain_entitlement("support", None, [sub("pro")], pkgs, [promo("support", enum=("dedicated",))])
+    assert both.label == "plan + promotion" and [w.kind for w in both.winners] == ["plan", "promotion"]
+    same = explain_entitlement("support", None, [sub("pro")], pkgs, [promo("support", enum=("priority",))])
+    assert same.label == "plan"  # a promotion granting only what the plan grants changes nothing
