@@ -359,6 +359,11 @@ class SyncStatus:
     errors_seen: int
     rate_limited_seen: int
 
+    @property
+    def healthy(self) -> bool:
+        """A sweep has finished and no customer's data is older than the stale limit."""
+        return self.last_sweep_finished_at is not None and self.customers_behind == 0
+
 
 @dataclass
 class CustomerLock:

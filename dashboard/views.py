@@ -8,8 +8,8 @@ import logging
 import math
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
 from functools import wraps
+from urllib.parse import urlencode
 from typing import Any, Callable
 
 from django.conf import settings
@@ -51,8 +51,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     for key, value in sync.items():
         if hasattr(value, "isoformat"):
             sync[key] = value.isoformat()
-    healthy = status.last_sweep_finished_at is not None and status.customers_behind == 0
-    return JsonResponse({"status": "ok" if healthy else "degraded", "sync": sync})
+    return JsonResponse({"status": "ok" if status.healthy else "degraded", "sync": sync})
 
 
 def _refuse(reason: str, status: int) -> JsonResponse:
@@ -102,7 +101,8 @@ def page_login_required(view: Callable[..., HttpResponse]) -> Callable[..., Http
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.htmx and not request.user.is_authenticated:
-            return HttpResponseClientRedirect(f"{reverse('login')}?next={request.htmx.current_url_abs_path or '/'}")
+            back = urlencode({"next": request.htmx.current_url_abs_path or "/"})
+            return HttpResponseClientRedirect(f"{reverse('login')}?{back}")
         return guarded(request, *args, **kwargs)
 
     return wrapper
@@ -122,8 +122,7 @@ def _render(request: HttpRequest, template: str, context: dict[str, Any], partia
 def _frame(rm: ReadModel) -> dict[str, Any]:
     """What every page's frame shows: sync health and the page poll interval."""
     status = rm.sync_status(settings.SYNC_STALE_AFTER_SECONDS)
-    healthy = status.last_sweep_finished_at is not None and status.customers_behind == 0
-    return {"sync": status, "sync_healthy": healthy, "poll_seconds": settings.PAGE_POLL_SECONDS,
+    return {"sync": status, "sync_healthy": status.healthy, "poll_seconds": settings.PAGE_POLL_SECONDS,
             "uses_emulator": settings.STIGG_USES_EMULATOR}
 
 
@@ -132,8 +131,8 @@ def _nearest(rm: ReadModel, n: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     ent: EntitlementRank
     for ent in rm.top_entitlements(n):
-        rows.append({"kind": "Entitlement", "anchor": "#metered", "customer_id": ent.customer_id, "customer_name": ent.customer_name,
-                     "what": ent.feature_name, "detail": "", "usage": ent.usage, "limit": ent.limit,
+        rows.append({"kind": "Entitlement", "anchor": "#metered", "customer_id": ent.customer_id,
+                     "customer_name": ent.customer_name, "what": ent.feature_name, "detail": "", "usage": ent.usage, "limit": ent.limit,
                      "utilization": ent.utilization, "soft_limit": ent.soft_limit, "period_end": ent.period_end})
     bud: BudgetRank
     for bud in rm.top_budgets(n, by="utilization"):
