@@ -1074,11 +1074,12 @@ class ReadModel:
         entitlement or a governance budget), or changed recently — in the order a hot-tier
         poll should take them, at most ``limit``.
 
-        Order: recently changed first (somebody acted, or Stigg said so), then customers
-        with an entitlement near its limit (that blocks the whole customer), then those
-        with only a budget near its limit (that blocks one team, user or agent); within
-        each, the longest unread first, so a tier larger than one poll's share of the
-        request budget is polled round-robin instead of starving its tail."""
+        Order: customers with an entitlement near its limit first (at the limit the whole
+        customer is blocked), then the recently changed (somebody acted, or Stigg said so;
+        a webhook already refreshed them once), then those with only a budget near its
+        limit (that blocks one team, user or agent). Within each, the longest unread
+        first, so a tier larger than one round is polled round-robin. A lower tier gets
+        what the higher ones leave; the sweep still reaches everyone."""
         if threshold is None:
             threshold = _setting("SYNC_HOT_UTILIZATION", DEFAULT_HOT_UTILIZATION)
         now = time.time() if now is None else now
@@ -1087,7 +1088,7 @@ class ReadModel:
         pipe.zrangebyscore(self._order_key("utilization"), threshold, "+inf")
         pipe.zrangebyscore(self._budget_utilization_key(), threshold, "+inf")
         changed, near, budgets = pipe.execute()
-        tiers = [[_s(m) for m in changed], [_id_of_utilization_member(_s(m)) for m in near],
+        tiers = [[_id_of_utilization_member(_s(m)) for m in near], [_s(m) for m in changed],
                  [_s(m) for m in budgets]]
         everyone = list({cid for tier in tiers for cid in tier})
         read_at = dict(zip(everyone, self.r.zmscore(self._fetched_at_key(), everyone))) if everyone else {}

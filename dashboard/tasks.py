@@ -243,7 +243,8 @@ def _sweep(rm: ReadModel) -> dict:
 def sweep_hot_customers() -> int:
     """Refresh the customers nearest their limits, or changed recently: as many as the
     request budget left by the sweep can poll in one hot interval, most urgent and
-    longest unread first (see ReadModel.hot_customers)."""
+    longest unread first (see ReadModel.hot_customers). Customers still queued from an
+    earlier round keep their place (the claim), so a slow round never doubles up."""
     queued = 0
     for customer_id in read_model().hot_customers(settings.SYNC_HOT_UTILIZATION, limit=hot_tier_capacity()):
         queued += queue_refresh(customer_id, "hot")

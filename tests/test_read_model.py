@@ -278,7 +278,7 @@ def test_it_finds_hot_and_stale_customers(rm):
     now = T0.timestamp()
     assert rm.hot_customers(0.8, now=now) == ["near"]
     rm.mark_changed("poked", ttl=60, now=now)
-    assert rm.hot_customers(0.8, now=now + 30) == ["poked", "near"]  # somebody acted: first
+    assert rm.hot_customers(0.8, now=now + 30) == ["near", "poked"]  # near its limit, then somebody acted
     assert rm.hot_customers(0.8, now=now + 61) == ["near"]
     assert rm.stale_customers(600, now=now) == ["calm"]
     assert rm.sync_status(behind_after=600, now=now).customers_behind == 1
@@ -294,6 +294,11 @@ def test_it_counts_budgets_near_their_limits_in_the_hot_tier_after_entitlements(
     # entitlements near their limit first (longest unread first), then budgets
     assert rm.hot_customers(0.8, now=now) == ["near-old", "near-new", "team-full"]
     assert rm.hot_customers(0.8, now=now, limit=2) == ["near-old", "near-new"]
+    # recently changed customers come after entitlements near their limit, never before
+    rm.mark_changed("team-ok", ttl=60, now=now)
+    assert rm.hot_customers(0.8, now=now + 1) == ["near-old", "near-new", "team-ok", "team-full"]
+    assert rm.hot_customers(0.8, now=now + 1, limit=2) == ["near-old", "near-new"]
+    rm.r.delete(rm._changed_key())
     # the budget drops below the threshold: out of the tier; removed customers leave it
     rm.write_customer(snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 2, 10),)))
     assert rm.hot_customers(0.8, now=now) == ["near-old", "near-new"]
