@@ -76,10 +76,23 @@ class RequestBudget:
         slots even while a 10,000-customer sweep is running."""
         from django.conf import settings
 
+        return cls._share("sweep", settings.SYNC_SWEEP_BUDGET_SHARE)
+
+    @classmethod
+    def for_hot_tier(cls) -> "SharedBudget":
+        """The hot tier's polls: at most SYNC_HOT_BUDGET_SHARE of the rate, so refreshes
+        somebody waits for (webhooks, Refresh now, after a write) always find slots too."""
+        from django.conf import settings
+
+        return cls._share("hot", settings.SYNC_HOT_BUDGET_SHARE)
+
+    @classmethod
+    def _share(cls, name: str, share: float) -> "SharedBudget":
+        from django.conf import settings
+
         client = redis.Redis.from_url(settings.REDIS_URL)
-        share = cls(client, settings.STIGG_MAX_RPS * settings.SYNC_SWEEP_BUDGET_SHARE, key=f"{DEFAULT_KEY}:sweep",
-                    headroom=0)
-        return SharedBudget(share, cls(client, settings.STIGG_MAX_RPS))
+        own = cls(client, settings.STIGG_MAX_RPS * share, key=f"{DEFAULT_KEY}:{name}", headroom=0)
+        return SharedBudget(own, cls(client, settings.STIGG_MAX_RPS))
 
     def acquire(self, max_wait: float) -> None:
         """Reserve the next free slot and sleep until it. Raise ``StiggUnavailable``

@@ -29,6 +29,7 @@ HOT_POLL_REQUESTS = 2  # a hot-tier poll asks for entitlements, and budgets wher
 
 _client: StiggClient | None = None
 _sweep_client: StiggClient | None = None
+_hot_client: StiggClient | None = None
 _read_model: ReadModel | None = None
 
 
@@ -38,6 +39,16 @@ def client() -> StiggClient:
     if _client is None:
         _client = StiggClient.from_settings()
     return _client
+
+
+def hot_tier_client() -> StiggClient:
+    """The hot tier's client: held to SYNC_HOT_BUDGET_SHARE of the request budget."""
+    global _hot_client
+    if _hot_client is None:
+        from .budget import RequestBudget
+
+        _hot_client = StiggClient.from_settings(budget=RequestBudget.for_hot_tier())
+    return _hot_client
 
 
 def sweep_client() -> StiggClient:
@@ -77,7 +88,8 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
         refresh_customer_now.apply_async((customer_id, reason), countdown=BUSY_RETRY_SECONDS)
         return "busy"
     try:
-        found = sync.refresh_customer(client(), rm, customer_id, parts=_parts_for(reason))
+        stigg = hot_tier_client() if reason == "hot" else client()
+        found = sync.refresh_customer(stigg, rm, customer_id, parts=_parts_for(reason))
         return "refreshed" if found else "removed"
     except BudgetExhausted as exc:
         # Our budget is busy, Stigg is fine: come back when a slot frees up.
@@ -242,7 +254,7 @@ def _sweep(rm: ReadModel) -> dict:
 @shared_task(ignore_result=True)
 def sweep_hot_customers() -> int:
     """Refresh the customers nearest their limits, or changed recently: as many as the
-    request budget left by the sweep can poll in one hot interval, most urgent and
+    hot tier's share of the request budget can poll in one interval, most urgent and
     longest unread first (see ReadModel.hot_customers). Customers still queued from an
     earlier round keep their place (the claim), so a slow round never doubles up."""
     queued = 0
@@ -252,7 +264,7 @@ def sweep_hot_customers() -> int:
 
 
 def hot_tier_capacity() -> int:
-    """Customers one hot-tier round may poll: the budget the sweep leaves over one
-    interval, at about two requests a poll (entitlements, and budgets where they exist)."""
-    spare_rps = settings.STIGG_MAX_RPS * max(0.0, 1.0 - settings.SYNC_SWEEP_BUDGET_SHARE)
-    return max(1, int(settings.SYNC_HOT_INTERVAL_SECONDS * spare_rps / HOT_POLL_REQUESTS))
+    """Customers one hot-tier round may poll: its share of the budget over one interval,
+    at about two requests a poll (entitlements, and budgets where they exist)."""
+    hot_rps = settings.STIGG_MAX_RPS * settings.SYNC_HOT_BUDGET_SHARE
+    return max(1, int(settings.SYNC_HOT_INTERVAL_SECONDS * hot_rps / HOT_POLL_REQUESTS))

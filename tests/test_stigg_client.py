@@ -566,3 +566,32 @@ def test_it_fails_closed_when_redis_is_unreachable() -> None:
                            max_rps=10)
     with pytest.raises(StiggUnavailable, match="request budget unavailable"):
         budget.acquire(1)
+
+
+def test_it_holds_the_hot_tier_to_its_share_and_leaves_the_rest(emulator: Emulator, redis_server: Any,
+                                                                 world: dict[str, Any], settings: Any) -> None:
+    """The hot tier's polls take at most SYNC_HOT_BUDGET_SHARE of STIGG_MAX_RPS; a refresh
+    somebody waits for, on the full budget, gets the rest, and together they keep it."""
+    settings.STIGG_MAX_RPS, settings.SYNC_HOT_BUDGET_SHARE = 10, 0.3
+    reset_stats(emulator)
+    counts: dict[str, int] = {}
+
+    def hammer(name: str, budget: Any) -> None:
+        done = 0
+        with StiggClient(emulator.url, emulator.key, timeout=5, budget=budget, budget_wait=30) as c:
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                c.get_customer(world["customer"])
+                done += 1
+        counts[name] = done
+
+    threads = [threading.Thread(target=hammer, args=("hot", RequestBudget.for_hot_tier())),
+               threading.Thread(target=hammer, args=("waited-for", RequestBudget.from_settings()))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counts["hot"] <= 3 * 3 + 2  # 3 req/s for 3 s, and the request in flight at the end
+    assert counts["waited-for"] >= 2 * counts["hot"]  # the other 70 % stayed free for it
+    assert stats(emulator)["requests"] == sum(counts.values())
+    assert _per_second_max(emulator) <= 10
