@@ -575,14 +575,15 @@ class StiggClient:
 
     @classmethod
     def from_settings(cls, *, budget: RequestBudget | None = None, max_attempts: int = 3,
-                      timeout: float | None = None) -> StiggClient:
+                      timeout: float | None = None, budget_wait: float = DEFAULT_BUDGET_WAIT) -> StiggClient:
         from django.conf import settings
 
         from .budget import RequestBudget
 
         return cls(settings.STIGG_API_URL, settings.STIGG_API_KEY,
                    timeout=settings.STIGG_TIMEOUT_SECONDS if timeout is None else timeout,
-                   budget=budget or RequestBudget.from_settings(), max_attempts=max_attempts)
+                   budget=budget or RequestBudget.from_settings(), max_attempts=max_attempts,
+                   budget_wait=budget_wait)
 
     def close(self) -> None:
         self._http.close()

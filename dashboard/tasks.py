@@ -26,6 +26,7 @@ MAX_RETRIES = 4
 MAX_BACKOFF_SECONDS = 60.0
 SWEEP_LOCK_SECONDS = 600
 HOT_POLL_REQUESTS = 2  # a hot-tier poll asks for entitlements, and budgets where the customer has some
+HOT_BUDGET_WAIT_SECONDS = 0.5
 
 _client: StiggClient | None = None
 _sweep_client: StiggClient | None = None
@@ -47,7 +48,10 @@ def hot_tier_client() -> StiggClient:
     if _hot_client is None:
         from .budget import RequestBudget
 
-        _hot_client = StiggClient.from_settings(budget=RequestBudget.for_hot_tier())
+        # A poll that finds no slot soon gives its worker thread back (see
+        # refresh_customer_now): a refresh somebody waits for must never queue behind it.
+        _hot_client = StiggClient.from_settings(budget=RequestBudget.for_hot_tier(),
+                                                budget_wait=HOT_BUDGET_WAIT_SECONDS)
     return _hot_client
 
 
@@ -92,6 +96,8 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
         found = sync.refresh_customer(stigg, rm, customer_id, parts=_parts_for(reason))
         return "refreshed" if found else "removed"
     except BudgetExhausted as exc:
+        if reason == "hot":
+            return "deferred"  # the hot tier's share is spent: its next round asks again
         # Our budget is busy, Stigg is fine: come back when a slot frees up.
         raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
     except StiggUnavailable as exc:
