@@ -28,6 +28,7 @@ shares the Redis server, so nothing here may live outside the prefix):
     sync:counters                        hash    errors / rate_limited seen (cumulative)
     customer:{id}:history                string  JSON UsageHistoryDoc: usage over time per metered feature
     lock:customer:{id}                   string  per-customer refresh lock (token, PX expiry)
+    lock:sweep, lock:hot                 string  one full sweep, one hot-tier round at a time
     queued:{customer|history}:{id}       string  a refresh of it is queued (PX expiry)
 
 The customers list has one sort order per filter: every customer is in the unfiltered
@@ -799,9 +800,10 @@ class ReadModel:
         """True the first time a webhook messageId arrives; Stigg may deliver one twice."""
         return bool(self.r.set(self._webhook_seen_key(message_id), "1", nx=True, px=int(ttl * 1000)))
 
-    def acquire_sweep_lock(self, ttl: float) -> CustomerLock:
-        """The full sweep is exclusive: two beats (or a beat and a manual run) never overlap."""
-        return self._acquire(self._sweep_lock_key(), ttl)
+    def acquire_sweep_lock(self, ttl: float, what: str = "sweep") -> CustomerLock:
+        """The full sweep (``what``: or a hot-tier round) is exclusive: two beats, or a
+        beat and a manual run, never overlap."""
+        return self._acquire(self._sweep_lock_key() if what == "sweep" else f"{self.prefix}lock:{what}", ttl)
 
     def _transaction(self, func: Any, customer_id: str) -> Any:
         """Run ``func`` under WATCH of the customer's own keys, retrying on a concurrent write.

@@ -26,7 +26,6 @@ MAX_RETRIES = 4
 MAX_BACKOFF_SECONDS = 60.0
 SWEEP_LOCK_SECONDS = 600
 HOT_POLL_REQUESTS = 2  # a hot-tier poll asks for entitlements, and budgets where the customer has some
-HOT_BUDGET_WAIT_SECONDS = 0.5
 
 _client: StiggClient | None = None
 _sweep_client: StiggClient | None = None
@@ -48,10 +47,7 @@ def hot_tier_client() -> StiggClient:
     if _hot_client is None:
         from .budget import RequestBudget
 
-        # A poll that finds no slot soon gives its worker thread back (see
-        # refresh_customer_now): a refresh somebody waits for must never queue behind it.
-        _hot_client = StiggClient.from_settings(budget=RequestBudget.for_hot_tier(),
-                                                budget_wait=HOT_BUDGET_WAIT_SECONDS)
+        _hot_client = StiggClient.from_settings(budget=RequestBudget.for_hot_tier())
     return _hot_client
 
 
@@ -92,12 +88,9 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
         refresh_customer_now.apply_async((customer_id, reason), countdown=BUSY_RETRY_SECONDS)
         return "busy"
     try:
-        stigg = hot_tier_client() if reason == "hot" else client()
-        found = sync.refresh_customer(stigg, rm, customer_id, parts=_parts_for(reason))
+        found = sync.refresh_customer(client(), rm, customer_id, parts=_parts_for(reason))
         return "refreshed" if found else "removed"
     except BudgetExhausted as exc:
-        if reason == "hot":
-            return "deferred"  # the hot tier's share is spent: its next round asks again
         # Our budget is busy, Stigg is fine: come back when a slot frees up.
         raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
     except StiggUnavailable as exc:
@@ -128,8 +121,6 @@ def _parts_for(reason: str) -> frozenset[str]:
     """What a refresh asks Stigg for: what its cause can have changed."""
     if reason.startswith("webhook:"):
         return sync.parts_for_webhook(reason.split(":", 1)[1])
-    if reason == "hot":
-        return sync.POLL_PARTS
     return sync.PARTS  # a write, a person pressing refresh, a retry after an outage
 
 
@@ -195,7 +186,8 @@ def refresh_customer_page(self, customers: list[dict], discover: bool = False) -
 
 
 def _refresh_with(stigg: StiggClient, customer_id: str, **known) -> str:
-    """One customer of a sweep page: locked, errors recorded on that customer only."""
+    """One customer of a sweep page or a hot-tier round: locked, errors recorded on that
+    customer only."""
     rm = read_model()
     lock = rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS)
     if not lock.acquired:
@@ -258,15 +250,29 @@ def _sweep(rm: ReadModel) -> dict:
 
 
 @shared_task(ignore_result=True)
-def sweep_hot_customers() -> int:
-    """Refresh the customers nearest their limits, or changed recently: as many as the
-    hot tier's share of the request budget can poll in one interval, most urgent and
-    longest unread first (see ReadModel.hot_customers). Customers still queued from an
-    earlier round keep their place (the claim), so a slow round never doubles up."""
-    queued = 0
-    for customer_id in read_model().hot_customers(settings.SYNC_HOT_UTILIZATION, limit=hot_tier_capacity()):
-        queued += queue_refresh(customer_id, "hot")
-    return queued
+def sweep_hot_customers() -> dict:
+    """One hot-tier round: poll the customers nearest their limits, or changed recently,
+    as many as the hot tier's share of the request budget allows in one interval, most
+    urgent and longest unread first (see ReadModel.hot_customers).
+
+    The round polls one customer after another in this one task, instead of fanning out
+    a task per customer: a poll waiting for a budget slot then holds one worker thread,
+    never all of them, and refreshes somebody waits for (webhooks, Refresh now) are
+    picked up by the others at once."""
+    rm = read_model()
+    lock = rm.acquire_sweep_lock(settings.SYNC_HOT_INTERVAL_SECONDS * 4, what="hot")
+    if not lock.acquired:
+        return {"skipped": "a hot-tier round is still running"}
+    outcomes: dict[str, int] = {}
+    try:
+        for customer_id in rm.hot_customers(settings.SYNC_HOT_UTILIZATION, limit=hot_tier_capacity()):
+            outcome = _refresh_with(hot_tier_client(), customer_id, parts=sync.POLL_PARTS)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if outcome in ("deferred", "unavailable"):
+                break  # the share is spent, or Stigg is down: the next round goes on
+    finally:
+        lock.release()
+    return outcomes
 
 
 def hot_tier_capacity() -> int:
