@@ -124,3 +124,37 @@ def test_it_refreshes_now_and_updates_the_badge_and_numbers(page, live_server, e
     assert re.match(r"Data from \d+ s ago", page.locator("#customer-live .badge").inner_text())
     assert page.get_by_role("button", name="Refresh now").is_visible()
     assert badge_before.startswith("Data from")
+
+
+def test_it_updates_numbers_in_place_and_stops_polling_when_hidden(page, live_server, emulator, stack, settings):
+    settings.PAGE_POLL_SECONDS = 1
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/customers/{stack['acme']}")
+    usage = page.locator("#metered tbody tr", has_text="API calls").locator("td").first
+    before = usage.inner_text()
+    page.evaluate("() => { window.sameDocument = true; }")
+    # Stigg changes and a sync writes it (no button pressed, no reload): the cell follows
+    w.report_usage(emulator, stack["acme"], stack["calls"], 1)
+    with StiggClient(emulator.url, emulator.key, timeout=10) as client:
+        sync.refresh_customer(client, tasks.read_model(), stack["acme"])
+    page.wait_for_function("""(before) => document.querySelector('#metered tbody tr td').innerText !== before""",
+                           arg=before)
+    assert page.evaluate("() => window.sameDocument === true")  # updated in place, not reloaded
+    # a hidden tab asks for nothing
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if "/customers/" in request.url else None)
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {value: true, configurable: true});
+        Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    page.wait_for_timeout(3500)
+    assert polls == []
+    # visible again: it asks at once, and keeps polling
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {value: false, configurable: true});
+        Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    page.wait_for_timeout(2500)
+    assert len(polls) >= 2
