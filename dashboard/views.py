@@ -35,6 +35,7 @@ BUDGETS_ON_CUSTOMER_PAGE = 10
 REFRESH_WAIT_SECONDS = 90
 # The usage-history placeholder polls this often until the charts arrive.
 HISTORY_POLL_SECONDS = 2
+HISTORY_MAX_TRIES = 30  # a minute: Stigg is slow or down; the page says so and stops asking
 
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
@@ -218,7 +219,7 @@ def customer(request: HttpRequest, customer_id: str) -> HttpResponse:
         _queue(tasks.queue_usage_history, customer_id)  # fetched in the background; the page never waits
     context = {**_frame(rm), "doc": doc, "profile": doc["profile"], "charts": _usage_charts(doc, history),
                "budgets": _nearest_budgets(doc, BUDGETS_ON_CUSTOMER_PAGE),
-               "history": history, "history_pending": history_wanted and history is None,
+               "history": history, **_history_wait(request, history_wanted and history is None),
                "history_poll_seconds": HISTORY_POLL_SECONDS, **_refresh_state(request, doc)}
     response = _render(request, "dashboard/customer.html", context,
                        frozenset({"customer-live", "usage-charts", "refresh-status"}))
@@ -235,6 +236,17 @@ def _nearest_budgets(doc: dict, n: int) -> dict[str, Any]:
     budgets.sort(key=lambda node: (node["utilization"] is None, -(node["utilization"] or 0)))
     rows = [{**node, "parent_name": names.get(node["parent_id"]) or node["parent_id"]} for node in budgets[:n]]
     return {"rows": rows, "total": len(budgets), "over": sum(1 for b in budgets if (b["utilization"] or 0) >= 1)}
+
+
+def _history_wait(request: HttpRequest, missing: bool) -> dict[str, Any]:
+    """The charts' placeholder asks again every HISTORY_POLL_SECONDS while the history
+    is missing, counting its tries, and after HISTORY_MAX_TRIES says it is not there."""
+    try:
+        tries = max(0, min(int(request.GET.get("tries", "0")), HISTORY_MAX_TRIES))
+    except ValueError:
+        tries = 0
+    return {"history_pending": missing and tries < HISTORY_MAX_TRIES,
+            "history_unavailable": missing and tries >= HISTORY_MAX_TRIES, "history_tries": tries + 1}
 
 
 def _epoch_of(value: str | None) -> float:

@@ -276,6 +276,12 @@ def test_it_queues_usage_history_when_none_is_stored_and_says_it_is_loading(worl
     for _ in range(3):
         response = browser.get(reverse("customer", args=[world["rich"]]))
         assert "Loading usage history from Stigg" in text_of(response)
+    # the placeholder counts its tries, and after a minute says the history is not there
+    waiting = browser.get(reverse("customer", args=[world["rich"]]), {"tries": "7"}, **htmx("usage-charts"))
+    assert "?tries=8" in waiting.content.decode() and "<html" not in waiting.content.decode()
+    given_up = browser.get(reverse("customer", args=[world["rich"]]), {"tries": "30"}, **htmx("usage-charts"))
+    assert "Stigg has not answered for the usage history yet" in text_of(given_up)
+    assert "hx-trigger=\"load" not in given_up.content.decode()
     queued = [json.loads(m) for m in broker.lrange("hot", 0, -1)]
     assert [m["headers"]["task"] for m in queued].count("dashboard.tasks.refresh_usage_history") == 1
     # the worker's job, run here: the charts are back
