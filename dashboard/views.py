@@ -133,15 +133,16 @@ def _nearest(rm: ReadModel, n: int) -> list[dict[str, Any]]:
     ent: EntitlementRank
     for ent in rm.top_entitlements(n):
         rows.append({"kind": "Entitlement", "anchor": "#metered", "customer_id": ent.customer_id,
-                     "customer_name": ent.customer_name, "what": ent.feature_name, "detail": "", "usage": ent.usage, "limit": ent.limit,
-                     "utilization": ent.utilization, "soft_limit": ent.soft_limit, "period_end": ent.period_end})
+                     "customer_name": ent.customer_name, "what": ent.feature_name, "detail": "",
+                     "usage": ent.usage, "limit": ent.limit, "utilization": ent.utilization,
+                     "soft_limit": ent.soft_limit, "period_end": ent.period_end})
     bud: BudgetRank
     for bud in rm.top_budgets(n, by="utilization"):
         if bud.utilization is None:
             continue
         scope = f" · scope {', '.join(bud.scope)}" if bud.scope else ""
-        rows.append({"kind": "Budget", "anchor": "#governance", "customer_id": bud.customer_id, "customer_name": bud.customer_name,
-                     "what": bud.entity_name or bud.entity_id,
+        rows.append({"kind": "Budget", "anchor": "#governance", "customer_id": bud.customer_id,
+                     "customer_name": bud.customer_name, "what": bud.entity_name or bud.entity_id,
                      "detail": f"{bud.feature_id or bud.currency_id}{scope}", "usage": bud.usage, "limit": bud.limit,
                      "utilization": bud.utilization, "soft_limit": False, "period_end": bud.period_end})
     rows.sort(key=lambda r: r["utilization"], reverse=True)
@@ -211,8 +212,7 @@ def customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     rm = tasks.read_model()
     doc = rm.customer(customer_id)
     if doc is None:
-        return render(request, "dashboard/customer_missing.html", {**_frame(rm), "customer_id": customer_id},
-                      status=404)
+        return _missing(request, rm, customer_id)
     history = rm.usage_history(customer_id)
     history_wanted = bool(doc["entitlements"]["metered"] and doc["fetched_at"]) and _history_stale(history)
     if history_wanted:
@@ -226,6 +226,15 @@ def customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     if context["refresh_landed"]:
         trigger_client_event(response, "customerRefreshed")
     return response
+
+
+def _missing(request: HttpRequest, rm: ReadModel, customer_id: str) -> HttpResponse:
+    return render(request, "dashboard/customer_missing.html", {**_frame(rm), "customer_id": customer_id}, status=404)
+
+
+def _last_read(doc: dict) -> float:
+    """When Stigg was last asked about this customer, successfully or not."""
+    return max(_epoch_of(doc["fetched_at"]), _epoch_of(doc["error_at"]))
 
 
 def _nearest_budgets(doc: dict, n: int) -> dict[str, Any]:
@@ -264,7 +273,7 @@ def _refresh_state(request: HttpRequest, doc: dict) -> dict[str, Any]:
         since = queued_at = math.nan
     if not (math.isfinite(since) and math.isfinite(queued_at)):
         return {"refreshing": False, "refresh_landed": False, "refresh_gave_up": False}
-    landed = max(_epoch_of(doc["fetched_at"]), _epoch_of(doc["error_at"])) > since
+    landed = _last_read(doc) > since
     waited = max(0.0, time.time() - queued_at)
     return {"refreshing": not landed and waited < REFRESH_WAIT_SECONDS, "refresh_landed": landed,
             "refresh_gave_up": not landed and waited >= REFRESH_WAIT_SECONDS, "since": since,
@@ -280,9 +289,8 @@ def refresh_customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     rm = tasks.read_model()
     doc = rm.customer(customer_id)
     if doc is None:
-        return render(request, "dashboard/customer_missing.html", {**_frame(rm), "customer_id": customer_id},
-                      status=404)
-    since, queued_at = _epoch_of(doc["fetched_at"]), time.time()
+        return _missing(request, rm, customer_id)
+    since, queued_at = _last_read(doc), time.time()
     rm.mark_changed(customer_id)  # somebody is watching it: keep it in the hot tier a while
     error = _queue(lambda cid: tasks.queue_refresh(cid, "manual"), customer_id)
     if error is None and doc["entitlements"]["metered"]:

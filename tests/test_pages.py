@@ -365,6 +365,19 @@ def test_it_refreshes_now_and_reports_when_it_landed(world, browser, settings):
     broker.delete("hot")
 
 
+def test_it_waits_for_a_newer_read_than_an_earlier_failure(world, browser, settings):
+    """A customer whose last refresh failed: pressing Refresh now must wait for a read
+    newer than that failure, not take the old failure for the answer."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    world["rm"].release_queued(world["broken"])
+    response = browser.post(reverse("refresh-customer", args=[world["broken"]]), **htmx("refresh-status"))
+    since, queued_at = re.search(r"since=([\d.]+)&amp;queued=([\d.]+)", response.content.decode()).groups()
+    poll = browser.get(reverse("customer", args=[world["broken"]]), {"since": since, "queued": queued_at},
+                       **htmx("refresh-status"))
+    assert "Refreshing from Stigg" in text_of(poll) and "HX-Trigger" not in poll
+    broker.delete("hot")
+
+
 def test_it_says_when_the_read_model_is_unreachable(world, browser, monkeypatch):
     from .servers import free_port
 
