@@ -26,18 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import pct, say  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, django_env  # noqa: E402
 
 TARGET_P95_MS = 30.0
-
-
-def say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

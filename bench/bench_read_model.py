@@ -29,6 +29,7 @@ from dashboard.read_model import CustomerDocument, ReadModel, build_snapshot  # 
 from dashboard.stigg_client import (  # noqa: E402
     AddonQuantity, Customer, CustomerEntitlements, Package, PackageEntitlement, Subscription,
 )
+from bench.figures import pct  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 from tests.test_read_model import FEATURES, PACKAGES, T0, ent, node  # noqa: E402
 
@@ -84,11 +85,6 @@ def fill(rm: ReadModel, customers: int) -> float:
     for i in range(customers):
         rm.write_customer(customer_document(i, rnd))
     return time.perf_counter() - started
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 def main() -> None:

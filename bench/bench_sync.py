@@ -47,18 +47,10 @@ from dashboard import sync  # noqa: E402
 from dashboard.read_model import ReadModel  # noqa: E402
 from dashboard.stigg_client import StiggClient  # noqa: E402
 from emulator import bulk  # noqa: E402
+from bench.figures import pct, say  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env  # noqa: E402
 
 SECRET = "bench-webhook-secret"
-
-
-def say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:
