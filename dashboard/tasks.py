@@ -27,39 +27,34 @@ MAX_BACKOFF_SECONDS = 60.0
 SWEEP_LOCK_SECONDS = 600
 HOT_POLL_REQUESTS = 2  # a hot-tier poll asks for entitlements, and budgets where the customer has some
 
-_client: StiggClient | None = None
-_sweep_client: StiggClient | None = None
-_hot_client: StiggClient | None = None
+_clients: dict[str, StiggClient] = {}
 _read_model: ReadModel | None = None
 
 
+def _shared_client(share: str) -> StiggClient:
+    """One pooled client per worker process and budget share (threads share it)."""
+    if share not in _clients:
+        from .budget import RequestBudget
+
+        budget = {"all": RequestBudget.from_settings, "sweep": RequestBudget.for_sweep,
+                  "hot": RequestBudget.for_hot_tier}[share]()
+        _clients[share] = StiggClient.from_settings(budget=budget)
+    return _clients[share]
+
+
 def client() -> StiggClient:
-    """One pooled client per worker process (threads share it)."""
-    global _client
-    if _client is None:
-        _client = StiggClient.from_settings()
-    return _client
+    """Refreshes somebody waits for: the whole request budget."""
+    return _shared_client("all")
 
 
 def hot_tier_client() -> StiggClient:
-    """The hot tier's client: held to SYNC_HOT_BUDGET_SHARE of the request budget."""
-    global _hot_client
-    if _hot_client is None:
-        from .budget import RequestBudget
-
-        _hot_client = StiggClient.from_settings(budget=RequestBudget.for_hot_tier())
-    return _hot_client
+    """The hot tier's polls: held to SYNC_HOT_BUDGET_SHARE of the request budget."""
+    return _shared_client("hot")
 
 
 def sweep_client() -> StiggClient:
-    """The sweep's client: same connection settings, but held to the sweep's share of
-    the request budget."""
-    global _sweep_client
-    if _sweep_client is None:
-        from .budget import RequestBudget
-
-        _sweep_client = StiggClient.from_settings(budget=RequestBudget.for_sweep())
-    return _sweep_client
+    """The sweep: held to SYNC_SWEEP_BUDGET_SHARE of the request budget."""
+    return _shared_client("sweep")
 
 
 def read_model() -> ReadModel:

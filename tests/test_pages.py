@@ -29,7 +29,7 @@ def world(emulator):
     app's own read model (the one the views read)."""
     stigg_here = override_settings(STIGG_API_URL=emulator.url)
     stigg_here.enable()
-    tasks._client = None  # the task code's client is built from the settings on first use
+    tasks._clients.clear()  # the task code's clients are built from the settings on first use
     rm = tasks.read_model()
     rm.clear()
     e = emulator
@@ -99,7 +99,7 @@ def world(emulator):
     client.close()
     rm.clear()
     stigg_here.disable()
-    tasks._client = None
+    tasks._clients.clear()
 
 
 @pytest.fixture
