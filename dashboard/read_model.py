@@ -674,8 +674,8 @@ class ReadModel:
     def _layout_key(self) -> str:
         return f"{self.prefix}layout"
 
-    def _sweep_lock_key(self) -> str:
-        return f"{self.prefix}lock:sweep"
+    def _round_lock_key(self, what: str) -> str:
+        return f"{self.prefix}lock:{what}"
 
     # --- catalog ---------------------------------------------------------------------------------
 
@@ -803,7 +803,7 @@ class ReadModel:
     def acquire_sweep_lock(self, ttl: float, what: str = "sweep") -> CustomerLock:
         """The full sweep (``what``: or a hot-tier round) is exclusive: two beats, or a
         beat and a manual run, never overlap."""
-        return self._acquire(self._sweep_lock_key() if what == "sweep" else f"{self.prefix}lock:{what}", ttl)
+        return self._acquire(self._round_lock_key(what), ttl)
 
     def _transaction(self, func: Any, customer_id: str) -> Any:
         """Run ``func`` under WATCH of the customer's own keys, retrying on a concurrent write.
