@@ -196,12 +196,12 @@ def _usage_charts(doc: dict, history: dict | None) -> list[dict[str, Any]]:
     return out
 
 
-def _queue(what: Callable[[str], bool], customer_id: str) -> str | None:
+def _queue(what: str, send: Callable[[], bool], customer_id: str) -> str | None:
     """Queue a task; an unreachable broker is said in words, not a 500."""
     try:
-        what(customer_id)
+        send()
     except (BrokerUnavailable, OSError) as exc:
-        log.warning("Could not queue %s for %s: %s", what.__name__, customer_id, exc)
+        log.warning("Could not queue %s for %s: %s", what, customer_id, exc)
         return "The task queue is unreachable, so nothing was queued. Try again in a moment."
     return None
 
@@ -216,7 +216,8 @@ def customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     history = rm.usage_history(customer_id)
     history_wanted = bool(doc["entitlements"]["metered"] and doc["fetched_at"]) and _history_stale(history)
     if history_wanted:
-        _queue(tasks.queue_usage_history, customer_id)  # fetched in the background; the page never waits
+        # fetched in the background; the page never waits
+        _queue("a usage-history fetch", lambda: tasks.queue_usage_history(customer_id), customer_id)
     context = {**_frame(rm), "doc": doc, "profile": doc["profile"], "charts": _usage_charts(doc, history),
                "budgets": _nearest_budgets(doc, BUDGETS_ON_CUSTOMER_PAGE),
                "history": history, **_history_wait(request, history_wanted and history is None),
@@ -292,9 +293,9 @@ def refresh_customer(request: HttpRequest, customer_id: str) -> HttpResponse:
         return _missing(request, rm, customer_id)
     since, queued_at = _last_read(doc), time.time()
     rm.mark_changed(customer_id)  # somebody is watching it: keep it in the hot tier a while
-    error = _queue(lambda cid: tasks.queue_refresh(cid, "manual"), customer_id)
+    error = _queue("a refresh", lambda: tasks.queue_refresh(customer_id, "manual"), customer_id)
     if error is None and doc["entitlements"]["metered"]:
-        error = _queue(tasks.queue_usage_history, customer_id)
+        error = _queue("a usage-history fetch", lambda: tasks.queue_usage_history(customer_id), customer_id)
     state = {"refreshing": error is None, "refresh_landed": False, "refresh_gave_up": False, "since": since,
              "queued_at": queued_at, "waited": 0, "refresh_error": error}
     if not request.htmx:
