@@ -90,6 +90,16 @@ def sign_in(page, live_server) -> None:
     page.wait_for_url(f"{live_server.url}/")
 
 
+def set_tab_hidden(page, hidden: bool) -> None:
+    """What the browser does when the tab goes to the background, or comes back."""
+    page.evaluate("""(hidden) => {
+        Object.defineProperty(document, 'hidden', {value: hidden, configurable: true});
+        Object.defineProperty(document, 'visibilityState', {value: hidden ? 'hidden' : 'visible',
+                                                            configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""", hidden)
+
+
 def test_it_signs_in_searches_and_opens_a_customer_with_its_chart(page, live_server, stack):
     sign_in(page, live_server)
     assert page.get_by_role("heading", name="Overview").is_visible()
@@ -143,18 +153,10 @@ def test_it_updates_numbers_in_place_and_stops_polling_when_hidden(page, live_se
     # a hidden tab asks for nothing
     polls: list[str] = []
     page.on("request", lambda request: polls.append(request.url) if "/customers/" in request.url else None)
-    page.evaluate("""() => {
-        Object.defineProperty(document, 'hidden', {value: true, configurable: true});
-        Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});
-        document.dispatchEvent(new Event('visibilitychange'));
-    }""")
+    set_tab_hidden(page, True)
     page.wait_for_timeout(3500)
     assert polls == []
     # visible again: it asks at once, and keeps polling
-    page.evaluate("""() => {
-        Object.defineProperty(document, 'hidden', {value: false, configurable: true});
-        Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});
-        document.dispatchEvent(new Event('visibilitychange'));
-    }""")
+    set_tab_hidden(page, False)
     page.wait_for_timeout(2500)
     assert len(polls) >= 2
