@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from dashboard.read_model import CustomerDocument, ReadModel, build_snapshot  # noqa: E402
+from dashboard.readmodel import CustomerDocument, ReadModel  # noqa: E402
+from dashboard.sync import build_snapshot  # noqa: E402
 from dashboard.stigg_client import (  # noqa: E402
     AddonQuantity, Customer, CustomerEntitlements, Package, PackageEntitlement, Subscription,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .read_model import EntitlementDoc, HistogramBin, UsageSeriesDoc
+from .readmodel import EntitlementDoc, HistogramBin, UsageSeriesDoc
 
 # One palette for every chart; levels also carry words on screen, never colour alone.
 BLUE, AMBER, RED, GREY = "#2f6fb3", "#c77c02", "#c0392b", "#8a8f98"

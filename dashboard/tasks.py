@@ -15,7 +15,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import sync
-from .read_model import ReadModel
+from .readmodel import ReadModel
 from .stigg_client import BudgetExhausted, StiggClient, StiggRequestError, StiggUnavailable
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from . import charts, tasks
 from .forms import PAGE_SIZE, CustomerFilter
-from .read_model import BudgetRank, EntitlementRank, ReadModel, parse_time
+from .readmodel import BudgetRank, EntitlementRank, ReadModel, parse_time
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from dashboard import sync, tasks
-from dashboard.read_model import ReadModel
+from dashboard.readmodel import ReadModel
 from dashboard.stigg_client import StiggClient
 
 from . import emulator_world as w
@@ -271,7 +271,7 @@ def test_it_queues_usage_history_when_none_is_stored_and_says_it_is_loading(worl
     # "Brittle Ltd" has nothing metered: no history is wanted
     assert "Nothing metered, so nothing to chart" in text_of(response) and broker.llen("hot") == before
     # a customer with metered features and no stored history gets a fetch queued, once
-    rm.r.delete(rm._history_key(world["rich"]))
+    rm.r.delete(rm.keys.history(world["rich"]))
     rm.release_queued(world["rich"], "history")
     for _ in range(3):
         response = browser.get(reverse("customer", args=[world["rich"]]))

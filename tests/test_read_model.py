@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 
-from dashboard.read_model import ReadModel, build_snapshot
+from dashboard.readmodel import ReadModel
+from dashboard.sync import build_snapshot
 from dashboard.stigg_client import (
     AddonQuantity, Customer, CustomerEntitlements, Entitlement, EnumOption, Feature, GovernanceNode, Package,
     PackageEntitlement, Promotion, Subscription,
@@ -298,7 +299,7 @@ def test_it_counts_budgets_near_their_limits_in_the_hot_tier_after_entitlements(
     rm.mark_changed("team-ok", ttl=60, now=now)
     assert rm.hot_customers(0.8, now=now + 1) == ["near-old", "near-new", "team-ok", "team-full"]
     assert rm.hot_customers(0.8, now=now + 1, limit=2) == ["near-old", "near-new"]
-    rm.r.delete(rm._changed_key())
+    rm.r.delete(rm.keys.changed())
     # the budget drops below the threshold: out of the tier; removed customers leave it
     rm.write_customer(snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 2, 10),)))
     assert rm.hot_customers(0.8, now=now) == ["near-old", "near-new"]
@@ -388,11 +389,11 @@ def test_it_never_shows_a_reader_half_an_update(rm):
         rm.write_customer(a)
         for _ in range(300):
             pipe = rm.r.pipeline(transaction=True)
-            pipe.get(rm._customer_key("c1"))
-            pipe.hget(rm._rows_key(), "c1")
-            pipe.zrange(rm._order_key("name"), 0, -1)
-            pipe.zrange(rm._rank_budgets_key("usage"), 0, -1)
-            pipe.zscore(rm._rank_entitlements_key(), "c1|api")
+            pipe.get(rm.keys.customer("c1"))
+            pipe.hget(rm.keys.rows(), "c1")
+            pipe.zrange(rm.keys.order("name"), 0, -1)
+            pipe.zrange(rm.keys.rank_budgets("usage"), 0, -1)
+            pipe.zscore(rm.keys.rank_entitlements(), "c1|api")
             doc, row, names, budgets, util = pipe.execute()
             name = json.loads(doc)["profile"]["name"]
             assert json.loads(row)["name"] == name and len(names) == 1 and names[0].startswith(name.casefold())
@@ -493,7 +494,7 @@ def test_it_keeps_plan_ids_with_separators_apart_in_filters(rm):
 
 
 def test_it_empties_a_read_model_written_in_another_layout(rm):
-    from dashboard.read_model import LAYOUT_VERSION
+    from dashboard.readmodel import LAYOUT_VERSION
 
     rm.clear()
     rm.r.delete(rm.prefix + "layout")

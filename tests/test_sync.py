@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from dashboard import sync
-from dashboard.read_model import ReadModel
+from dashboard.readmodel import ReadModel
 from dashboard.stigg_client import StiggClient
 
 from . import emulator_world as w

@@ -10,7 +10,7 @@ import pytest
 import redis
 from celery import Celery
 
-from dashboard.read_model import ReadModel
+from dashboard.readmodel import ReadModel
 
 from . import emulator_world as w
 from .servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from django.core.management.base import BaseCommand
 
 from dashboard import sync
-from dashboard.read_model import ReadModel
+from dashboard.readmodel import ReadModel
 from dashboard.stigg_client import StiggClient, StiggError
 
 

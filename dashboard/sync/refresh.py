@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .read_model import Catalog, ReadModel, UsageSeriesDoc, build_snapshot, iso
-from .stigg_client import (
+from ..readmodel import Catalog, ReadModel, UsageSeriesDoc, iso
+from .shaping import build_snapshot
+from ..stigg_client import (
     AddonQuantity, Customer, EnumOption, Feature, GovernanceNode, GovernanceNotEnabled, Package, PackageEntitlement,
     Promotion, StiggClient, StiggRequestError, Subscription,
 )

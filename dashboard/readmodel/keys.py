@@ -1,0 +1,137 @@
+"""Every Redis key of the read model, spelled in one place.
+
+All keys live under one prefix (default ``stiggadmin:rm:``): the Celery broker shares the
+Redis server, so nothing of ours may live outside it, and ``clear()`` deletes exactly the
+prefix.
+
+    layout                               string  the key layout these keys follow (LAYOUT_VERSION)
+    catalog                              string  JSON: features and packages, fetched_at
+    customer:{id}                        string  JSON CustomerDocument (the customer page)
+    customer:{id}:members                set     the ranking members this customer owns ("e|…" / "b|…")
+    customer:{id}:history                string  JSON UsageHistoryDoc: usage over time per metered feature
+    customers:rows                       hash    id -> JSON CustomerRow fields (list pages)
+    customers:order:name[:plan:{p}][:status:{s}]
+                                         zset    score 0, member "{name}\\0{id}\\0{search text}" (lex order)
+    customers:order:utilization[:plan:{p}][:status:{s}]
+                                         zset    member "{id}\\0{search text}" -> highest utilization (-1 when none)
+    customers:indexed                    hash    id -> JSON: its plan, status and two order members (to remove them)
+    customers:fetched_at                 zset    id -> epoch seconds of last good fetch (0 = never)
+    customers:errored                    set     ids whose last refresh failed
+    customers:changed                    zset    id -> epoch when "recently changed" expires
+    customers:budget_utilization         zset    id -> its governance budget nearest the limit (hot tier)
+    rank:entitlements                    zset    "customer|feature" -> utilization
+    rank:entitlements:rows               hash    member -> JSON EntitlementRank
+    rank:budgets:utilization             zset    "customer|entity|feature-or-currency|scope" -> utilization
+    rank:budgets:usage                   zset    same member -> current usage
+    rank:budgets:rows                    hash    member -> JSON BudgetRank
+    sync:status                          hash    last sweep start/finish/duration/stats
+    sync:counters                        hash    errors / rate_limited seen (cumulative)
+    lock:customer:{id}                   string  per-customer refresh lock (token, PX expiry)
+    lock:sweep, lock:hot                 string  one full sweep, one hot-tier round at a time
+    queued:{customer|history}:{id}       string  a refresh of it is queued (PX expiry)
+    webhook:seen:{messageId}             string  a webhook delivery already handled (PX expiry)
+
+Hash fields and sorted-set members hold ids as they are (they are values, not key names).
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+DEFAULT_PREFIX = "stiggadmin:rm:"
+# Bumped whenever the key layout changes: a sweep that finds another layout empties the
+# read model and fills it again from Stigg (it is a cache), instead of reading stale keys.
+LAYOUT_VERSION = "3"
+CUSTOMER_SORTS = ("name", "utilization")
+BUDGET_RANKINGS = ("utilization", "usage")
+
+
+class Keys:
+    """The key names under one prefix: one small method per key."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+
+    def layout(self) -> str:
+        return f"{self.prefix}layout"
+
+    def catalog(self) -> str:
+        return f"{self.prefix}catalog"
+
+    # --- one customer ------------------------------------------------------------------------
+
+    def customer(self, customer_id: str) -> str:
+        return f"{self.prefix}customer:{customer_id}"
+
+    def members(self, customer_id: str) -> str:
+        return f"{self.prefix}customer:{customer_id}:members"
+
+    def history(self, customer_id: str) -> str:
+        return f"{self.prefix}customer:{customer_id}:history"
+
+    # --- the customer list ---------------------------------------------------------------------
+
+    def rows(self) -> str:
+        return f"{self.prefix}customers:rows"
+
+    def order(self, sort: str, plan: str = "", status: str = "") -> str:
+        """The customers in ``sort`` order, only those of ``plan`` and ``status`` when given
+        (cleaned values; quoting keeps a ":" in a plan id from reaching the status part)."""
+        if sort not in CUSTOMER_SORTS:
+            raise ValueError(f"sort by name or utilization, not {sort!r}")
+        key = f"{self.prefix}customers:order:{sort}"
+        if plan:
+            key += f":plan:{quote(plan, safe='')}"
+        if status:
+            key += f":status:{quote(status, safe='')}"
+        return key
+
+    def indexed(self) -> str:
+        return f"{self.prefix}customers:indexed"
+
+    def fetched_at(self) -> str:
+        return f"{self.prefix}customers:fetched_at"
+
+    def errored(self) -> str:
+        return f"{self.prefix}customers:errored"
+
+    def changed(self) -> str:
+        return f"{self.prefix}customers:changed"
+
+    def budget_utilization(self) -> str:
+        return f"{self.prefix}customers:budget_utilization"
+
+    # --- fleet rankings ------------------------------------------------------------------------
+
+    def rank_entitlements(self) -> str:
+        return f"{self.prefix}rank:entitlements"
+
+    def rank_entitlement_rows(self) -> str:
+        return f"{self.prefix}rank:entitlements:rows"
+
+    def rank_budgets(self, by: str) -> str:
+        if by not in BUDGET_RANKINGS:
+            raise ValueError(f"budgets rank by utilization or usage, not {by!r}")
+        return f"{self.prefix}rank:budgets:{by}"
+
+    def rank_budget_rows(self) -> str:
+        return f"{self.prefix}rank:budgets:rows"
+
+    # --- sync state ------------------------------------------------------------------------------
+
+    def sync_status(self) -> str:
+        return f"{self.prefix}sync:status"
+
+    def sync_counters(self) -> str:
+        return f"{self.prefix}sync:counters"
+
+    def customer_lock(self, customer_id: str) -> str:
+        return f"{self.prefix}lock:customer:{customer_id}"
+
+    def round_lock(self, what: str) -> str:
+        return f"{self.prefix}lock:{what}"
+
+    def queued(self, customer_id: str, what: str = "customer") -> str:
+        return f"{self.prefix}queued:{what}:{customer_id}"
+
+    def webhook_seen(self, message_id: str) -> str:
+        return f"{self.prefix}webhook:seen:{message_id}"
