@@ -7,7 +7,7 @@ import random
 import re
 import time
 from typing import Any, Callable, Iterable
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from . import clock, config, stats, store
 from .http import MAX_BODY_BYTES, ApiError, Request, Response, parse_query, resolve
@@ -103,11 +103,17 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
-    path = environ.get("PATH_INFO") or "/"
-    try:
-        path = path.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        pass
+    raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw_uri:
+        # The path as sent, still percent-encoded (gunicorn): an id holding "/" arrives as
+        # %2F and stays one segment; resolve() decodes each segment once matched.
+        path = urlsplit(raw_uri).path or "/"
+    else:
+        path = environ.get("PATH_INFO") or "/"
+        try:
+            path = path.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
     req = Request(
         method=environ.get("REQUEST_METHOD", "GET").upper(),
         path=path,
