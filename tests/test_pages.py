@@ -6,6 +6,7 @@ import json
 import re
 import time
 from html import unescape
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -314,6 +315,22 @@ def test_it_answers_an_unknown_customer_with_a_404_page(world, browser):
     assert "No customer “nobody-here”" in text and "Search the customers" in text
     assert browser.post(reverse("refresh-customer", args=["nobody-here"])).status_code == 404
     assert browser.get("/no/such/page").status_code == 404
+
+
+def test_it_keeps_customer_ids_apart_from_each_other_and_from_key_names(world, browser, emulator):
+    odd = f"{world['rich']}:history/α 100%"  # an id from Stigg may hold any character
+    emulator.data("POST", "/api/v1/customers", json={"id": odd, "name": "Odd Id Inc"})
+    with StiggClient(emulator.url, emulator.key, timeout=10) as client:
+        assert sync.refresh_customer(client, world["rm"], odd, discover=True)
+    response = browser.get(reverse("customer", args=[odd]))
+    assert response.status_code == 200 and "Odd Id Inc" in text_of(response)
+    # rich's id followed by what once named its usage-history key: no such customer
+    assert browser.get(reverse("customer", args=[f"{world['rich']}:history"])).status_code == 404
+    response = browser.get(reverse("customer", args=[world["rich"]]))
+    assert response.status_code == 200 and "Acme Rockets" in text_of(response)
+    response = browser.get(reverse("customers") + "?q=" + quote("α 100%"))
+    assert "Odd Id Inc" in text_of(response)
+    world["rm"].remove_customers([odd])  # the other tests count the world's customers
 
 
 def test_it_shows_the_last_good_data_with_its_age_and_the_error(world, browser):

@@ -367,6 +367,42 @@ def test_it_renders_hostile_names_as_plain_data(rm):
     assert rm.customers_page(sort="name").rows[0].id == "evil"
 
 
+# Ids may hold any character: each pair below collided in key names or ranking members
+# while ids went into them raw ("acme:history" was acme's usage history, "yy:members"
+# made customer yy unwritable).
+HOSTILE_IDS = ["acme", "acme:history", "yy:members", "yy", "a/b/c", "100%", "100%25", "with space",
+               "x" * 300, "Ünïcødé-客户", "a|b", "a", "a,b"]
+
+
+def test_it_keeps_customers_with_hostile_ids_apart(rm):
+    history = {"fetched_at": T0.isoformat(), "start": T0.isoformat(), "features": {}}
+    for cid in HOSTILE_IDS:
+        rm.write_customer(snapshot(cid, name=f"Name of {cid}"))
+        if cid == "acme":
+            rm.write_usage_history(cid, history)
+    for cid in HOSTILE_IDS:
+        doc = rm.customer(cid)
+        assert doc is not None and doc["id"] == cid and doc["profile"]["name"] == f"Name of {cid}"
+        assert cid in [r.id for r in rm.customers_page(search=cid, limit=500).rows]
+    assert sorted(rm.customer_ids()) == sorted(HOSTILE_IDS)
+    assert rm.usage_history("acme") == history and rm.usage_history("acme:history") is None
+    api = [t.customer_id for t in rm.top_entitlements(n=100) if t.feature_id == "api"]
+    assert sorted(api) == sorted(HOSTILE_IDS)
+    rm.remove_customers(["acme:history", "yy:members"])
+    assert rm.customer("acme") is not None and rm.usage_history("acme") == history
+    assert rm.customer("yy") is not None and rm.customer("yy:members") is None
+
+
+def test_it_keeps_budgets_of_hostile_entity_ids_apart(rm):
+    # customer "a" with entity "b|x", customer "a|b" with entity "x": once the same member
+    rm.write_customer(snapshot("a", nodes=(node("b|x", 90, 100), node("p,q", 10, 100, scope=("s,t",)))))
+    rm.write_customer(snapshot("a|b", nodes=(node("x", 50, 100), node("p", 20, 100, scope=("q", "s,t")))))
+    budgets = {(b.customer_id, b.entity_id, b.scope) for b in rm.top_budgets(n=10)}
+    assert budgets == {("a", "b|x", ()), ("a", "p,q", ("s,t",)), ("a|b", "x", ()), ("a|b", "p", ("q", "s,t"))}
+    rm.remove_customers(["a|b"])
+    assert {(b.customer_id, b.entity_id) for b in rm.top_budgets(n=10)} == {("a", "b|x"), ("a", "p,q")}
+
+
 def test_it_never_shows_a_reader_half_an_update(rm):
     # A writer flips one customer between two snapshots; a reader takes consistent cuts
     # (MULTI of reads) of the document, index row, sort order and ranking. With one MULTI/EXEC

@@ -31,7 +31,10 @@ prefix.
     queued:{customer|history}:{id}       string  a refresh of it is queued (PX expiry)
     webhook:seen:{messageId}             string  a webhook delivery already handled (PX expiry)
 
-Hash fields and sorted-set members hold ids as they are (they are values, not key names).
+Ids from Stigg may hold any character (":", "/", "%", spaces, any script, hundreds of
+characters), so every id in a key name is percent-encoded ({id} above means ``part(id)``):
+customer "acme:history" is ``customer:acme%3Ahistory``, never acme's history. Hash fields
+hold ids as they are; ranking members join their percent-encoded parts with "|".
 """
 from __future__ import annotations
 
@@ -40,9 +43,15 @@ from urllib.parse import quote
 DEFAULT_PREFIX = "stiggadmin:rm:"
 # Bumped whenever the key layout changes: a sweep that finds another layout empties the
 # read model and fills it again from Stigg (it is a cache), instead of reading stale keys.
-LAYOUT_VERSION = "3"
+LAYOUT_VERSION = "4"  # 4: ids percent-encoded in keys and ranking members
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage")
+
+
+def part(text: str) -> str:
+    """One id as a part of a key or member: no ":" or "|" or "," (nor "%" unescaped) is
+    left in it, so distinct ids always give distinct keys."""
+    return quote(text, safe="")
 
 
 class Keys:
@@ -60,13 +69,13 @@ class Keys:
     # --- one customer ------------------------------------------------------------------------
 
     def customer(self, customer_id: str) -> str:
-        return f"{self.prefix}customer:{customer_id}"
+        return f"{self.prefix}customer:{part(customer_id)}"
 
     def members(self, customer_id: str) -> str:
-        return f"{self.prefix}customer:{customer_id}:members"
+        return f"{self.prefix}customer:{part(customer_id)}:members"
 
     def history(self, customer_id: str) -> str:
-        return f"{self.prefix}customer:{customer_id}:history"
+        return f"{self.prefix}customer:{part(customer_id)}:history"
 
     # --- the customer list ---------------------------------------------------------------------
 
@@ -80,9 +89,9 @@ class Keys:
             raise ValueError(f"sort by name or utilization, not {sort!r}")
         key = f"{self.prefix}customers:order:{sort}"
         if plan:
-            key += f":plan:{quote(plan, safe='')}"
+            key += f":plan:{part(plan)}"
         if status:
-            key += f":status:{quote(status, safe='')}"
+            key += f":status:{part(status)}"
         return key
 
     def indexed(self) -> str:
@@ -125,13 +134,13 @@ class Keys:
         return f"{self.prefix}sync:counters"
 
     def customer_lock(self, customer_id: str) -> str:
-        return f"{self.prefix}lock:customer:{customer_id}"
+        return f"{self.prefix}lock:customer:{part(customer_id)}"
 
     def round_lock(self, what: str) -> str:
         return f"{self.prefix}lock:{what}"
 
     def queued(self, customer_id: str, what: str = "customer") -> str:
-        return f"{self.prefix}queued:{what}:{customer_id}"
+        return f"{self.prefix}queued:{what}:{part(customer_id)}"
 
     def webhook_seen(self, message_id: str) -> str:
-        return f"{self.prefix}webhook:seen:{message_id}"
+        return f"{self.prefix}webhook:seen:{part(message_id)}"

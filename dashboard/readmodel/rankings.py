@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from .base import Store
 from .documents import CustomerDocument, GovernanceNodeDoc
-from .keys import Keys
+from .keys import Keys, part
 from .values import BudgetRank, EntitlementRank, HistogramBin, ThresholdCounts, parse_time
 
 # Lower edges of the utilization histogram bins (the last bin is "100 % and over").
@@ -17,11 +17,12 @@ HISTOGRAM_EDGES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.
 
 def budget_member(customer_id: str, node: GovernanceNodeDoc) -> str:
     capability = node["feature_id"] or f"${node['currency_id']}"
-    return f"{customer_id}|{node['entity_id']}|{capability}|{','.join(node['scope'])}"
+    scope = ",".join(part(s) for s in node["scope"])
+    return f"{part(customer_id)}|{part(node['entity_id'])}|{part(capability)}|{scope}"
 
 
 def entitlement_member(customer_id: str, feature_id: str) -> str:
-    return f"{customer_id}|{feature_id}"
+    return f"{part(customer_id)}|{part(feature_id)}"
 
 
 def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: set[str]) -> None:
