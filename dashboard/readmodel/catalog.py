@@ -2,21 +2,21 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Sequence
 
 from .base import Store
-from .values import Catalog, iso, json_default, parse_time
+from .values import Catalog, iso, parse_time
 
 
 class CatalogStore(Store):
-    def write_catalog(self, features: Sequence[Any], packages: Sequence[Any], fetched_at: datetime) -> None:
-        """Features and packages are the client's dataclasses, stored field by field."""
-        doc = {"features": {f.id: asdict(f) for f in features},
-               "packages": {p.id: asdict(p) for p in packages},
+    def write_catalog(self, features: Sequence[dict[str, Any]], packages: Sequence[dict[str, Any]],
+                      fetched_at: datetime) -> None:
+        """Features and packages as JSON objects, each with its "id"."""
+        doc = {"features": {f["id"]: f for f in features},
+               "packages": {p["id"]: p for p in packages},
                "fetched_at": iso(fetched_at)}
-        self.r.set(self.keys.catalog(), json.dumps(doc, default=json_default))
+        self.r.set(self.keys.catalog(), json.dumps(doc))
 
     def catalog(self) -> Catalog | None:
         raw = self.r.get(self.keys.catalog())

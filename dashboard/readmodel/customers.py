@@ -65,7 +65,7 @@ def _stub_document(customer_id: str) -> CustomerDocument:
         "access_denied_reason": None,
         "entitlements": {"boolean": [], "configuration": [], "metered": []},
         "promotions": {"active": [], "expired": []},
-        "governance_enabled": False, "governance": [], "highest_utilization": None,
+        "governance_enabled": False, "governance": [], "highest_utilization": None, "stigg": None,
         "fetched_at": None, "error": None, "error_at": None,
     }
 

@@ -4,7 +4,7 @@ The customer document is what the customer page reads whole; the list, rankings 
 sync status have their own small values (``values.py``)."""
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 class SourceDoc(TypedDict):
     kind: str  # plan | addon | promotion | override
@@ -134,6 +134,15 @@ class PromotionGroups(TypedDict):
     expired: list[PromotionDoc]
 
 
+class StiggValues(TypedDict):
+    """What Stigg said, as the sync's codec stored it (opaque here): a refresh that asks
+    for part of a customer takes the rest back from these."""
+
+    customer: dict[str, Any]
+    subscriptions: list[dict[str, Any]]
+    promotions: list[dict[str, Any]]
+
+
 class CustomerDocument(TypedDict):
     id: str
     profile: ProfileDoc
@@ -147,6 +156,7 @@ class CustomerDocument(TypedDict):
     governance_enabled: bool
     governance: list[GovernanceNodeDoc]
     highest_utilization: float | None
+    stigg: StiggValues | None  # None: never fetched successfully
     fetched_at: str | None  # None: never fetched successfully
     error: str | None
     error_at: str | None

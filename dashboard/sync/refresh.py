@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..readmodel import Catalog, ReadModel, UsageSeriesDoc, iso
+from ..readmodel import Catalog, ReadModel, UsageSeriesDoc, iso, parse_time
+from .codec import dump, load, load_all
 from .shaping import build_snapshot
 from ..stigg_client import (
-    AddonQuantity, Customer, EnumOption, Feature, GovernanceNode, GovernanceNotEnabled, Package, PackageEntitlement,
+    Customer, Feature, GovernanceNode, GovernanceNotEnabled, Package,
     Promotion, StiggClient, StiggRequestError, Subscription,
 )
 
@@ -44,25 +45,14 @@ def refresh_catalog(client: StiggClient, rm: ReadModel) -> TypedCatalog:
     global _catalog
     features = list(client.iter_features())
     packages = list(client.iter_packages())
-    rm.write_catalog(features, packages, now())
+    rm.write_catalog(dump(features), dump(packages), now())
     _catalog = TypedCatalog({f.id: f for f in features}, {p.id: p for p in packages}, time.monotonic())
     return _catalog
 
 
 def _typed(cat: Catalog) -> TypedCatalog:
-    features = {
-        fid: Feature(**{**f, "enum_options": tuple(EnumOption(**o) for o in f.get("enum_options") or ())})
-        for fid, f in cat.features.items()
-    }
-    packages = {}
-    for pid, p in cat.packages.items():
-        ents = tuple(
-            PackageEntitlement(**{**e, "enum_values": tuple(e["enum_values"]) if e.get("enum_values") is not None
-                                  else None})
-            for e in p.get("entitlements") or ()
-        )
-        packages[pid] = Package(**{**p, "entitlements": ents})
-    return TypedCatalog(features, packages, time.monotonic())
+    return TypedCatalog({fid: load(Feature, f) for fid, f in cat.features.items()},
+                        {pid: load(Package, p) for pid, p in cat.packages.items()}, time.monotonic())
 
 
 def catalog(client: StiggClient, rm: ReadModel) -> TypedCatalog:
@@ -133,17 +123,18 @@ def refresh_customer(client: StiggClient, rm: ReadModel, customer_id: str, *, pa
                     return False
                 raise
         else:
-            customer = _customer_from_profile(previous["profile"])
+            customer = load(Customer, previous["stigg"]["customer"])
     if subscriptions is None:
         subscriptions = (list(client.iter_subscriptions(customer_id)) if "subscriptions" in parts or previous is None
-                         else _subscriptions_from_doc(customer_id, previous))
+                         else load_all(Subscription, previous["stigg"]["subscriptions"]))
     entitlements = client.customer_entitlements(customer_id)
     had_promotions = previous is None or _has_promotions(previous)
     asked_promotions = "promotions" in parts and (discover or had_promotions or parts != PARTS)
     if asked_promotions:
         promotions = list(client.iter_promotions(customer_id))
     else:
-        promotions = _promotions_from_doc(previous) if previous is not None and "promotions" not in parts else []
+        promotions = (load_all(Promotion, previous["stigg"]["promotions"])
+                      if previous is not None and "promotions" not in parts else [])
     governance = _governance(client, rm, customer_id, cat, previous, parts, discover)
     doc = build_snapshot(customer, subscriptions, entitlements, promotions, governance, cat.features, cat.packages,
                          fetched_at)
@@ -190,36 +181,6 @@ def _governance(client: StiggClient, rm: ReadModel, customer_id: str, cat: Typed
 # --- the last good document back into typed values (for targeted refreshes) -------------
 
 
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _customer_from_profile(p: dict[str, Any]) -> Customer:
-    return Customer(id=p["id"], name=p["name"], email=p["email"], created_at=_when(p["created_at"]),  # type: ignore[arg-type]
-                    updated_at=_when(p["updated_at"]), archived_at=_when(p["archived_at"]),  # type: ignore[arg-type]
-                    metadata=dict(p["metadata"]))
-
-
-def _subscriptions_from_doc(customer_id: str, doc: dict[str, Any]) -> list[Subscription]:
-    return [Subscription(id=s["id"], customer_id=customer_id, plan_id=s["plan_id"], status=s["status"],
-                         resource_id=s["resource_id"], start_date=_when(s["start_date"]),  # type: ignore[arg-type]
-                         end_date=_when(s["end_date"]), trial_end_date=_when(s["trial_end_date"]),
-                         cancellation_date=_when(s["cancellation_date"]),
-                         current_billing_period_end=_when(s["current_billing_period_end"]),
-                         pricing_type=s["pricing_type"],
-                         addons=tuple(AddonQuantity(a["id"], a["quantity"]) for a in s["addons"]))
-            for s in doc["subscriptions"]]
-
-
-def _promotions_from_doc(doc: dict[str, Any]) -> list[Promotion]:
-    return [Promotion(id=p["id"], feature_id=p["feature_id"], status=p["status"], period=p["period"],
-                      start_date=_when(p["start_date"]), end_date=_when(p["end_date"]),  # type: ignore[arg-type]
-                      usage_limit=p["usage_limit"], has_unlimited_usage=p["unlimited"], has_soft_limit=p["soft_limit"],
-                      enum_values=tuple(p["enum_values"]) or None, reset_period=p["reset_period"],
-                      created_at=_when(p["start_date"]))  # type: ignore[arg-type]
-            for group in ("active", "expired") for p in doc["promotions"][group]]
-
-
 def _governance_from_doc(doc: dict[str, Any]) -> list[GovernanceNode] | None:
     if not doc.get("governance_enabled"):
         return None
@@ -227,20 +188,17 @@ def _governance_from_doc(doc: dict[str, Any]) -> list[GovernanceNode] | None:
                            display_name=n["display_name"], parent_id=n["parent_id"], feature_id=n["feature_id"],
                            currency_id=n["currency_id"], scope_entity_ids=tuple(n["scope"]), cadence=n["cadence"],
                            usage_limit=n["limit"], current_usage=n["usage"], utilization=n["utilization"],
-                           usage_period_start=_when(n["period_start"]), usage_period_end=_when(n["period_end"]))
+                           usage_period_start=parse_time(n["period_start"]), usage_period_end=parse_time(n["period_end"]))
             for n in doc["governance"]]
 
 
 def customer_message(customer: Customer) -> dict[str, Any]:
     """A listed customer as a JSON task argument (the page task needs no extra GET)."""
-    return {"id": customer.id, "name": customer.name, "email": customer.email,
-            "created_at": customer.created_at.isoformat(), "updated_at": customer.updated_at.isoformat(),
-            "archived_at": customer.archived_at.isoformat() if customer.archived_at else None,
-            "metadata": dict(customer.metadata)}
+    return dump(customer)  # type: ignore[no-any-return]
 
 
 def customer_from_message(message: dict[str, Any]) -> Customer:
-    return _customer_from_profile(message)  # the message has the profile's keys
+    return load(Customer, message)
 
 
 def _has_promotions(doc: dict[str, Any]) -> bool:

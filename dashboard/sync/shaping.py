@@ -11,6 +11,7 @@ from ..readmodel import CustomerDocument, EntitlementDoc, iso
 from ..readmodel.documents import EntitlementGroups, GovernanceNodeDoc, PromotionDoc, PromotionGroups, \
     ProvenanceDoc, SubscriptionDoc
 from ..readmodel.values import epoch
+from .codec import dump
 from ..stigg_client import (
     Customer, CustomerEntitlements, Entitlement, Feature, GovernanceNode, Package, Promotion, Subscription,
 )
@@ -167,6 +168,7 @@ def build_snapshot(
         "governance_enabled": governance is not None,
         "governance": nodes,
         "highest_utilization": max(utils) if utils else None,
+        "stigg": {"customer": dump(customer), "subscriptions": dump(subscriptions), "promotions": dump(promotions)},
         "fetched_at": iso(fetched_at),
         "error": None,
         "error_at": None,
