@@ -25,8 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from dashboard.readmodel import CustomerDocument, ReadModel  # noqa: E402
+from dashboard.readmodel import CustomerDocument, GovernanceWrite, ReadModel  # noqa: E402
 from dashboard.sync import build_snapshot  # noqa: E402
+from dashboard.sync.governance import shape_governance  # noqa: E402
 from dashboard.stigg_client import (  # noqa: E402
     AddonQuantity, Customer, CustomerEntitlements, Package, PackageEntitlement, Subscription,
 )
@@ -60,7 +61,7 @@ CASES: list[tuple[str, dict]] = [
 ]
 
 
-def customer_document(i: int, rnd: random.Random) -> CustomerDocument:
+def customer_document(i: int, rnd: random.Random) -> tuple[CustomerDocument, GovernanceWrite]:
     cid = f"cust-{i:05d}"
     company = f"{rnd.choice(COMPANIES)} {rnd.choice(SUFFIXES)}"
     name = f"{company} {i}" if rnd.random() < 0.97 else None  # a few customers without a name
@@ -76,15 +77,16 @@ def customer_document(i: int, rnd: random.Random) -> CustomerDocument:
         ents.append(ent("storage", STORAGE_LIMIT[plan], round(STORAGE_LIMIT[plan] * rnd.random(), 1)))
     nodes = tuple(node(f"{team}-{i}", rnd.randrange(0, 1200), 1000) for team in TEAMS)
     customer = Customer(cid, name, email, T0, T0, None)
-    return build_snapshot(customer, subs, CustomerEntitlements(None, tuple(ents)), [], list(nodes),
-                          FEATURES, PACKAGES_ALL, T0)
+    governance = shape_governance([], list(nodes), T0)
+    return build_snapshot(customer, subs, CustomerEntitlements(None, tuple(ents)), [], governance["summary"],
+                          FEATURES, PACKAGES_ALL, T0), governance
 
 
 def fill(rm: ReadModel, customers: int) -> float:
     rnd = random.Random(42)
     started = time.perf_counter()
     for i in range(customers):
-        rm.write_customer(customer_document(i, rnd))
+        rm.write_customer(*customer_document(i, rnd))
     return time.perf_counter() - started
 
 

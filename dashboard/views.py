@@ -219,7 +219,7 @@ def customer(request: HttpRequest, customer_id: str) -> HttpResponse:
         # fetched in the background; the page never waits
         _queue("a usage-history fetch", lambda: tasks.queue_usage_history(customer_id), customer_id)
     context = {**_frame(rm), "doc": doc, "profile": doc["profile"], "charts": _usage_charts(doc, history),
-               "budgets": _nearest_budgets(doc, BUDGETS_ON_CUSTOMER_PAGE),
+               "budgets": _nearest_budgets(rm, doc, BUDGETS_ON_CUSTOMER_PAGE),
                "history": history, **_history_wait(request, history_wanted and history is None),
                "history_poll_seconds": HISTORY_POLL_SECONDS, **_refresh_state(request, doc)}
     response = _render(request, "dashboard/customer.html", context,
@@ -238,14 +238,15 @@ def _last_read(doc: dict) -> float:
     return max(_epoch_of(doc["fetched_at"]), _epoch_of(doc["error_at"]))
 
 
-def _nearest_budgets(doc: dict, n: int) -> dict[str, Any]:
-    """The customer's governance budgets nearest their limits (the governance pages show
+def _nearest_budgets(rm: ReadModel, doc: dict, n: int) -> dict[str, Any]:
+    """The customer's governance budgets nearest their limits (the governance page shows
     the whole tree), and how many there are."""
-    names = {node["entity_id"]: node["display_name"] for node in doc["governance"]}
-    budgets = [node for node in doc["governance"] if node["feature_id"] or node["currency_id"]]
-    budgets.sort(key=lambda node: (node["utilization"] is None, -(node["utilization"] or 0)))
-    rows = [{**node, "parent_name": names.get(node["parent_id"]) or node["parent_id"]} for node in budgets[:n]]
-    return {"rows": rows, "total": len(budgets), "over": sum(1 for b in budgets if (b["utilization"] or 0) >= 1)}
+    nearest = rm.nearest_budgets(doc["id"], n) if doc["governance"]["budgets"] else []
+    parents = {node["parent"] for node, _ in nearest if node["parent"]}
+    names = {p["id"]: p["name"] or p["id"] for p in rm.governance_nodes(doc["id"], sorted(parents))}
+    rows = [{**b, "entity_id": node["id"], "display_name": node["name"], "entity_type_id": node["type"],
+             "parent_name": names.get(node["parent"], node["parent"])} for node, b in nearest]
+    return {"rows": rows, "total": doc["governance"]["budgets"], "over": doc["governance"]["over"]}
 
 
 def _history_wait(request: HttpRequest, missing: bool) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import redis
 
 from dashboard.readmodel import ReadModel
 from dashboard.sync import build_snapshot
+from dashboard.sync.governance import shape_governance
 from dashboard.sync.codec import dump
 from dashboard.stigg_client import (
     AddonQuantity, Customer, CustomerEntitlements, Entitlement, EnumOption, Feature, GovernanceNode, Package,
@@ -71,6 +72,8 @@ def node(entity: str, usage: float | None, limit: float | None, *, feature: str 
 def snapshot(cid: str, *, name: str | None = None, api_usage: float | None = 500, plan: str = "pro",
              status: str = "ACTIVE", nodes: tuple[GovernanceNode, ...] = (), storage: bool = True,
              promotions: tuple[Promotion, ...] = (), fetched_at: datetime = T0, email: str | None = None):
+    """One customer's document and its governance hierarchy, as a refresh shapes them:
+    ``rm.write_customer(*snapshot(...))``."""
     customer = Customer(cid, name if name is not None else f"Customer {cid}", email or f"{cid}@example.com",
                         T0, T0, None)
     subs = [Subscription(f"sub-{cid}", cid, plan, status, None, T0 - timedelta(days=40), None, None, None,
@@ -80,8 +83,9 @@ def snapshot(cid: str, *, name: str | None = None, api_usage: float | None = 500
         ents.append(ent("api", 1000 if plan == "pro" else 100, api_usage))
     if storage:
         ents.append(ent("storage", 50, 10))
+    governance = shape_governance([], list(nodes), fetched_at)
     return build_snapshot(customer, subs, CustomerEntitlements(None, tuple(ents)), list(promotions),
-                          list(nodes), FEATURES, PACKAGES, fetched_at)
+                          governance["summary"], FEATURES, PACKAGES, fetched_at), governance
 
 
 def test_it_shapes_entitlements_by_shape_with_provenance():
@@ -89,7 +93,7 @@ def test_it_shapes_entitlements_by_shape_with_provenance():
                       ("eu",), None, T0)
     expired = Promotion("p0", "api", "Expired", "1 week", T0 - timedelta(days=30), T0 - timedelta(days=23),
                         5000, False, False, None, None, T0)
-    doc = snapshot("c1", promotions=(promo, expired))
+    doc, _ = snapshot("c1", promotions=(promo, expired))
     groups = doc["entitlements"]
     assert [e["feature_id"] for e in groups["boolean"]] == ["sso"]
     assert {e["feature_id"] for e in groups["configuration"]} == {"seats", "region"}
@@ -105,17 +109,17 @@ def test_it_shapes_entitlements_by_shape_with_provenance():
 
 
 def test_it_writes_and_reads_back_a_customer(rm):
-    rm.write_customer(snapshot("c1", nodes=(node("team-a", 90, 100),)))
+    rm.write_customer(*snapshot("c1", nodes=(node("team-a", 90, 100),)))
     doc = rm.customer("c1")
     assert doc["id"] == "c1" and doc["fetched_at"] == T0.isoformat() and doc["error"] is None
-    assert doc["governance"][0]["utilization"] == 0.9
+    assert doc["governance"]["budgets"] == 1 and rm.nearest_budgets("c1")[0][1]["utilization"] == 0.9
     assert rm.customer("missing") is None
     assert rm.customer_ids() == ["c1"]
 
 
 def test_it_ranks_metered_entitlements_fleet_wide_in_order(rm):
     for i, usage in enumerate([100, 950, 500, 1200]):
-        rm.write_customer(snapshot(f"c{i}", api_usage=usage, storage=False))
+        rm.write_customer(*snapshot(f"c{i}", api_usage=usage, storage=False))
     top = rm.top_entitlements(3)
     assert [(t.customer_id, t.utilization) for t in top] == [("c3", 1.2), ("c1", 0.95), ("c2", 0.5)]
     assert top[0].customer_name == "Customer c3" and top[0].feature_name == "API calls" and top[0].soft_limit
@@ -123,9 +127,9 @@ def test_it_ranks_metered_entitlements_fleet_wide_in_order(rm):
 
 
 def test_it_ranks_budgets_by_utilization_and_by_usage(rm):
-    rm.write_customer(snapshot("c1", nodes=(node("a", 90, 100), node("b", 500, 10000),
+    rm.write_customer(*snapshot("c1", nodes=(node("a", 90, 100), node("b", 500, 10000),
                                             node("c", 5, None), node("root", None, None, feature=None))))
-    rm.write_customer(snapshot("c2", nodes=(node("x", 120, 100, scope=("u2", "u1")),
+    rm.write_customer(*snapshot("c2", nodes=(node("x", 120, 100, scope=("u2", "u1")),
                                             node("y", 10, 100, feature=None, currency="credits"))))
     by_util = rm.top_budgets(10, by="utilization")
     assert [(b.customer_id, b.entity_id) for b in by_util] == [("c2", "x"), ("c1", "a"), ("c2", "y"), ("c1", "b")]
@@ -136,8 +140,8 @@ def test_it_ranks_budgets_by_utilization_and_by_usage(rm):
 
 
 def test_it_removes_stale_members_when_a_customer_is_rewritten(rm):
-    rm.write_customer(snapshot("c1", nodes=(node("a", 90, 100), node("b", 10, 100))))
-    rm.write_customer(snapshot("c1", api_usage=None, nodes=(node("b", 20, 100),),
+    rm.write_customer(*snapshot("c1", nodes=(node("a", 90, 100), node("b", 10, 100))))
+    rm.write_customer(*snapshot("c1", api_usage=None, nodes=(node("b", 20, 100),),
                                fetched_at=T0 + timedelta(minutes=1)))
     assert [t.feature_id for t in rm.top_entitlements(10)] == ["storage"]
     assert [(b.entity_id, b.usage) for b in rm.top_budgets(10)] == [("b", 20)]
@@ -146,9 +150,9 @@ def test_it_removes_stale_members_when_a_customer_is_rewritten(rm):
 
 def test_it_is_safe_to_write_the_same_snapshot_twice(rm):
     snap = snapshot("c1", nodes=(node("a", 90, 100),))
-    rm.write_customer(snap)
+    rm.write_customer(*snap)
     first = (rm.top_entitlements(10), rm.top_budgets(10), rm.customers_page())
-    rm.write_customer(snap)
+    rm.write_customer(*snap)
     assert (rm.top_entitlements(10), rm.top_budgets(10), rm.customers_page()) == first
     assert rm.customers_page().total == 1
 
@@ -158,7 +162,7 @@ def test_it_keeps_rankings_and_index_consistent_across_many_rewrites(rm):
     # orders and the rankings all describe the same snapshot, never a mix of two.
     for step in range(6):
         usage = 1000 - step * 150
-        rm.write_customer(snapshot("c1", api_usage=usage, name=f"Name {step}",
+        rm.write_customer(*snapshot("c1", api_usage=usage, name=f"Name {step}",
                                    fetched_at=T0 + timedelta(seconds=step)))
         doc = rm.customer("c1")
         row = rm.customers_page(sort="utilization").rows[0]
@@ -169,13 +173,13 @@ def test_it_keeps_rankings_and_index_consistent_across_many_rewrites(rm):
 
 
 def test_it_refuses_to_roll_a_customer_back_to_an_older_snapshot(rm):
-    assert rm.write_customer(snapshot("c1", api_usage=900, fetched_at=T0))
-    assert not rm.write_customer(snapshot("c1", api_usage=100, fetched_at=T0 - timedelta(minutes=5)))
+    assert rm.write_customer(*snapshot("c1", api_usage=900, fetched_at=T0))
+    assert not rm.write_customer(*snapshot("c1", api_usage=100, fetched_at=T0 - timedelta(minutes=5)))
     assert rm.customer("c1")["highest_utilization"] == 0.9
 
 
 def test_it_keeps_the_last_good_data_when_a_refresh_fails(rm):
-    rm.write_customer(snapshot("c1", api_usage=900, nodes=(node("a", 90, 100),)))
+    rm.write_customer(*snapshot("c1", api_usage=900, nodes=(node("a", 90, 100),)))
     at = T0 + timedelta(minutes=7)
     rm.mark_customer_error("c1", "Stigg unavailable: 503", at)
     doc = rm.customer("c1")
@@ -185,7 +189,7 @@ def test_it_keeps_the_last_good_data_when_a_refresh_fails(rm):
     row = rm.customers_page().rows[0]
     assert row.error == "Stigg unavailable: 503" and row.fetched_at == T0
     assert rm.sync_status(now=at.timestamp()).customers_in_error == 1
-    rm.write_customer(snapshot("c1", fetched_at=at + timedelta(minutes=1)))
+    rm.write_customer(*snapshot("c1", fetched_at=at + timedelta(minutes=1)))
     assert rm.customer("c1")["error"] is None and rm.sync_status(now=at.timestamp()).customers_in_error == 0
 
 
@@ -199,8 +203,8 @@ def test_it_records_a_stub_for_a_customer_never_synced(rm):
 
 
 def test_it_removes_customers_and_their_rankings(rm):
-    rm.write_customer(snapshot("c1", api_usage=900, nodes=(node("a", 90, 100),)))
-    rm.write_customer(snapshot("c2", api_usage=500))
+    rm.write_customer(*snapshot("c1", api_usage=900, nodes=(node("a", 90, 100),)))
+    rm.write_customer(*snapshot("c2", api_usage=500))
     rm.mark_changed("c1", now=T0.timestamp())
     assert rm.remove_customers(["c1", "never-there"]) == 1
     assert rm.customer("c1") is None and rm.customer_ids() == ["c2"]
@@ -218,7 +222,7 @@ def fleet(redis_server):
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     rm = ReadModel(client, prefix=f"test:{uuid.uuid4().hex[:8]}:")
     for i in range(2000):
-        rm.write_customer(snapshot(
+        rm.write_customer(*snapshot(
             f"cust-{i:04d}", name=f"Acme {i:04d}" if i % 10 else f"Globex {i:04d}",
             email=f"ops{i}@acme.test", api_usage=(i % 121) * 10 if i % 7 else None, storage=False,
             plan="pro" if i % 2 else "free", status="IN_TRIAL" if i % 5 == 0 else "ACTIVE"))
@@ -274,9 +278,9 @@ def test_it_counts_a_utilization_histogram(fleet):
 
 
 def test_it_finds_hot_and_stale_customers(rm):
-    rm.write_customer(snapshot("near", api_usage=850, storage=False, fetched_at=T0))
-    rm.write_customer(snapshot("calm", api_usage=100, storage=False, fetched_at=T0 - timedelta(hours=1)))
-    rm.write_customer(snapshot("poked", api_usage=100, storage=False, fetched_at=T0))
+    rm.write_customer(*snapshot("near", api_usage=850, storage=False, fetched_at=T0))
+    rm.write_customer(*snapshot("calm", api_usage=100, storage=False, fetched_at=T0 - timedelta(hours=1)))
+    rm.write_customer(*snapshot("poked", api_usage=100, storage=False, fetched_at=T0))
     now = T0.timestamp()
     assert rm.hot_customers(0.8, now=now) == ["near"]
     rm.mark_changed("poked", ttl=60, now=now)
@@ -288,11 +292,11 @@ def test_it_finds_hot_and_stale_customers(rm):
 
 def test_it_counts_budgets_near_their_limits_in_the_hot_tier_after_entitlements(rm):
     now = T0.timestamp()
-    rm.write_customer(snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 9, 10),),
+    rm.write_customer(*snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 9, 10),),
                                fetched_at=T0 - timedelta(minutes=5)))
-    rm.write_customer(snapshot("team-ok", api_usage=100, storage=False, nodes=(node("t", 1, 10),)))
-    rm.write_customer(snapshot("near-new", api_usage=900, storage=False, fetched_at=T0))
-    rm.write_customer(snapshot("near-old", api_usage=950, storage=False, fetched_at=T0 - timedelta(minutes=9)))
+    rm.write_customer(*snapshot("team-ok", api_usage=100, storage=False, nodes=(node("t", 1, 10),)))
+    rm.write_customer(*snapshot("near-new", api_usage=900, storage=False, fetched_at=T0))
+    rm.write_customer(*snapshot("near-old", api_usage=950, storage=False, fetched_at=T0 - timedelta(minutes=9)))
     # entitlements near their limit first (longest unread first), then budgets
     assert rm.hot_customers(0.8, now=now) == ["near-old", "near-new", "team-full"]
     assert rm.hot_customers(0.8, now=now, limit=2) == ["near-old", "near-new"]
@@ -302,15 +306,15 @@ def test_it_counts_budgets_near_their_limits_in_the_hot_tier_after_entitlements(
     assert rm.hot_customers(0.8, now=now + 1, limit=2) == ["near-old", "near-new"]
     rm.r.delete(rm.keys.changed())
     # the budget drops below the threshold: out of the tier; removed customers leave it
-    rm.write_customer(snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 2, 10),)))
+    rm.write_customer(*snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 2, 10),)))
     assert rm.hot_customers(0.8, now=now) == ["near-old", "near-new"]
-    rm.write_customer(snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 10, 10),)))
+    rm.write_customer(*snapshot("team-full", api_usage=100, storage=False, nodes=(node("t", 10, 10),)))
     rm.remove_customers(["team-full"])
     assert "team-full" not in rm.hot_customers(0.8, now=now)
 
 
 def test_it_reports_sync_status(rm):
-    rm.write_customer(snapshot("c1"))
+    rm.write_customer(*snapshot("c1"))
     rm.record_sweep_started(T0)
     assert rm.sync_status(now=T0.timestamp()).sweep_running
     rm.record_errors(2)
@@ -350,7 +354,7 @@ def test_it_stores_the_catalog(rm):
 
 
 def test_it_clears_only_its_own_prefix(rm, redis_server):
-    rm.write_customer(snapshot("c1", nodes=(node("a", 1, 2),)))
+    rm.write_customer(*snapshot("c1", nodes=(node("a", 1, 2),)))
     rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0)
     rm.r.set("celery-broker-key", "keep me")
     assert rm.clear() > 5
@@ -362,7 +366,7 @@ def test_it_clears_only_its_own_prefix(rm, redis_server):
 
 
 def test_it_renders_hostile_names_as_plain_data(rm):
-    rm.write_customer(snapshot("evil", name="<script>alert(1)</script>\x1f\0x"))
+    rm.write_customer(*snapshot("evil", name="<script>alert(1)</script>\x1f\0x"))
     row = rm.customers_page(search="<script>").rows[0]
     assert row.name == "<script>alert(1)</script>\x1f\0x"
     assert rm.customers_page(sort="name").rows[0].id == "evil"
@@ -378,7 +382,7 @@ HOSTILE_IDS = ["acme", "acme:history", "yy:members", "yy", "a/b/c", "100%", "100
 def test_it_keeps_customers_with_hostile_ids_apart(rm):
     history = {"fetched_at": T0.isoformat(), "start": T0.isoformat(), "features": {}}
     for cid in HOSTILE_IDS:
-        rm.write_customer(snapshot(cid, name=f"Name of {cid}"))
+        rm.write_customer(*snapshot(cid, name=f"Name of {cid}"))
         if cid == "acme":
             rm.write_usage_history(cid, history)
     for cid in HOSTILE_IDS:
@@ -396,8 +400,8 @@ def test_it_keeps_customers_with_hostile_ids_apart(rm):
 
 def test_it_keeps_budgets_of_hostile_entity_ids_apart(rm):
     # customer "a" with entity "b|x", customer "a|b" with entity "x": once the same member
-    rm.write_customer(snapshot("a", nodes=(node("b|x", 90, 100), node("p,q", 10, 100, scope=("s,t",)))))
-    rm.write_customer(snapshot("a|b", nodes=(node("x", 50, 100), node("p", 20, 100, scope=("q", "s,t")))))
+    rm.write_customer(*snapshot("a", nodes=(node("b|x", 90, 100), node("p,q", 10, 100, scope=("s,t",)))))
+    rm.write_customer(*snapshot("a|b", nodes=(node("x", 50, 100), node("p", 20, 100, scope=("q", "s,t")))))
     budgets = {(b.customer_id, b.entity_id, b.scope) for b in rm.top_budgets(n=10)}
     assert budgets == {("a", "b|x", ()), ("a", "p,q", ("s,t",)), ("a|b", "x", ()), ("a|b", "p", ("q", "s,t"))}
     rm.remove_customers(["a|b"])
@@ -416,14 +420,15 @@ def test_it_never_shows_a_reader_half_an_update(rm):
         i = 0
         while not stop.is_set():
             i += 1
-            snap = dict(a if i % 2 else b)
+            doc, governance = a if i % 2 else b
+            snap = dict(doc)
             snap["fetched_at"] = (T0 + timedelta(milliseconds=i)).isoformat()
-            rm.write_customer(snap)
+            rm.write_customer(snap, governance)
 
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        rm.write_customer(a)
+        rm.write_customer(*a)
         for _ in range(300):
             pipe = rm.r.pipeline(transaction=True)
             pipe.get(rm.keys.customer("c1"))
@@ -446,7 +451,7 @@ def test_it_keeps_members_consistent_under_concurrent_writers_of_one_customer(rm
     # of both snapshots behind.
     snaps = [snapshot("c1", nodes=(node(f"e{i}", i, 100),), fetched_at=T0 + timedelta(seconds=i))
              for i in range(1, 41)]
-    threads = [threading.Thread(target=lambda chunk=snaps[k::4]: [rm.write_customer(s) for s in chunk])
+    threads = [threading.Thread(target=lambda chunk=snaps[k::4]: [rm.write_customer(*s) for s in chunk])
                for k in range(4)]
     for t in threads:
         t.start()
@@ -454,13 +459,13 @@ def test_it_keeps_members_consistent_under_concurrent_writers_of_one_customer(rm
         t.join()
     doc = rm.customer("c1")
     assert doc["fetched_at"] == (T0 + timedelta(seconds=40)).isoformat()
-    assert [b.entity_id for b in rm.top_budgets(100)] == [doc["governance"][0]["entity_id"]] == ["e40"]
+    assert [b.entity_id for b in rm.top_budgets(100)] == [n["id"] for n in rm.governance_tree("c1")] == ["e40"]
 
 
 def test_it_finds_a_renamed_customer_by_its_new_name_and_email_only(rm):
-    rm.write_customer(snapshot("c1", name="Old Name", email="old@acme.test"))
-    rm.write_customer(snapshot("c2", name="Middle"))
-    rm.write_customer(snapshot("c1", name="Zed New", email="new@acme.test", fetched_at=T0 + timedelta(minutes=1)))
+    rm.write_customer(*snapshot("c1", name="Old Name", email="old@acme.test"))
+    rm.write_customer(*snapshot("c2", name="Middle"))
+    rm.write_customer(*snapshot("c1", name="Zed New", email="new@acme.test", fetched_at=T0 + timedelta(minutes=1)))
     for sort in ("name", "utilization"):
         assert rm.customers_page(search="old", sort=sort).total == 0
         assert [r.id for r in rm.customers_page(search="zed new", sort=sort).rows] == ["c1"]
@@ -470,10 +475,10 @@ def test_it_finds_a_renamed_customer_by_its_new_name_and_email_only(rm):
 
 
 def test_it_moves_a_customer_between_plan_and_status_filters(rm):
-    rm.write_customer(snapshot("c1", plan="pro", status="ACTIVE"))
-    rm.write_customer(snapshot("c1", plan="pro", status="ACTIVE"))  # written twice: listed once
+    rm.write_customer(*snapshot("c1", plan="pro", status="ACTIVE"))
+    rm.write_customer(*snapshot("c1", plan="pro", status="ACTIVE"))  # written twice: listed once
     assert [rm.customers_page(plan="pro", status="ACTIVE", sort=s).total for s in ("name", "utilization")] == [1, 1]
-    rm.write_customer(snapshot("c1", plan="free", status="IN_TRIAL", fetched_at=T0 + timedelta(minutes=1)))
+    rm.write_customer(*snapshot("c1", plan="free", status="IN_TRIAL", fetched_at=T0 + timedelta(minutes=1)))
     for sort in ("name", "utilization"):
         def total(**filters: str) -> int:
             return rm.customers_page(sort=sort, **filters).total
@@ -485,8 +490,8 @@ def test_it_moves_a_customer_between_plan_and_status_filters(rm):
 
 
 def test_it_drops_a_removed_customer_from_filtered_and_searched_pages(rm):
-    rm.write_customer(snapshot("c1", plan="pro", status="IN_TRIAL"))
-    rm.write_customer(snapshot("c2", plan="pro", status="IN_TRIAL"))
+    rm.write_customer(*snapshot("c1", plan="pro", status="IN_TRIAL"))
+    rm.write_customer(*snapshot("c2", plan="pro", status="IN_TRIAL"))
     rm.remove_customers(["c1"])
     for sort in ("name", "utilization"):
         assert [r.id for r in rm.customers_page(plan="pro", status="IN_TRIAL", sort=sort).rows] == ["c2"]
@@ -500,7 +505,7 @@ def test_it_matches_hostile_search_text_literally(rm):
     names = {"pct": "100% Pure", "dot": "a.b*c [x] (y) ^z$", "axb": "axb %a", "sep": "sep\x1fname\0end",
              "Mixed:ID\x1f1": "Mixed", "nul\0id": "Zero"}
     for cid, name in names.items():
-        rm.write_customer(snapshot(cid, name=name, email=f"{len(cid)}@example.com"))
+        rm.write_customer(*snapshot(cid, name=name, email=f"{len(cid)}@example.com"))
     keys_before = set(rm.r.scan_iter(match=rm.prefix + "*"))
 
     def found(search: str, sort: str = "name") -> list[str]:
@@ -521,9 +526,9 @@ def test_it_matches_hostile_search_text_literally(rm):
 
 
 def test_it_keeps_plan_ids_with_separators_apart_in_filters(rm):
-    rm.write_customer(snapshot("a", plan="gold:status:active", status="CANCELED"))
-    rm.write_customer(snapshot("b", plan="gold", status="ACTIVE"))
-    rm.write_customer(snapshot("c", plan="gold%3Astatus", status="ACTIVE"))
+    rm.write_customer(*snapshot("a", plan="gold:status:active", status="CANCELED"))
+    rm.write_customer(*snapshot("b", plan="gold", status="ACTIVE"))
+    rm.write_customer(*snapshot("c", plan="gold%3Astatus", status="ACTIVE"))
     assert [r.id for r in rm.customers_page(plan="gold", status="ACTIVE").rows] == ["b"]
     assert [r.id for r in rm.customers_page(plan="gold:status:active").rows] == ["a"]
     assert [r.id for r in rm.customers_page(plan="gold%3Astatus").rows] == ["c"]
@@ -537,11 +542,11 @@ def test_it_empties_a_read_model_written_in_another_layout(rm):
     rm.r.delete(rm.prefix + "layout")
     assert rm.ensure_layout() is False  # empty: nothing to rebuild, the layout is recorded
     assert rm.r.get(rm.prefix + "layout") == LAYOUT_VERSION
-    rm.write_customer(snapshot("c1"))
+    rm.write_customer(*snapshot("c1"))
     assert rm.ensure_layout() is False and rm.customer_count() == 1  # same layout: kept
     rm.r.set(rm.prefix + "layout", "1")
     assert rm.ensure_layout() is True and rm.customer_count() == 0  # another layout: emptied
-    rm.write_customer(snapshot("c1"))
+    rm.write_customer(*snapshot("c1"))
     rm.r.delete(rm.prefix + "layout")  # written before layouts were recorded
     assert rm.ensure_layout() is True and rm.customer_count() == 0
     assert rm.r.get(rm.prefix + "layout") == LAYOUT_VERSION

@@ -76,12 +76,18 @@ def test_it_keeps_asking_customers_that_have_budgets(emulator, parts):
                                          "cadence": "P1M"}]})
     w.report_usage(emulator, customer, parts["calls"], 9, dimensions={"userId": "ada"})
     sync.refresh_customer(client, rm, customer)
-    # customer, subscriptions, entitlements, governance tree (no promotions seen)
-    assert requests_for(emulator, lambda: sync.refresh_customer(client, rm, customer)) == 4
-    node = rm.customer(customer)["governance"][0]
-    assert (node["entity_id"], node["usage"], node["limit"]) == ("ada", 9, 10)
+    # customer, subscriptions, entitlements, the tree's entities, their budgets (no promotions seen)
+    assert requests_for(emulator, lambda: sync.refresh_customer(client, rm, customer)) == 5
+    node, budget = rm.nearest_budgets(customer)[0]
+    assert (node["id"], budget["usage"], budget["limit"]) == ("ada", 9, 10)
     top = rm.top_budgets(1)
     assert top and top[0].customer_id == customer
+    # A hot-tier poll asks only for what is near a limit: unchanged there, one request beside
+    # the entitlements, and the stored hierarchy stays; changed there, the whole hierarchy again.
+    assert requests_for(emulator, lambda: sync.refresh_customer(client, rm, customer, parts=sync.POLL_PARTS)) == 2
+    w.report_usage(emulator, customer, parts["calls"], 1, dimensions={"userId": "ada"})
+    assert requests_for(emulator, lambda: sync.refresh_customer(client, rm, customer, parts=sync.POLL_PARTS)) == 4
+    assert rm.nearest_budgets(customer)[0][1]["usage"] == 10
 
 
 def test_it_removes_a_customer_that_disappeared(emulator, parts):

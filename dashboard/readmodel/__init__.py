@@ -1,14 +1,15 @@
 """The Redis read model: the only code that touches Redis keys.
 
 ``keys`` spells every key; ``customers`` holds the documents and the list index;
-``rankings`` the fleet-wide sorted sets; ``syncstate`` freshness, the hot tier, status,
+``governance`` each customer's hierarchy (nodes and a children index) and the fleet's
+budget rankings; ``rankings`` the entitlement ranking, counts and histograms; ``syncstate`` freshness, the hot tier, status,
 locks and claims; ``catalog`` and ``history`` one value each; ``model`` puts them
 together as ``ReadModel``. ``documents`` and ``values`` are the typed values stored and
 returned. Nothing here knows Stigg's wire format: sync shapes Stigg's answers first."""
 from .documents import (
-    CustomerDocument, EntitlementDoc, GovernanceNodeDoc, PromotionDoc, SubscriptionDoc, UsageHistoryDoc,
-    UsageSeriesDoc,
+    CustomerDocument, EntitlementDoc, PromotionDoc, SubscriptionDoc, UsageHistoryDoc, UsageSeriesDoc,
 )
+from .governance import BlockingDoc, BudgetDoc, GovernanceSummary, GovernanceWrite, NodeDoc, empty_governance
 from .keys import LAYOUT_VERSION
 from .model import ReadModel
 from .values import (
@@ -18,6 +19,7 @@ from .values import (
 
 __all__ = [
     "LAYOUT_VERSION", "BudgetRank", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow",
-    "EntitlementDoc", "EntitlementRank", "GovernanceNodeDoc", "HistogramBin", "PromotionDoc", "ReadModel",
+    "BlockingDoc", "BudgetDoc", "EntitlementDoc", "EntitlementRank", "GovernanceSummary", "GovernanceWrite",
+    "HistogramBin", "NodeDoc", "empty_governance", "PromotionDoc", "ReadModel",
     "SubscriptionDoc", "SyncStatus", "ThresholdCounts", "UsageHistoryDoc", "UsageSeriesDoc", "iso", "parse_time",
 ]

@@ -21,6 +21,9 @@ import redis
 
 from .base import Store
 from .documents import CustomerDocument, IndexEntry
+from .governance import (
+    GovernanceWrite, empty_governance, members_of, queue_forget_governance, queue_governance,
+)
 from .keys import CUSTOMER_SORTS
 from .rankings import queue_forget_members, queue_rankings
 from .values import CustomerPage, CustomerRow, as_str, epoch, iso, parse_time
@@ -65,7 +68,8 @@ def _stub_document(customer_id: str) -> CustomerDocument:
         "access_denied_reason": None,
         "entitlements": {"boolean": [], "configuration": [], "metered": []},
         "promotions": {"active": [], "expired": []},
-        "governance_enabled": False, "governance": [], "highest_utilization": None, "stigg": None,
+        "governance_enabled": False, "governance": empty_governance(False)["summary"], "highest_utilization": None,
+        "stigg": None,
         "fetched_at": None, "error": None, "error_at": None,
     }
 
@@ -74,9 +78,10 @@ class Customers(Store):
 
     # --- writes -----------------------------------------------------------------------
 
-    def write_customer(self, snapshot: CustomerDocument) -> bool:
-        """Write one customer whole, atomically. False when a newer snapshot is already there
-        (a slow refresh finishing after a faster one must not roll the data back)."""
+    def write_customer(self, snapshot: CustomerDocument, governance: GovernanceWrite | None = None) -> bool:
+        """Write one customer whole, atomically, with its governance hierarchy when given
+        (None: the stored one stays). False when a newer snapshot is already there (a slow
+        refresh finishing after a faster one must not roll the data back)."""
         cid = snapshot["id"]
         fetched = parse_time(snapshot["fetched_at"])
         if fetched is None:
@@ -88,8 +93,11 @@ class Customers(Store):
                 return False
             old_members = {as_str(m) for m in pipe.smembers(self.keys.members(cid))}
             old_entry = self._index_entry_of(pipe, cid)
+            old_budgets = members_of(pipe, self.keys, cid) if governance is not None else set()
             pipe.multi()
             self._queue_customer(pipe, snapshot, old_members, old_entry)
+            if governance is not None:
+                queue_governance(pipe, self.keys, cid, governance, old_budgets)
             return True
 
         return self._transaction(write, cid)
@@ -132,14 +140,16 @@ class Customers(Store):
             def write(pipe: redis.client.Pipeline, cid: str = cid) -> bool:
                 existed = pipe.hexists(self.keys.rows(), cid)
                 members = {as_str(m) for m in pipe.smembers(self.keys.members(cid))}
+                budgets = members_of(pipe, self.keys, cid)
                 entry = self._index_entry_of(pipe, cid)
                 pipe.multi()
                 queue_forget_members(pipe, self.keys, members)
+                queue_forget_governance(pipe, self.keys, cid, budgets)
                 pipe.delete(self.keys.customer(cid), self.keys.members(cid), self.keys.history(cid))
                 pipe.hdel(self.keys.rows(), cid)
                 if entry:
                     self._queue_index(pipe, cid, entry, None, 0.0)
-                for key in (self.keys.fetched_at(), self.keys.changed(), self.keys.budget_utilization()):
+                for key in (self.keys.fetched_at(), self.keys.changed()):
                     pipe.zrem(key, cid)
                 pipe.srem(self.keys.errored(), cid)
                 return bool(existed)

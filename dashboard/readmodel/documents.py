@@ -4,7 +4,10 @@ The customer document is what the customer page reads whole; the list, rankings 
 sync status have their own small values (``values.py``)."""
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from .governance import GovernanceSummary
 
 class SourceDoc(TypedDict):
     kind: str  # plan | addon | promotion | override
@@ -84,22 +87,6 @@ class PromotionDoc(TypedDict):
     reset_period: str | None
 
 
-class GovernanceNodeDoc(TypedDict):
-    entity_id: str
-    entity_type_id: str
-    display_name: str | None
-    parent_id: str | None
-    feature_id: str | None
-    currency_id: str | None
-    scope: list[str]
-    cadence: str | None
-    limit: float | None
-    usage: float | None
-    utilization: float | None
-    period_start: str | None
-    period_end: str | None
-
-
 class UsageSeriesDoc(TypedDict):
     feature_id: str
     points: list[tuple[str, float]]  # (ISO time, cumulative in-period usage), one per day
@@ -154,7 +141,7 @@ class CustomerDocument(TypedDict):
     entitlements: EntitlementGroups
     promotions: PromotionGroups
     governance_enabled: bool
-    governance: list[GovernanceNodeDoc]
+    governance: GovernanceSummary  # the hierarchy itself is stored apart (governance.py)
     highest_utilization: float | None
     stigg: StiggValues | None  # None: never fetched successfully
     fetched_at: str | None  # None: never fetched successfully

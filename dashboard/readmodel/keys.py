@@ -9,6 +9,7 @@ prefix.
     customer:{id}                        string  JSON CustomerDocument (the customer page)
     customer:{id}:members                set     the ranking members this customer owns ("e|…" / "b|…")
     customer:{id}:history                string  JSON UsageHistoryDoc: usage over time per metered feature
+    gov:{id}:nodes, :children, :budgets, :members    the customer's governance hierarchy (governance.py)
     customers:rows                       hash    id -> JSON CustomerRow fields (list pages)
     customers:order:name[:plan:{p}][:status:{s}]
                                          zset    score 0, member "{name}\\0{id}\\0{search text}" (lex order)
@@ -21,9 +22,9 @@ prefix.
     customers:budget_utilization         zset    id -> its governance budget nearest the limit (hot tier)
     rank:entitlements                    zset    "customer|feature" -> utilization
     rank:entitlements:rows               hash    member -> JSON EntitlementRank
-    rank:budgets:utilization             zset    "customer|entity|feature-or-currency|scope" -> utilization
+    rank:budgets:utilization             zset    "customer|entity|feature-or-$currency|scope" -> utilization
     rank:budgets:usage                   zset    same member -> current usage
-    rank:budgets:rows                    hash    member -> JSON BudgetRank
+    rank:budgets:urgency                 zset    same member -> urgency (time to limit before reset)
     sync:status                          hash    last sweep start/finish/duration/stats
     sync:counters                        hash    errors / rate_limited seen (cumulative)
     lock:customer:{id}                   string  per-customer refresh lock (token, PX expiry)
@@ -43,9 +44,9 @@ from urllib.parse import quote
 DEFAULT_PREFIX = "stiggadmin:rm:"
 # Bumped whenever the key layout changes: a sweep that finds another layout empties the
 # read model and fills it again from Stigg (it is a cache), instead of reading stale keys.
-LAYOUT_VERSION = "4"  # 4: ids percent-encoded in keys and ranking members
+LAYOUT_VERSION = "5"  # 4: ids percent-encoded; 5: governance hierarchies apart from the document
 CUSTOMER_SORTS = ("name", "utilization")
-BUDGET_RANKINGS = ("utilization", "usage")
+BUDGET_RANKINGS = ("utilization", "usage", "urgency")
 
 
 def part(text: str) -> str:
@@ -119,11 +120,22 @@ class Keys:
 
     def rank_budgets(self, by: str) -> str:
         if by not in BUDGET_RANKINGS:
-            raise ValueError(f"budgets rank by utilization or usage, not {by!r}")
+            raise ValueError(f"budgets rank by utilization, usage or urgency, not {by!r}")
         return f"{self.prefix}rank:budgets:{by}"
 
-    def rank_budget_rows(self) -> str:
-        return f"{self.prefix}rank:budgets:rows"
+    # --- governance hierarchies ---------------------------------------------------------------
+
+    def gov_nodes(self, customer_id: str) -> str:
+        return f"{self.prefix}gov:{part(customer_id)}:nodes"
+
+    def gov_children(self, customer_id: str) -> str:
+        return f"{self.prefix}gov:{part(customer_id)}:children"
+
+    def gov_budgets(self, customer_id: str) -> str:
+        return f"{self.prefix}gov:{part(customer_id)}:budgets"
+
+    def gov_members(self, customer_id: str) -> str:
+        return f"{self.prefix}gov:{part(customer_id)}:members"
 
     # --- sync state ------------------------------------------------------------------------------
 

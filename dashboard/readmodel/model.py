@@ -12,6 +12,7 @@ import redis
 
 from .catalog import CatalogStore
 from .customers import Customers
+from .governance import Governance
 from .history import HistoryStore
 from .keys import DEFAULT_PREFIX, LAYOUT_VERSION
 from .rankings import Rankings
@@ -21,7 +22,7 @@ from .values import as_str
 log = logging.getLogger(__name__)
 
 
-class ReadModel(Customers, Rankings, SyncState, CatalogStore, HistoryStore):
+class ReadModel(Customers, Governance, Rankings, SyncState, CatalogStore, HistoryStore):
     @classmethod
     def from_settings(cls) -> "ReadModel":
         from django.conf import settings

@@ -1,24 +1,19 @@
-"""Fleet-wide rankings: metered entitlements and governance budgets in sorted sets, so
-"nearest their limits across every customer" is a range read, not a scan; threshold
-counts and the utilization histogram of the overview."""
+"""Fleet-wide rankings: metered entitlements in a sorted set, so "nearest their limits
+across every customer" is a range read, not a scan; threshold counts and the utilization
+histogram of the overview, for entitlements and for governance budgets (whose ranking is
+written with their hierarchy, governance.py)."""
 from __future__ import annotations
 
 import json
 from typing import Any, Sequence
 
 from .base import Store
-from .documents import CustomerDocument, GovernanceNodeDoc
+from .documents import CustomerDocument
 from .keys import Keys, part
-from .values import BudgetRank, EntitlementRank, HistogramBin, ThresholdCounts, parse_time
+from .values import EntitlementRank, HistogramBin, ThresholdCounts, parse_time
 
 # Lower edges of the utilization histogram bins (the last bin is "100 % and over").
 HISTOGRAM_EDGES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-
-
-def budget_member(customer_id: str, node: GovernanceNodeDoc) -> str:
-    capability = node["feature_id"] or f"${node['currency_id']}"
-    scope = ",".join(part(s) for s in node["scope"])
-    return f"{part(customer_id)}|{part(node['entity_id'])}|{part(capability)}|{scope}"
 
 
 def entitlement_member(customer_id: str, feature_id: str) -> str:
@@ -26,12 +21,12 @@ def entitlement_member(customer_id: str, feature_id: str) -> str:
 
 
 def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: set[str]) -> None:
-    """Queue (inside MULTI) the commands that make the rankings equal this customer's
-    document: its metered entitlements and budgets in, the ones that disappeared out.
-    ``old_members`` (tagged "e|…" / "b|…") were read under WATCH before MULTI."""
+    """Queue (inside MULTI) the commands that make the entitlement ranking equal this
+    customer's document: its metered entitlements in, the ones that disappeared out.
+    ``old_members`` were read under WATCH before MULTI. (Budgets: governance.py.)"""
     cid = doc["id"]
     name = doc["profile"]["name"]
-    new_members: dict[str, tuple[str, dict[str, float], str]] = {}
+    new_members: dict[str, tuple[float, str]] = {}
     for ent in doc["entitlements"]["metered"]:
         if ent["utilization"] is None:
             continue
@@ -40,62 +35,23 @@ def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: se
                "feature_name": ent["feature_name"], "usage": ent["usage"], "limit": ent["limit"],
                "soft_limit": ent["soft_limit"], "utilization": ent["utilization"],
                "period_end": ent["period_end"]}
-        new_members["e|" + member] = (member, {keys.rank_entitlements(): ent["utilization"]}, json.dumps(row))
-    for node in doc["governance"]:
-        if not (node["feature_id"] or node["currency_id"]):
-            continue  # tree-mode rows carry no budget
-        scores: dict[str, float] = {}
-        if node["utilization"] is not None:
-            scores[keys.rank_budgets("utilization")] = node["utilization"]
-        if node["usage"] is not None:
-            scores[keys.rank_budgets("usage")] = node["usage"]
-        if not scores:
-            continue
-        member = budget_member(cid, node)
-        row = {"customer_id": cid, "customer_name": name, "entity_id": node["entity_id"],
-               "entity_name": node["display_name"], "feature_id": node["feature_id"],
-               "currency_id": node["currency_id"], "scope": node["scope"], "cadence": node["cadence"],
-               "limit": node["limit"], "usage": node["usage"], "utilization": node["utilization"],
-               "period_end": node["period_end"]}
-        new_members["b|" + member] = (member, scores, json.dumps(row))
-
-    # Stale members (features, entities or budgets that disappeared) go; every current
-    # member is rewritten (ZADD/HSET overwrite), so the rankings equal this snapshot.
-    # One command per key, however many members: a 200-budget customer is a handful
-    # of commands, not hundreds.
+        new_members[member] = (ent["utilization"], json.dumps(row))
+    # Stale members (features that disappeared) go; every current member is rewritten
+    # (ZADD/HSET overwrite), so the rankings equal this snapshot. One command per key,
+    # however many members.
     queue_forget_members(pipe, keys, old_members - set(new_members))
-    scores_by_key: dict[str, dict[str, float]] = {}
-    rows_by_key: dict[str, dict[str, str]] = {}
-    for tagged, (member, scores, row) in new_members.items():
-        rows_key = keys.rank_entitlement_rows() if tagged[0] == "e" else keys.rank_budget_rows()
-        for key, score in scores.items():
-            scores_by_key.setdefault(key, {})[member] = score
-        rows_by_key.setdefault(rows_key, {})[member] = row
-    for key, mapping in scores_by_key.items():
-        pipe.zadd(key, mapping)
-    for key, mapping in rows_by_key.items():
-        pipe.hset(key, mapping=mapping)
+    if new_members:
+        pipe.zadd(keys.rank_entitlements(), {m: score for m, (score, _) in new_members.items()})
+        pipe.hset(keys.rank_entitlement_rows(), mapping={m: row for m, (_, row) in new_members.items()})
     pipe.delete(keys.members(cid))
     if new_members:
         pipe.sadd(keys.members(cid), *new_members)
-    budget_utils = [n["utilization"] for n in doc["governance"] if n["utilization"] is not None
-                    and (n["feature_id"] or n["currency_id"])]
-    if budget_utils:
-        pipe.zadd(keys.budget_utilization(), {cid: max(budget_utils)})
-    else:
-        pipe.zrem(keys.budget_utilization(), cid)
 
 
-def queue_forget_members(pipe: Any, keys: Keys, tagged_members: set[str]) -> None:
-    ent = [m[2:] for m in tagged_members if m.startswith("e|")]
-    bud = [m[2:] for m in tagged_members if m.startswith("b|")]
-    if ent:
-        pipe.zrem(keys.rank_entitlements(), *ent)
-        pipe.hdel(keys.rank_entitlement_rows(), *ent)
-    if bud:
-        pipe.zrem(keys.rank_budgets("utilization"), *bud)
-        pipe.zrem(keys.rank_budgets("usage"), *bud)
-        pipe.hdel(keys.rank_budget_rows(), *bud)
+def queue_forget_members(pipe: Any, keys: Keys, members: set[str]) -> None:
+    if members:
+        pipe.zrem(keys.rank_entitlements(), *members)
+        pipe.hdel(keys.rank_entitlement_rows(), *members)
 
 
 class Rankings(Store):
@@ -112,20 +68,6 @@ class Rankings(Store):
             d = json.loads(raw)
             d["period_end"] = parse_time(d["period_end"])
             out.append(EntitlementRank(**d))
-        return out
-
-    def top_budgets(self, n: int = 20, by: str = "utilization", offset: int = 0) -> list[BudgetRank]:
-        members = self.r.zrevrange(self.keys.rank_budgets(by), offset, offset + n - 1)
-        if not members:
-            return []
-        out = []
-        for raw in self.r.hmget(self.keys.rank_budget_rows(), members):
-            if raw is None:
-                continue
-            d = json.loads(raw)
-            d["period_end"] = parse_time(d["period_end"])
-            d["scope"] = tuple(d["scope"])
-            out.append(BudgetRank(**d))
         return out
 
     def entitlement_counts(self) -> ThresholdCounts:

@@ -79,7 +79,7 @@ class SyncState(Store):
         first, so a tier larger than one round is polled round-robin. A lower tier gets
         what the higher ones leave; the sweep still reaches everyone."""
         if threshold is None:
-            threshold = _setting("SYNC_HOT_UTILIZATION", DEFAULT_HOT_UTILIZATION)
+            threshold = hot_threshold()
         now = time.time() if now is None else now
         pipe = self.r.pipeline(transaction=False)
         pipe.zrangebyscore(self.keys.changed(), f"({now}", "+inf")
@@ -168,6 +168,11 @@ class SyncState(Store):
 
     def acquire_customer_lock(self, customer_id: str, ttl: float = DEFAULT_LOCK_TTL_SECONDS) -> CustomerLock:
         return self._acquire(self.keys.customer_lock(customer_id), ttl)
+
+
+def hot_threshold() -> float:
+    """The utilization at which an entitlement or a budget puts its customer in the hot tier."""
+    return _setting("SYNC_HOT_UTILIZATION", DEFAULT_HOT_UTILIZATION)
 
 
 def _setting(name: str, default: float) -> float:

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..readmodel import Catalog, ReadModel, UsageSeriesDoc, iso, parse_time
+from ..readmodel import Catalog, GovernanceWrite, ReadModel, UsageSeriesDoc, empty_governance, iso
+from ..readmodel.syncstate import hot_threshold
+from ..rules.governance import capability_key
 from .codec import dump, load, load_all
+from .governance import shape_governance
 from .shaping import build_snapshot
 from ..stigg_client import (
-    Customer, Feature, GovernanceNode, GovernanceNotEnabled, Package,
+    Customer, Feature, GovernanceNotEnabled, Package,
     Promotion, StiggClient, StiggRequestError, Subscription,
 )
 
@@ -30,6 +33,7 @@ class TypedCatalog:
     features: dict[str, Feature]
     packages: dict[str, Package]
     loaded_at: float
+    currencies: frozenset[str] = frozenset()
 
 
 _catalog: TypedCatalog | None = None
@@ -135,19 +139,22 @@ def refresh_customer(client: StiggClient, rm: ReadModel, customer_id: str, *, pa
     else:
         promotions = (load_all(Promotion, previous["stigg"]["promotions"])
                       if previous is not None and "promotions" not in parts else [])
-    governance = _governance(client, rm, customer_id, cat, previous, parts, discover)
-    doc = build_snapshot(customer, subscriptions, entitlements, promotions, governance, cat.features, cat.packages,
+    governance = _governance(client, rm, customer_id, cat, previous, parts, discover, fetched_at)
+    summary = governance["summary"] if governance is not None else (
+        previous["governance"] if previous is not None else empty_governance(False)["summary"])
+    doc = build_snapshot(customer, subscriptions, entitlements, promotions, summary, cat.features, cat.packages,
                          fetched_at)
     if not asked_promotions and _unexplained(doc):
         # A value the plan and add-ons cannot explain: most likely a promotion granted
         # since we last looked (its webhook lost). Ask, and shape the customer again.
         promotions = list(client.iter_promotions(customer_id))
-        doc = build_snapshot(customer, subscriptions, entitlements, promotions, governance, cat.features,
+        doc = build_snapshot(customer, subscriptions, entitlements, promotions, summary, cat.features,
                              cat.packages, fetched_at)
     if previous is not None and _unchanged(previous, doc):
+        # The same answers, the hierarchy's included (its fingerprint is in the summary).
         rm.touch_customer(previous, fetched_at)
     else:
-        rm.write_customer(doc)
+        rm.write_customer(doc, governance)
     return True
 
 
@@ -161,35 +168,48 @@ def _unchanged(previous: dict[str, Any], doc: dict[str, Any]) -> bool:
 
 
 def _governance(client: StiggClient, rm: ReadModel, customer_id: str, cat: TypedCatalog,
-                previous: dict[str, Any] | None, parts: frozenset[str], discover: bool) -> list[GovernanceNode] | None:
-    """The customer's budgets; None when governance is off for the Stigg environment."""
+                previous: dict[str, Any] | None, parts: frozenset[str], discover: bool,
+                fetched_at: datetime) -> GovernanceWrite | None:
+    """The customer's whole hierarchy, shaped; None to keep the stored one (not asked for,
+    or a hot-tier poll found nothing changed near a limit).
+
+    Asked only of customers that had a hierarchy last time, unless ``discover`` is set.
+    The whole hierarchy is every entity (tree mode, so entities without a budget appear)
+    and every budget of every metered feature and currency (hydrated mode)."""
     global _governance_off_until
     if time.monotonic() < _governance_off_until:
-        return None
-    had = previous is None or bool(previous.get("governance"))
+        return empty_governance(False)
+    summary = previous["governance"] if previous is not None else None
     if "governance" not in parts:
-        return _governance_from_doc(previous) if previous is not None else []
-    if not (discover or had):
-        return []
+        return None
+    if summary is not None and not (discover or summary["entities"]):
+        return None  # it had none: a discovery sweep asks again
+    features, currencies = _metered_feature_ids(cat), sorted(cat.currencies)
     try:
-        return list(client.iter_governance(customer_id, feature_ids=_metered_feature_ids(cat)))
+        if summary is not None and summary["budgets"] and parts == POLL_PARTS \
+                and not _changed_near_limit(client, rm, customer_id, features, currencies):
+            return None
+        entities = list(client.iter_governance(customer_id))
+        rows = list(client.iter_governance(customer_id, feature_ids=features, currency_ids=currencies)) \
+            if entities and (features or currencies) else []
     except GovernanceNotEnabled:
         _governance_off_until = time.monotonic() + GOVERNANCE_RECHECK_SECONDS
-        return None
+        return empty_governance(False)
+    return shape_governance(entities, rows, fetched_at)
 
 
-# --- the last good document back into typed values (for targeted refreshes) -------------
-
-
-def _governance_from_doc(doc: dict[str, Any]) -> list[GovernanceNode] | None:
-    if not doc.get("governance_enabled"):
-        return None
-    return [GovernanceNode(entity_id=n["entity_id"], entity_type_id=n["entity_type_id"],
-                           display_name=n["display_name"], parent_id=n["parent_id"], feature_id=n["feature_id"],
-                           currency_id=n["currency_id"], scope_entity_ids=tuple(n["scope"]), cadence=n["cadence"],
-                           usage_limit=n["limit"], current_usage=n["usage"], utilization=n["utilization"],
-                           usage_period_start=parse_time(n["period_start"]), usage_period_end=parse_time(n["period_end"]))
-            for n in doc["governance"]]
+def _changed_near_limit(client: StiggClient, rm: ReadModel, customer_id: str, features: list[str],
+                        currencies: list[str]) -> bool:
+    """A hot-tier poll asks Stigg only for the budgets at or above the hot threshold
+    (minUtilization: one page, not the whole hierarchy) and compares their usage with
+    what is stored; anything new, gone or moved there means the whole hierarchy is read
+    again (time to limit and what blocks depend on all of it)."""
+    threshold = hot_threshold()
+    rows = client.iter_governance(customer_id, feature_ids=features, currency_ids=currencies,
+                                  min_utilization=threshold)
+    seen = {(r.entity_id, capability_key(r.feature_id, r.currency_id), tuple(sorted(r.scope_entity_ids))):
+            r.current_usage for r in rows if r.feature_id is not None or r.currency_id is not None}
+    return seen != rm.budgets_at_or_above(customer_id, threshold)
 
 
 def customer_message(customer: Customer) -> dict[str, Any]:

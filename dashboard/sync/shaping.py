@@ -7,13 +7,12 @@ from datetime import datetime
 from typing import Mapping, Sequence
 
 from ..provenance import Provenance, explain_entitlement
-from ..readmodel import CustomerDocument, EntitlementDoc, iso
-from ..readmodel.documents import EntitlementGroups, GovernanceNodeDoc, PromotionDoc, PromotionGroups, \
-    ProvenanceDoc, SubscriptionDoc
+from ..readmodel import CustomerDocument, EntitlementDoc, GovernanceSummary, iso
+from ..readmodel.documents import EntitlementGroups, PromotionDoc, PromotionGroups, ProvenanceDoc, SubscriptionDoc
 from ..readmodel.values import epoch
 from .codec import dump
 from ..stigg_client import (
-    Customer, CustomerEntitlements, Entitlement, Feature, GovernanceNode, Package, Promotion, Subscription,
+    Customer, CustomerEntitlements, Entitlement, Feature, Package, Promotion, Subscription,
 )
 
 ACTIVE_STATUSES = ("ACTIVE", "IN_TRIAL")
@@ -96,15 +95,14 @@ def build_snapshot(
     subscriptions: Sequence[Subscription],
     entitlements: CustomerEntitlements,
     promotions: Sequence[Promotion],
-    governance: Sequence[GovernanceNode] | None,
+    governance: GovernanceSummary,
     features: Mapping[str, Feature],
     packages: Mapping[str, Package],
     fetched_at: datetime,
 ) -> CustomerDocument:
-    """Shape one customer's Stigg data into the document pages read.
-
-    ``governance`` None means governance is not enabled for the environment.
-    """
+    """Shape one customer's Stigg data into the document pages read. ``governance`` is
+    the summary of its hierarchy (the hierarchy itself is shaped by governance.py and
+    stored apart)."""
     names = {f.id: f.display_name for f in features.values()}
     subs_docs: list[SubscriptionDoc] = []
     for s in subscriptions:
@@ -137,17 +135,6 @@ def build_snapshot(
         }
         # Paused promotions grant nothing (§6); they are listed with the expired ones.
         promo_groups["active" if p.status == "Active" else "expired"].append(pdoc)
-    nodes: list[GovernanceNodeDoc] = []
-    for n in governance or ():
-        nodes.append({
-            "entity_id": n.entity_id, "entity_type_id": n.entity_type_id, "display_name": n.display_name,
-            "parent_id": n.parent_id, "feature_id": n.feature_id, "currency_id": n.currency_id,
-            "scope": sorted(n.scope_entity_ids), "cadence": n.cadence, "limit": n.usage_limit,
-            "usage": n.current_usage,
-            "utilization": n.utilization if n.utilization is not None
-            else utilization(n.current_usage, n.usage_limit, False),
-            "period_start": iso(n.usage_period_start), "period_end": iso(n.usage_period_end),
-        })
     utils = [d["utilization"] for d in groups["metered"] if d["utilization"] is not None]
     primary = _primary_subscription(subscriptions)
     primary_plan = packages.get(primary.plan_id) if primary else None
@@ -165,8 +152,8 @@ def build_snapshot(
         "access_denied_reason": entitlements.access_denied_reason,
         "entitlements": groups,
         "promotions": promo_groups,
-        "governance_enabled": governance is not None,
-        "governance": nodes,
+        "governance_enabled": governance["enabled"],
+        "governance": governance,
         "highest_utilization": max(utils) if utils else None,
         "stigg": {"customer": dump(customer), "subscriptions": dump(subscriptions), "promotions": dump(promotions)},
         "fetched_at": iso(fetched_at),

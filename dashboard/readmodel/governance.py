@@ -1,0 +1,245 @@
+"""Governance hierarchies: each customer's entities as nodes with a children index, and the
+fleet-wide budget rankings.
+
+Per customer (ids percent-encoded, see keys.py):
+
+    gov:{id}:nodes      hash   entity id -> JSON NodeDoc: the entity, its own budgets, and per
+                               capability what blocks it and its time to limit (computed by
+                               sync when written)
+    gov:{id}:children   hash   parent id ("" for the roots) -> JSON list of child entity ids
+    gov:{id}:budgets    zset   "{entity}|{capability}|{scope}" -> utilization (the customer
+                               page's nearest-their-limits list)
+    gov:{id}:members    set    its members of the fleet rankings (to remove exactly those)
+
+and for the fleet, ``rank:budgets:{utilization|usage|urgency}`` with members
+"{customer}|{entity}|{capability}|{scope}" (a row is read back from the node it names).
+
+A page reads one level of a 2,000-node tree with two commands (the level's ids, then
+those nodes) without parsing the rest. The whole hierarchy is written whole, in the
+customer's transaction (customers.py), so a reader never sees half of it.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Sequence, TypedDict
+from urllib.parse import unquote
+
+from .base import Store
+from .keys import Keys, part
+from .values import BudgetRank, as_str, parse_time
+
+ROOT = ""  # the children index's key for entities without a parent
+BUDGET_ORDERS = ("utilization", "usage", "urgency")
+
+
+class BudgetDoc(TypedDict):
+    capability: str  # the feature id, or "$" + the currency id
+    feature_id: str | None
+    currency_id: str | None
+    scope: list[str]  # sorted scope entity ids; [] = node-wide
+    limit: float | None  # None: unlimited but tracked
+    usage: float | None
+    utilization: float | None
+    cadence: str | None
+    period_start: str | None
+    period_end: str | None
+    ttl: dict[str, Any] | None  # the rules' TimeToLimit, as stored by sync's codec
+    urgency: float
+
+
+class BlockingDoc(TypedDict):
+    """What stops an entity for one capability: its own budget, a scoped one or an ancestor's."""
+
+    capability: str
+    entity_id: str  # the entity whose budget blocks
+    entity_name: str | None
+    scope: list[str]
+    limit: float
+    usage: float | None
+    utilization: float | None
+    headroom: float  # what the entity may still use (negative: overspent)
+    exhausted: bool
+    own_headroom: float | None
+    is_own: bool
+    is_scoped: bool
+    is_ancestor: bool
+    period_end: str | None
+    ttl: dict[str, Any] | None
+
+
+class NodeDoc(TypedDict):
+    id: str
+    type: str
+    name: str | None
+    parent: str | None
+    depth: int  # 0 for a root
+    children: int
+    path: list[str]  # ancestor ids, root first (links and breadcrumbs)
+    budgets: list[BudgetDoc]  # the entity's own budgets, node-wide first
+    blocking: list[BlockingDoc]  # one per capability with a finite limit on its chain
+    utilization: float | None  # the highest of its own budgets (ordering siblings)
+    usage: float | None  # the highest of its own budgets' usage
+
+
+class GovernanceSummary(TypedDict):
+    enabled: bool
+    entities: int
+    budgets: int
+    near: int  # budgets at >= 80 %
+    over: int  # budgets at >= 100 %
+    blocked: int  # entities blocked now for some capability
+    capabilities: list[str]
+    types: list[str]
+    fingerprint: str  # of what Stigg answered: equal means nothing to rewrite
+
+
+class GovernanceWrite(TypedDict):
+    """One customer's whole hierarchy, shaped by sync, written whole."""
+
+    summary: GovernanceSummary
+    nodes: dict[str, NodeDoc]
+    children: dict[str, list[str]]  # parent id (ROOT for roots) -> child ids
+
+
+def empty_governance(enabled: bool) -> GovernanceWrite:
+    return {"summary": {"enabled": enabled, "entities": 0, "budgets": 0, "near": 0, "over": 0, "blocked": 0,
+                        "capabilities": [], "types": [], "fingerprint": ""},
+            "nodes": {}, "children": {}}
+
+
+def budget_key(entity_id: str, budget: BudgetDoc) -> str:
+    """A budget within its customer: entity, capability and scope, each encoded."""
+    return f"{part(entity_id)}|{part(budget['capability'])}|{','.join(part(s) for s in budget['scope'])}"
+
+
+def fleet_member(customer_id: str, entity_id: str, budget: BudgetDoc) -> str:
+    return f"{part(customer_id)}|{budget_key(entity_id, budget)}"
+
+
+def _split_member(member: str) -> tuple[str, str, str, tuple[str, ...]]:
+    cid, eid, capability, scope = member.split("|")
+    return (unquote(cid), unquote(eid), unquote(capability),
+            tuple(unquote(s) for s in scope.split(",")) if scope else ())
+
+
+def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWrite, old_members: set[str]) -> None:
+    """Queue (inside MULTI) the commands that replace the customer's hierarchy and its
+    place in the fleet rankings. ``old_members`` were read under WATCH (``members_of``)."""
+    cid = customer_id
+    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid))
+    if gov["nodes"]:
+        pipe.hset(keys.gov_nodes(cid), mapping={eid: json.dumps(doc) for eid, doc in gov["nodes"].items()})
+    if gov["children"]:
+        pipe.hset(keys.gov_children(cid), mapping={p: json.dumps(ids) for p, ids in gov["children"].items()})
+    scores: dict[str, dict[str, float]] = {order: {} for order in BUDGET_ORDERS}
+    own: dict[str, float] = {}
+    for eid, node in gov["nodes"].items():
+        for b in node["budgets"]:
+            member = fleet_member(cid, eid, b)
+            if b["utilization"] is not None:
+                scores["utilization"][member] = b["utilization"]
+                own[budget_key(eid, b)] = b["utilization"]
+            if b["usage"] is not None:
+                scores["usage"][member] = b["usage"]
+            scores["urgency"][member] = b["urgency"]
+    members = set(scores["urgency"])  # every budget has an urgency
+    if old_members - members:
+        for order in BUDGET_ORDERS:
+            pipe.zrem(keys.rank_budgets(order), *(old_members - members))
+    for order, mapping in scores.items():
+        if mapping:
+            pipe.zadd(keys.rank_budgets(order), mapping)
+    if members:
+        pipe.sadd(keys.gov_members(cid), *members)
+    if own:
+        pipe.zadd(keys.gov_budgets(cid), own)
+        pipe.zadd(keys.budget_utilization(), {cid: max(own.values())})
+    else:
+        pipe.zrem(keys.budget_utilization(), cid)
+
+
+def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members: set[str]) -> None:
+    cid = customer_id
+    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid))
+    if old_members:
+        for order in BUDGET_ORDERS:
+            pipe.zrem(keys.rank_budgets(order), *old_members)
+    pipe.zrem(keys.budget_utilization(), cid)
+
+
+def members_of(pipe: Any, keys: Keys, customer_id: str) -> set[str]:
+    return {as_str(m) for m in pipe.smembers(keys.gov_members(customer_id))}
+
+
+class Governance(Store):
+    """Reads of the hierarchies and the fleet budget rankings."""
+
+    def governance_level(self, customer_id: str, parent_id: str | None = None) -> list[NodeDoc]:
+        """The children of ``parent_id`` (None: the roots), unordered: two commands, one level."""
+        raw = self.r.hget(self.keys.gov_children(customer_id), parent_id or ROOT)
+        return self.governance_nodes(customer_id, json.loads(raw) if raw else [])
+
+    def governance_nodes(self, customer_id: str, entity_ids: Sequence[str]) -> list[NodeDoc]:
+        if not entity_ids:
+            return []
+        return [json.loads(raw) for raw in self.r.hmget(self.keys.gov_nodes(customer_id), list(entity_ids))
+                if raw is not None]
+
+    def governance_node(self, customer_id: str, entity_id: str) -> NodeDoc | None:
+        raw = self.r.hget(self.keys.gov_nodes(customer_id), entity_id)
+        return json.loads(raw) if raw else None
+
+    def governance_tree(self, customer_id: str) -> list[NodeDoc]:
+        """Every node of the customer's hierarchy (ranked views, filters, the sunburst)."""
+        return [json.loads(raw) for raw in self.r.hvals(self.keys.gov_nodes(customer_id))]
+
+    def nearest_budgets(self, customer_id: str, n: int = 10) -> list[tuple[NodeDoc, BudgetDoc]]:
+        """The customer's ``n`` budgets of highest utilization, with their nodes."""
+        members = [as_str(m) for m in self.r.zrevrange(self.keys.gov_budgets(customer_id), 0, n - 1)]
+        found = self._budgets(customer_id, members)
+        return [found[m] for m in members if m in found]
+
+    def budgets_at_or_above(self, customer_id: str, threshold: float) -> dict[tuple[str, str, tuple[str, ...]], float | None]:
+        """(entity, capability, scope) -> usage of the customer's budgets at or above
+        ``threshold`` utilization (what a hot-tier poll compares Stigg's answer with)."""
+        members = [as_str(m) for m in self.r.zrangebyscore(self.keys.gov_budgets(customer_id), threshold, "+inf")]
+        return {(node["id"], b["capability"], tuple(b["scope"])): b["usage"]
+                for node, b in self._budgets(customer_id, members).values()}
+
+    def _budgets(self, customer_id: str, members: Iterable[str]) -> dict[str, tuple[NodeDoc, BudgetDoc]]:
+        members = list(members)
+        eids = sorted({unquote(m.split("|", 1)[0]) for m in members})
+        out: dict[str, tuple[NodeDoc, BudgetDoc]] = {}
+        for node in self.governance_nodes(customer_id, eids):
+            for b in node["budgets"]:
+                out[budget_key(node["id"], b)] = (node, b)
+        return out
+
+    def top_budgets(self, n: int = 20, by: str = "utilization", offset: int = 0) -> list[BudgetRank]:
+        """The fleet's budgets in ``by`` order (highest first), read back from their nodes."""
+        members = [as_str(m) for m in self.r.zrevrange(self.keys.rank_budgets(by), offset, offset + n - 1)]
+        if not members:
+            return []
+        parsed = [_split_member(m) for m in members]
+        pipe = self.r.pipeline(transaction=False)
+        for cid, eid, _, _ in parsed:
+            pipe.hget(self.keys.gov_nodes(cid), eid)
+        nodes = pipe.execute()
+        cids = sorted({p[0] for p in parsed})
+        names = {cid: json.loads(raw)["name"] if raw else None
+                 for cid, raw in zip(cids, self.r.hmget(self.keys.rows(), cids))}
+        out = []
+        for (cid, eid, capability, scope), raw in zip(parsed, nodes):
+            if raw is None:
+                continue  # rewritten between the two reads
+            node: NodeDoc = json.loads(raw)
+            b = next((b for b in node["budgets"] if b["capability"] == capability and tuple(b["scope"]) == scope),
+                     None)
+            if b is None:
+                continue
+            out.append(BudgetRank(
+                customer_id=cid, customer_name=names[cid], entity_id=eid, entity_name=node["name"],
+                feature_id=b["feature_id"], currency_id=b["currency_id"], scope=scope, cadence=b["cadence"],
+                limit=b["limit"], usage=b["usage"], utilization=b["utilization"],
+                period_end=parse_time(b["period_end"])))
+        return out
