@@ -9,7 +9,7 @@ import pytest
 from dashboard.stigg_client import (
     AddonQuantity, Customer, Entitlement, GovernanceNode, Promotion, Subscription,
 )
-from dashboard.sync.codec import dump, load, load_all
+from dashboard.codec import dump, load, load_all
 
 from .test_read_model import FEATURES, PACKAGES, T0
 

@@ -12,7 +12,7 @@ import redis
 from dashboard.readmodel import ReadModel
 from dashboard.sync import build_snapshot
 from dashboard.sync.governance import shape_governance
-from dashboard.sync.codec import dump
+from dashboard.codec import dump
 from dashboard.stigg_client import (
     AddonQuantity, Customer, CustomerEntitlements, Entitlement, EnumOption, Feature, GovernanceNode, Package,
     PackageEntitlement, Promotion, Subscription,

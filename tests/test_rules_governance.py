@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from dashboard.codec import dump, load
 from dashboard.rules.governance import (
     Blocking,
     Budget,
@@ -325,9 +326,9 @@ def test_it_round_trips_every_result_through_json() -> None:
     assert facts[("team", "calls")].blocking_ttl is not None
     assert facts[("team", "calls")].blocking_ttl.state == "before_reset"
     for f in facts.values():
-        assert NodeFacts.from_dict(json.loads(json.dumps(f.to_dict(), allow_nan=False))) == f
+        assert load(NodeFacts, json.loads(json.dumps(dump(f), allow_nan=False))) == f
     for ttl in (TimeToLimit("unlimited"), time_to_limit(budget("t", 100, 50), day(5))):
-        assert TimeToLimit.from_dict(json.loads(json.dumps(ttl.to_dict()))) == ttl
+        assert load(TimeToLimit, json.loads(json.dumps(dump(ttl)))) == ttl
 
 
 CAPABILITIES = ("calls", "tokens", "images", "$credits", "$usd")

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 TtlState = Literal["exhausted", "before_reset", "not_this_window", "unlimited", "unknown"]
 SiblingOrder = Literal["usage", "utilization"]
@@ -34,14 +34,6 @@ def capability_key(feature_id: str | None, currency_id: str | None) -> str:
     if (feature_id is None) == (currency_id is None):
         raise ValueError("an assignment has a feature id or a currency id, exactly one")
     return feature_id if feature_id is not None else "$" + str(currency_id)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _datetime(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -69,17 +61,6 @@ class Budget:
         """What is left: limit − usage (no usage counts as 0), negative when overspent
         (ingest never gates, guarantee 23); None when unlimited."""
         return None if self.limit is None else self.limit - (self.usage or 0.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"entity_id": self.entity_id, "capability": self.capability, "scope": list(self.scope),
-                "limit": self.limit, "usage": self.usage, "cadence": self.cadence,
-                "period_start": _iso(self.period_start), "period_end": _iso(self.period_end)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Budget:
-        return cls(entity_id=d["entity_id"], capability=d["capability"], scope=tuple(sorted(d["scope"])),
-                   limit=d["limit"], usage=d["usage"], cadence=d["cadence"],
-                   period_start=_datetime(d["period_start"]), period_end=_datetime(d["period_end"]))
 
 
 @dataclass(frozen=True)
@@ -109,17 +90,6 @@ class Blocking:
     exhausted: bool
     own_headroom: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"budget": self.budget.to_dict(), "blocking_entity_id": self.blocking_entity_id,
-                "is_own": self.is_own, "is_scoped": self.is_scoped, "is_ancestor": self.is_ancestor,
-                "headroom": self.headroom, "exhausted": self.exhausted, "own_headroom": self.own_headroom}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Blocking:
-        return cls(budget=Budget.from_dict(d["budget"]), blocking_entity_id=d["blocking_entity_id"],
-                   is_own=d["is_own"], is_scoped=d["is_scoped"], is_ancestor=d["is_ancestor"],
-                   headroom=d["headroom"], exhausted=d["exhausted"], own_headroom=d["own_headroom"])
-
 
 @dataclass(frozen=True)
 class TimeToLimit:
@@ -130,15 +100,6 @@ class TimeToLimit:
     seconds_to_limit: float | None = None
     seconds_before_reset: float | None = None
     rate_per_hour: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "reaches_at": _iso(self.reaches_at), "seconds_to_limit": self.seconds_to_limit,
-                "seconds_before_reset": self.seconds_before_reset, "rate_per_hour": self.rate_per_hour}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TimeToLimit:
-        return cls(state=d["state"], reaches_at=_datetime(d["reaches_at"]), seconds_to_limit=d["seconds_to_limit"],
-                   seconds_before_reset=d["seconds_before_reset"], rate_per_hour=d["rate_per_hour"])
 
 
 @dataclass(frozen=True)
@@ -152,23 +113,6 @@ class NodeFacts:
     blocking: Blocking | None
     blocking_ttl: TimeToLimit | None
     own_ttl: TimeToLimit | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"entity_id": self.entity_id, "capability": self.capability,
-                "own": self.own.to_dict() if self.own else None,
-                "scoped": [b.to_dict() for b in self.scoped],
-                "blocking": self.blocking.to_dict() if self.blocking else None,
-                "blocking_ttl": self.blocking_ttl.to_dict() if self.blocking_ttl else None,
-                "own_ttl": self.own_ttl.to_dict() if self.own_ttl else None}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> NodeFacts:
-        return cls(entity_id=d["entity_id"], capability=d["capability"],
-                   own=Budget.from_dict(d["own"]) if d["own"] else None,
-                   scoped=tuple(Budget.from_dict(b) for b in d["scoped"]),
-                   blocking=Blocking.from_dict(d["blocking"]) if d["blocking"] else None,
-                   blocking_ttl=TimeToLimit.from_dict(d["blocking_ttl"]) if d["blocking_ttl"] else None,
-                   own_ttl=TimeToLimit.from_dict(d["own_ttl"]) if d["own_ttl"] else None)
 
 
 def utilization(usage: float | None, limit: float | None) -> float | None:

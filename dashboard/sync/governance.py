@@ -12,7 +12,7 @@ from typing import Sequence
 from ..readmodel import BlockingDoc, BudgetDoc, GovernanceWrite, NodeDoc, empty_governance, iso
 from ..rules import governance as rules
 from ..stigg_client import GovernanceNode
-from .codec import dump
+from ..codec import dump
 
 NEAR = 0.8
 

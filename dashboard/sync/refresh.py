@@ -12,7 +12,7 @@ from typing import Any
 from ..readmodel import Catalog, GovernanceWrite, ReadModel, UsageSeriesDoc, empty_governance, iso
 from ..readmodel.syncstate import hot_threshold
 from ..rules.governance import capability_key
-from .codec import dump, load, load_all
+from ..codec import dump, load, load_all
 from .governance import shape_governance
 from .shaping import build_snapshot
 from ..stigg_client import (

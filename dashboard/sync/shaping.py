@@ -10,7 +10,7 @@ from ..provenance import Provenance, explain_entitlement
 from ..readmodel import CustomerDocument, EntitlementDoc, GovernanceSummary, iso
 from ..readmodel.documents import EntitlementGroups, PromotionDoc, PromotionGroups, ProvenanceDoc, SubscriptionDoc
 from ..readmodel.values import epoch
-from .codec import dump
+from ..codec import dump
 from ..stigg_client import (
     Customer, CustomerEntitlements, Entitlement, Feature, Package, Promotion, Subscription,
 )

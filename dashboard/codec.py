@@ -12,7 +12,7 @@ from dataclasses import fields, is_dataclass
 from datetime import datetime
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from ..readmodel import iso
+from .readmodel import iso
 
 T = TypeVar("T")
 
