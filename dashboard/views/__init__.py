@@ -1,0 +1,10 @@
+"""The dashboard's pages and endpoints, one module per page family. A page view reads
+only the Redis read model, never Stigg; it renders the whole page, or one named partial
+for htmx."""
+from .customer import customer, refresh_customer
+from .customers import customers
+from .health import healthz
+from .overview import overview
+from .webhooks import stigg_webhook
+
+__all__ = ["customer", "customers", "healthz", "overview", "refresh_customer", "stigg_webhook"]
