@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from dashboard.read_model import CustomerDocument, ReadModel, build_snapshot  # noqa: E402
-from dashboard.stigg_client import (  # noqa: E402
+from dashboard.stigg import (  # noqa: E402
     AddonQuantity, Customer, CustomerEntitlements, Package, PackageEntitlement, Subscription,
 )
 from bench.figures import pct  # noqa: E402

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from .stigg_client import BudgetExhausted, StiggUnavailable
+from .stigg.errors import BudgetExhausted, StiggUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ from urllib.parse import quote
 import redis
 
 from .provenance import Provenance, explain_entitlement
-from .stigg_client import (
+from .stigg import (
     CustomerEntitlements,
     Customer,
     Entitlement,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .read_model import Catalog, ReadModel, UsageSeriesDoc, build_snapshot, iso
-from .stigg_client import (
+from .stigg import (
     AddonQuantity, Customer, EnumOption, Feature, GovernanceNode, GovernanceNotEnabled, Package, PackageEntitlement,
     Promotion, StiggClient, StiggRequestError, Subscription,
 )

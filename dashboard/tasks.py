@@ -16,7 +16,7 @@ from django.conf import settings
 
 from . import sync
 from .read_model import ReadModel
-from .stigg_client import BudgetExhausted, StiggClient, StiggRequestError, StiggUnavailable
+from .stigg import BudgetExhausted, StiggClient, StiggRequestError, StiggUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from dashboard import sync, tasks
 from dashboard.read_model import ReadModel
-from dashboard.stigg_client import StiggClient
+from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from dashboard.read_model import ReadModel, build_snapshot
-from dashboard.stigg_client import (
+from dashboard.stigg import (
     AddonQuantity, Customer, CustomerEntitlements, Entitlement, EnumOption, Feature, GovernanceNode, Package,
     PackageEntitlement, Promotion, Subscription,
 )

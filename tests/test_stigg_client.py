@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from dashboard.budget import RequestBudget
-from dashboard.stigg_client import (
+from dashboard.stigg import (
     Assignment,
     Customer,
     GovernanceNotEnabled,

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 
 from dashboard import sync
 from dashboard.read_model import ReadModel
-from dashboard.stigg_client import StiggClient, StiggError
+from dashboard.stigg import StiggClient, StiggError
 
 
 class Command(BaseCommand):
