@@ -5,14 +5,15 @@ returning small typed values (``types``) and raising one of two errors (``errors
 ``StiggRequestError`` (the request was wrong, or the answer was malformed: never
 retried) or ``StiggUnavailable`` (Stigg is down, slow, throttling or erroring: retry
 later, after ``retry_after`` seconds when Stigg said so). ``transport`` holds the
-request loop (budget slot, timeouts, retries); ``parsing`` reads Stigg's answers.
+request loop (rate-limit slot, timeouts, retries); ``parsing`` reads Stigg's answers.
+The request-rate limiter itself is ``dashboard.ratelimit``, handed to the client.
 
 Callers import from here: ``from .stigg import StiggClient, StiggUnavailable``.
 """
 from __future__ import annotations
 
 from .client import StiggClient
-from .errors import BudgetExhausted, GovernanceNotEnabled, StiggError, StiggRequestError, StiggUnavailable
+from .errors import GovernanceNotEnabled, RateLimitExhausted, StiggError, StiggRequestError, StiggUnavailable
 from .types import (
     AddonQuantity,
     Assignment,
@@ -35,7 +36,6 @@ from .types import (
 __all__ = [
     "AddonQuantity",
     "Assignment",
-    "BudgetExhausted",
     "Customer",
     "CustomerEntitlements",
     "Entitlement",
@@ -47,6 +47,7 @@ __all__ = [
     "PackageEntitlement",
     "Promotion",
     "PromotionGrant",
+    "RateLimitExhausted",
     "StiggClient",
     "StiggError",
     "StiggRequestError",

@@ -2,10 +2,11 @@
 
 Each call has an explicit timeout, returns small typed values (``types``), iterates
 pagination for the caller, and raises one of two errors (``errors``): the request was
-wrong, or Stigg is unavailable. Retries, backoff and the request budget live in
+wrong, or Stigg is unavailable. Retries, backoff and the rate-limit slot live in
 ``transport``; reading Stigg's answers in ``parsing``.
 
-    client = StiggClient.from_settings()          # base URL, key, timeout, budget from settings
+    client = StiggClient.from_settings(rate_limiter=RequestRateLimiter.from_settings())
+                                                  # base URL, key, timeout from settings
     client.iter_customers() -> Iterator[Customer]
     client.get_customer(customer_id) -> Customer
     client.iter_subscriptions(customer_id=None) -> Iterator[Subscription]   (None: every customer)
@@ -27,7 +28,7 @@ wrong, or Stigg is unavailable. Retries, backoff and the request budget live in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -51,7 +52,7 @@ from .parsing import (
     _parse_usage_history,
     _str,
 )
-from .transport import DEFAULT_BUDGET_WAIT, StiggTransport
+from .transport import DEFAULT_RATE_LIMIT_WAIT, RateLimiter, StiggTransport
 from .types import (
     Assignment,
     Customer,
@@ -65,9 +66,6 @@ from .types import (
     UsageHistory,
 )
 
-if TYPE_CHECKING:
-    from ..budget import RequestBudget
-
 T = TypeVar("T")
 
 PAGE_LIMIT = 100  # Stigg's maximum page size: fewest requests per list
@@ -76,26 +74,25 @@ PAGE_LIMIT = 100  # Stigg's maximum page size: fewest requests per list
 class StiggClient:
     """Thread-safe: one pooled ``httpx.Client`` shared by every call and thread."""
 
-    def __init__(self, base_url: str, api_key: str, timeout: float = 5.0, budget: RequestBudget | None = None,
-                 max_attempts: int = 3, *, budget_wait: float = DEFAULT_BUDGET_WAIT,
+    def __init__(self, base_url: str, api_key: str, timeout: float = 5.0, rate_limiter: RateLimiter | None = None,
+                 max_attempts: int = 3, *, rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
                  max_connections: int = 32, transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._transport = StiggTransport(self.base_url, api_key, timeout, budget, max_attempts,
-                                         budget_wait=budget_wait, max_connections=max_connections,
+        self._transport = StiggTransport(self.base_url, api_key, timeout, rate_limiter, max_attempts,
+                                         rate_limit_wait=rate_limit_wait, max_connections=max_connections,
                                          transport=transport)
 
     @classmethod
-    def from_settings(cls, *, budget: RequestBudget | None = None, max_attempts: int = 3,
-                      timeout: float | None = None, budget_wait: float = DEFAULT_BUDGET_WAIT) -> StiggClient:
+    def from_settings(cls, *, rate_limiter: RateLimiter, max_attempts: int = 3, timeout: float | None = None,
+                      rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT) -> StiggClient:
+        """A client for the configured Stigg. ``rate_limiter`` is required, so no client
+        built from settings can bypass the shared request rate (``dashboard.ratelimit``)."""
         from django.conf import settings
-
-        from ..budget import RequestBudget
 
         return cls(settings.STIGG_API_URL, settings.STIGG_API_KEY,
                    timeout=settings.STIGG_TIMEOUT_SECONDS if timeout is None else timeout,
-                   budget=budget or RequestBudget.from_settings(), max_attempts=max_attempts,
-                   budget_wait=budget_wait)
+                   rate_limiter=rate_limiter, max_attempts=max_attempts, rate_limit_wait=rate_limit_wait)
 
     def close(self) -> None:
         self._transport.close()

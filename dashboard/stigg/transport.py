@@ -1,10 +1,12 @@
 """The request loop under every Stigg call: one pooled HTTP connection pool, a slot from
-the request budget before each attempt, explicit timeouts, and retries of transient
+the request-rate limiter before each attempt, explicit timeouts, and retries of transient
 failures with backoff or after Stigg's ``Retry-After``.
 
-Every attempt first takes a slot from the request budget shared by all processes
-(``STIGG_MAX_RPS``, kept in Redis), so no number of workers can exceed it. An answer is
-turned into decoded JSON, or into one of the errors of ``errors``.
+Every attempt first takes a slot from the rate limiter it was given: in production the
+one shared by all processes (``dashboard.ratelimit``, ``STIGG_MAX_RPS``, kept in Redis),
+so no number of workers can exceed it. The limiter is passed in, never imported, so the
+limiter can raise this package's errors without an import cycle. An answer is turned
+into decoded JSON, or into one of the errors of ``errors``.
 """
 from __future__ import annotations
 
@@ -15,15 +17,12 @@ import math
 import random
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
 from .errors import GovernanceNotEnabled, StiggError, StiggRequestError, StiggUnavailable
 from .parsing import _malformed
-
-if TYPE_CHECKING:
-    from ..budget import RequestBudget
 
 logger = logging.getLogger(__name__)
 
@@ -31,22 +30,30 @@ BACKOFF_BASE = 0.5  # seconds; the SDK's schedule 0.5 s * 2^n ...
 BACKOFF_CAP = 8.0  # ... capped at 8 s
 BACKOFF_JITTER = 0.25  # up to 25% taken off, so workers throttled together spread out
 RETRY_AFTER_MAX = 60.0  # a longer hint is ignored (the SDK's rule): backoff applies instead
-DEFAULT_BUDGET_WAIT = 10.0  # seconds a call may queue for a budget slot before giving up
+DEFAULT_RATE_LIMIT_WAIT = 10.0  # seconds a call may queue for a rate-limit slot before giving up
+
+
+class RateLimiter(Protocol):
+    """What the transport needs of a request-rate limiter (``dashboard.ratelimit``)."""
+
+    def acquire(self, max_wait: float) -> None:
+        """Return once a request may be sent; raise ``StiggUnavailable`` (its subclass
+        ``RateLimitExhausted`` when no slot comes within ``max_wait`` seconds)."""
 
 
 class StiggTransport:
     """Thread-safe: one pooled ``httpx.Client`` shared by every call and thread."""
 
-    def __init__(self, base_url: str, api_key: str, timeout: float, budget: RequestBudget | None,
-                 max_attempts: int, *, budget_wait: float, max_connections: int,
+    def __init__(self, base_url: str, api_key: str, timeout: float, rate_limiter: RateLimiter | None,
+                 max_attempts: int, *, rate_limit_wait: float, max_connections: int,
                  transport: httpx.BaseTransport | None) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self.budget = budget
+        self.rate_limiter = rate_limiter
         self.max_attempts = max_attempts
-        self.budget_wait = budget_wait
+        self.rate_limit_wait = rate_limit_wait
         # Connecting is fast when Stigg is up; a shorter connect timeout fails fast when
-        # it is not, leaving the rest of the budget for slow answers.
+        # it is not, leaving the rest of the timeout for slow answers.
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, max(0.5, timeout / 3)))
         self._http = httpx.Client(
             base_url=base_url,
@@ -64,7 +71,7 @@ class StiggTransport:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 json_body: Any = None) -> dict[str, Any]:
-        """One logical call: budget slot, attempt, retry transient failures. Returns the
+        """One logical call: rate-limit slot, attempt, retry transient failures. Returns the
         decoded JSON object of a 2xx answer."""
         last: StiggUnavailable | None = None
         for attempt in range(self.max_attempts):
@@ -73,9 +80,9 @@ class StiggTransport:
                 wait = last.retry_after if last.retry_after is not None else backoff_seconds(attempt - 1)
                 logger.info("retrying %s %s in %.2fs after: %s", method, path, wait, last)
                 time.sleep(wait)
-            if self.budget is not None:
-                # Every attempt, retries included, spends budget: Stigg counts them all.
-                self.budget.acquire(self.budget_wait)
+            if self.rate_limiter is not None:
+                # Every attempt, retries included, takes a slot: Stigg counts them all.
+                self.rate_limiter.acquire(self.rate_limit_wait)
             try:
                 resp = self._http.request(method, path, params=params, json=json_body, timeout=self._timeout)
             except httpx.TimeoutException as exc:
