@@ -40,7 +40,9 @@ class Stack:
                          SYNC_HOT_INTERVAL_SECONDS=str(HOT_INTERVAL), SYNC_SWEEP_INTERVAL_SECONDS="3600")
         self.web = WebServer(env)
         self.worker = CeleryWorker(env, beat=True, concurrency=6)
-        self.celery = Celery(broker=self.redis.url)
+        # Not the current app: tasks queued in-process by later tests (views calling
+        # .delay) must keep going to the test process's broker, not to this stack's.
+        self.celery = Celery(broker=self.redis.url, set_as_current=False)
 
     def send(self, task: str, *args, queue: str = "hot") -> None:
         self.celery.send_task(f"dashboard.tasks.{task}", args=args, queue=queue)
