@@ -86,7 +86,7 @@ def stigg_webhook(request: HttpRequest) -> JsonResponse:
     rm = tasks.read_model()
     if not rm.webhook_first_seen(message_id):
         return JsonResponse({"status": "duplicate"})
-    rm.mark_changed(customer_id)
+    rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
     queued = tasks.queue_refresh(customer_id, f"webhook:{event_type}")
     return JsonResponse({"status": "queued" if queued else "already queued"}, status=202)
 
@@ -292,7 +292,8 @@ def refresh_customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     if doc is None:
         return _missing(request, rm, customer_id)
     since, queued_at = _last_read(doc), time.time()
-    rm.mark_changed(customer_id)  # somebody is watching it: keep it in the hot tier a while
+    # somebody is watching it: keep it in the hot tier a while
+    rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
     error = _queue("a refresh", lambda: tasks.queue_refresh(customer_id, "manual"), customer_id)
     if error is None and doc["entitlements"]["metered"]:
         error = _queue("a usage-history fetch", lambda: tasks.queue_usage_history(customer_id), customer_id)

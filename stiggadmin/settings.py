@@ -123,7 +123,8 @@ STIGG_WEBHOOK_SECRET = env_str("STIGG_WEBHOOK_SECRET", "")
 SYNC_SWEEP_INTERVAL_SECONDS = env_float("SYNC_SWEEP_INTERVAL_SECONDS", 300.0, minimum=1)
 SYNC_HOT_INTERVAL_SECONDS = env_float("SYNC_HOT_INTERVAL_SECONDS", 15.0, minimum=1)
 # A customer is "hot" (polled every SYNC_HOT_INTERVAL_SECONDS) when anything of it is at
-# or above this utilization, or it changed within SYNC_HOT_CHANGED_SECONDS.
+# or above this utilization, or it changed within SYNC_HOT_CHANGED_SECONDS: a webhook
+# named it, or somebody pressed Refresh now (0: neither keeps it hot).
 SYNC_HOT_UTILIZATION = env_float("SYNC_HOT_UTILIZATION", 0.8, minimum=0)
 SYNC_HOT_CHANGED_SECONDS = env_float("SYNC_HOT_CHANGED_SECONDS", 600.0, minimum=0)
 # Between discovery sweeps, a sweep asks only customers known to have promotions or

@@ -365,6 +365,20 @@ def test_it_refreshes_now_and_reports_when_it_landed(world, browser, settings):
     broker.delete("hot")
 
 
+def test_it_keeps_a_refreshed_customer_hot_for_sync_hot_changed_seconds(world, browser, settings):
+    settings.SYNC_HOT_CHANGED_SECONDS = 90
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    rm: ReadModel = world["rm"]
+    quiet = world["quiet"]  # nothing near a limit: only the change can make it hot
+    rm.release_queued(quiet)
+    before = time.time()
+    assert browser.post(reverse("refresh-customer", args=[quiet])).status_code == 302
+    after = time.time()
+    assert quiet in rm.hot_customers(now=before + 89)
+    assert quiet not in rm.hot_customers(now=after + 91)
+    broker.delete("hot")
+
+
 def test_it_waits_for_a_newer_read_than_an_earlier_failure(world, browser, settings):
     """A customer whose last refresh failed: pressing Refresh now must wait for a read
     newer than that failure, not take the old failure for the answer."""
