@@ -60,7 +60,7 @@ def main() -> None:
         from django.urls import reverse
 
         from dashboard import sync, tasks
-        from dashboard.stigg_client import StiggClient
+        from dashboard.stigg import StiggClient
         from emulator import bulk
 
         call_command("migrate", verbosity=0)

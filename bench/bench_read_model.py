@@ -28,7 +28,7 @@ import redis  # noqa: E402
 from dashboard.readmodel import CustomerDocument, GovernanceWrite, ReadModel  # noqa: E402
 from dashboard.sync import build_snapshot  # noqa: E402
 from dashboard.sync.governance import shape_governance  # noqa: E402
-from dashboard.stigg_client import (  # noqa: E402
+from dashboard.stigg import (  # noqa: E402
     AddonQuantity, Customer, CustomerEntitlements, Package, PackageEntitlement, Subscription,
 )
 from bench.figures import pct  # noqa: E402

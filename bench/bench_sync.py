@@ -7,7 +7,7 @@
    call for each: customer, subscriptions, entitlements, promotions, governance tree),
    timed on a sample and extrapolated to all customers — the ratio is the figure;
 3. freshness, change in the emulator → read model: with webhooks, and by polling alone
-   for near-limit customers under a 20 req/s budget (p50, p95);
+   for near-limit customers under a 20 req/s rate limit (p50, p95);
 4. the read model's Redis memory.
 
 ``--latency-ms`` adds that much to every emulator answer. With 0 the emulator shares
@@ -45,7 +45,7 @@ from celery import Celery  # noqa: E402
 
 from dashboard import sync  # noqa: E402
 from dashboard.readmodel import ReadModel  # noqa: E402
-from dashboard.stigg_client import StiggClient  # noqa: E402
+from dashboard.stigg import StiggClient  # noqa: E402
 from emulator import bulk  # noqa: E402
 from bench.figures import pct, say  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env  # noqa: E402
@@ -221,7 +221,7 @@ def main() -> None:
             raise SystemExit("the bulk catalog lacks the api-calls / agent-runs features this bench changes")
         feature_id = "api-calls"
 
-        say("\n-- full sweep (budget unlimited) --")
+        say("\n-- full sweep (rate unlimited) --")
         env = django_env(redis_server.url, emulator, STIGG_MAX_RPS="100000", SYNC_SWEEP_BUDGET_SHARE="1",
                          SYNC_SWEEP_INTERVAL_SECONDS="86400", SYNC_HOT_INTERVAL_SECONDS="86400")
         workers = [CeleryWorker(env, concurrency=args.concurrency) for _ in range(args.workers)]
@@ -239,7 +239,7 @@ def main() -> None:
                 f"naive / steady sweep: {naive['wall_s'] / steady['wall_s']:.1f}x")
         say(f"read model in Redis: {memory_mb:.0f} MB for {rm.customer_count()} customers")
 
-        say("\n-- freshness at a 20 req/s budget --")
+        say("\n-- freshness at a 20 req/s rate limit --")
         env = django_env(redis_server.url, emulator, STIGG_MAX_RPS="20", STIGG_WEBHOOK_SECRET=SECRET,
                          SYNC_SWEEP_INTERVAL_SECONDS="86400", SYNC_HOT_INTERVAL_SECONDS=str(args.hot_interval))
         web = WebServer(env)
@@ -253,13 +253,13 @@ def main() -> None:
             f"({len(lags)}/{args.changes} changes seen)")
         emulator.data("PUT", "/_emulator/webhook", json={"url": None})
         near = make_near_limit(stack, args.near_limit)
-        # a full sweep runs meanwhile, as it would in production, within its budget share
+        # a full sweep runs meanwhile, as it would in production, within its share of the request rate
         celery.send_task("dashboard.tasks.sweep_customers", queue="sweep")
         lags = freshness_polling(stack, near, args.changes)
         say(f"polling alone, {len(near)} near-limit customers (hot tier {len(rm.hot_customers())}), sweep running: "
             f"p50 {pct(lags, .5):.2f} s  p95 {pct(lags, .95):.2f} s  ({len(lags)} changes seen)")
         stats = emulator.data("GET", "/_emulator/stats")
-        say(f"most requests Stigg saw in one second at the 20 req/s budget: {stats['maxPerSecond']}")
+        say(f"most requests Stigg saw in one second at the 20 req/s rate limit: {stats['maxPerSecond']}")
     finally:
         for part in reversed(parts):
             part.stop()

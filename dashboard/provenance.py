@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-from .stigg_client import Entitlement, Package, PackageEntitlement, Promotion, Subscription
+from .stigg import Entitlement, Package, PackageEntitlement, Promotion, Subscription
 
 ACTIVE_SUBSCRIPTION_STATUSES = frozenset({"ACTIVE", "IN_TRIAL"})
 ACTIVE_PROMOTION_STATUS = "Active"

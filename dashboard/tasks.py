@@ -15,8 +15,9 @@ from celery import shared_task
 from django.conf import settings
 
 from . import sync
+from .ratelimit import RequestRateLimiter
 from .readmodel import ReadModel
-from .stigg_client import BudgetExhausted, StiggClient, StiggRequestError, StiggUnavailable
+from .stigg import RateLimitExhausted, StiggClient, StiggRequestError, StiggUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,28 +33,26 @@ _read_model: ReadModel | None = None
 
 
 def _shared_client(share: str) -> StiggClient:
-    """One pooled client per worker process and budget share (threads share it)."""
+    """One pooled client per worker process and share of the request rate (threads share it)."""
     if share not in _clients:
-        from .budget import RequestBudget
-
-        budget = {"all": RequestBudget.from_settings, "sweep": RequestBudget.for_sweep,
-                  "hot": RequestBudget.for_hot_tier}[share]()
-        _clients[share] = StiggClient.from_settings(budget=budget)
+        limiter = {"all": RequestRateLimiter.from_settings, "sweep": RequestRateLimiter.for_sweep,
+                   "hot": RequestRateLimiter.for_hot_tier}[share]()
+        _clients[share] = StiggClient.from_settings(rate_limiter=limiter)
     return _clients[share]
 
 
 def client() -> StiggClient:
-    """Refreshes somebody waits for: the whole request budget."""
+    """Refreshes somebody waits for: the whole request rate."""
     return _shared_client("all")
 
 
 def hot_tier_client() -> StiggClient:
-    """The hot tier's polls: held to SYNC_HOT_BUDGET_SHARE of the request budget."""
+    """The hot tier's polls: held to SYNC_HOT_RATE_SHARE of the request rate."""
     return _shared_client("hot")
 
 
 def sweep_client() -> StiggClient:
-    """The sweep: held to SYNC_SWEEP_BUDGET_SHARE of the request budget."""
+    """The sweep: held to SYNC_SWEEP_RATE_SHARE of the request rate."""
     return _shared_client("sweep")
 
 
@@ -85,8 +84,8 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
     try:
         found = sync.refresh_customer(client(), rm, customer_id, parts=_parts_for(reason))
         return "refreshed" if found else "removed"
-    except BudgetExhausted as exc:
-        # Our budget is busy, Stigg is fine: come back when a slot frees up.
+    except RateLimitExhausted as exc:
+        # Our rate limit is busy, Stigg is fine: come back when a slot frees up.
         raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
     except StiggUnavailable as exc:
         _record_failure(rm, customer_id, exc)
@@ -134,7 +133,7 @@ def refresh_usage_history(self, customer_id: str) -> str:
     rm.release_queued(customer_id, "history")
     try:
         found = sync.refresh_usage_history(client(), rm, customer_id, settings.USAGE_HISTORY_DAYS)
-    except BudgetExhausted as exc:
+    except RateLimitExhausted as exc:
         raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
     except StiggUnavailable as exc:
         if exc.status == 429:
@@ -162,7 +161,7 @@ def refresh_customer_page(self, customers: list[dict], discover: bool = False) -
     ids = [c["id"] for c in customers]
     try:
         subscriptions = list(stigg.iter_subscriptions(customer_ids=ids))
-    except BudgetExhausted as exc:
+    except RateLimitExhausted as exc:
         raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
     except (StiggUnavailable, StiggRequestError) as exc:
         log.warning("Sweep page of %d customers skipped: %s", len(ids), exc)
@@ -190,7 +189,7 @@ def _refresh_with(stigg: StiggClient, customer_id: str, **known) -> str:
     try:
         sync.refresh_customer(stigg, rm, customer_id, **known)
         return "refreshed"
-    except BudgetExhausted:
+    except RateLimitExhausted:
         return "deferred"  # the next sweep or the hot tier gets it
     except StiggUnavailable as exc:
         _record_failure(rm, customer_id, exc)
@@ -247,11 +246,11 @@ def _sweep(rm: ReadModel) -> dict:
 @shared_task(ignore_result=True)
 def sweep_hot_customers() -> dict:
     """One hot-tier round: poll the customers nearest their limits, or changed recently,
-    as many as the hot tier's share of the request budget allows in one interval, most
+    as many as the hot tier's share of the request rate allows in one interval, most
     urgent and longest unread first (see ReadModel.hot_customers).
 
     The round polls one customer after another in this one task, instead of fanning out
-    a task per customer: a poll waiting for a budget slot then holds one worker thread,
+    a task per customer: a poll waiting for a rate-limit slot then holds one worker thread,
     never all of them, and refreshes somebody waits for (webhooks, Refresh now) are
     picked up by the others at once."""
     rm = read_model()
@@ -271,7 +270,7 @@ def sweep_hot_customers() -> dict:
 
 
 def hot_tier_capacity() -> int:
-    """Customers one hot-tier round may poll: its share of the budget over one interval,
-    at about two requests a poll (entitlements, and budgets where they exist)."""
-    hot_rps = settings.STIGG_MAX_RPS * settings.SYNC_HOT_BUDGET_SHARE
+    """Customers one hot-tier round may poll: its share of the request rate over one
+    interval, at about two requests a poll (entitlements, and budgets where they exist)."""
+    hot_rps = settings.STIGG_MAX_RPS * settings.SYNC_HOT_RATE_SHARE
     return max(1, int(settings.SYNC_HOT_INTERVAL_SECONDS * hot_rps / HOT_POLL_REQUESTS))

@@ -109,19 +109,22 @@ if STIGG_USES_EMULATOR:
     from emulator.config import DEFAULT_SERVER_KEY
 
     STIGG_API_KEY = DEFAULT_SERVER_KEY
+# The request rate to Stigg shared by every process (dashboard.ratelimit).
 STIGG_MAX_RPS = env_float("STIGG_MAX_RPS", 20.0, minimum=0.1)
-# The full sweep may use at most this share of STIGG_MAX_RPS; the rest stays free for
-# webhooks, the hot tier and the dashboard's own writes.
-SYNC_SWEEP_BUDGET_SHARE = env_float("SYNC_SWEEP_BUDGET_SHARE", 0.6, minimum=0.05)
+# Shares of that request rate (the environment keeps its "BUDGET_SHARE" names; nothing
+# to do with governance budgets). The full sweep may use at most this share; the rest
+# stays free for webhooks, the hot tier and the dashboard's own writes.
+SYNC_SWEEP_RATE_SHARE = env_float("SYNC_SWEEP_BUDGET_SHARE", 0.6, minimum=0.05)
 # The hot tier's polls may use at most this share; what neither takes is always free for
 # refreshes somebody waits for (webhooks, Refresh now, after a dashboard write).
-SYNC_HOT_BUDGET_SHARE = env_float("SYNC_HOT_BUDGET_SHARE", 0.25, minimum=0.01)
+SYNC_HOT_RATE_SHARE = env_float("SYNC_HOT_BUDGET_SHARE", 0.25, minimum=0.01)
 STIGG_TIMEOUT_SECONDS = env_float("STIGG_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 STIGG_WEBHOOK_SECRET = env_str("STIGG_WEBHOOK_SECRET", "")
 SYNC_SWEEP_INTERVAL_SECONDS = env_float("SYNC_SWEEP_INTERVAL_SECONDS", 300.0, minimum=1)
 SYNC_HOT_INTERVAL_SECONDS = env_float("SYNC_HOT_INTERVAL_SECONDS", 15.0, minimum=1)
 # A customer is "hot" (polled every SYNC_HOT_INTERVAL_SECONDS) when anything of it is at
-# or above this utilization, or it changed within SYNC_HOT_CHANGED_SECONDS.
+# or above this utilization, or it changed within SYNC_HOT_CHANGED_SECONDS: a webhook
+# named it, or somebody pressed Refresh now (0: neither keeps it hot).
 SYNC_HOT_UTILIZATION = env_float("SYNC_HOT_UTILIZATION", 0.8, minimum=0)
 SYNC_HOT_CHANGED_SECONDS = env_float("SYNC_HOT_CHANGED_SECONDS", 600.0, minimum=0)
 # Between discovery sweeps, a sweep asks only customers known to have promotions or

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 
 from dashboard import sync, tasks
-from dashboard.stigg_client import StiggClient
+from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
 from .servers import CeleryWorker, django_env

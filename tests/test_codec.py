@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from dashboard.stigg_client import (
+from dashboard.stigg import (
     AddonQuantity, Customer, Entitlement, GovernanceNode, Promotion, Subscription,
 )
 from dashboard.codec import dump, load, load_all

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from dashboard import sync, tasks
 from dashboard.readmodel import ReadModel
-from dashboard.stigg_client import StiggClient
+from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
 
@@ -379,6 +379,20 @@ def test_it_refreshes_now_and_reports_when_it_landed(world, browser, settings):
     # without JavaScript: back to the page, which shows the same progress state
     plain = browser.post(reverse("refresh-customer", args=[quiet]))
     assert plain.status_code == 302 and "since=" in plain["Location"]
+    broker.delete("hot")
+
+
+def test_it_keeps_a_refreshed_customer_hot_for_sync_hot_changed_seconds(world, browser, settings):
+    settings.SYNC_HOT_CHANGED_SECONDS = 90
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    rm: ReadModel = world["rm"]
+    quiet = world["quiet"]  # nothing near a limit: only the change can make it hot
+    rm.release_queued(quiet)
+    before = time.time()
+    assert browser.post(reverse("refresh-customer", args=[quiet])).status_code == 302
+    after = time.time()
+    assert quiet in rm.hot_customers(now=before + 89)
+    assert quiet not in rm.hot_customers(now=after + 91)
     broker.delete("hot")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from dashboard.provenance import explain_entitlement, resolve_plan_entitlement
-from dashboard.stigg_client import (
+from dashboard.stigg import (
     AddonQuantity, Entitlement, Package, PackageEntitlement, Promotion, Subscription,
 )
 

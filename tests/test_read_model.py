@@ -13,7 +13,7 @@ from dashboard.readmodel import ReadModel
 from dashboard.sync import build_snapshot
 from dashboard.sync.governance import shape_governance
 from dashboard.codec import dump
-from dashboard.stigg_client import (
+from dashboard.stigg import (
     AddonQuantity, Customer, CustomerEntitlements, Entitlement, EnumOption, Feature, GovernanceNode, Package,
     PackageEntitlement, Promotion, Subscription,
 )

@@ -1,5 +1,5 @@
-"""The Stigg client against the emulator over real HTTP, and its request budget in a
-real Redis shared by threads and by separate OS processes."""
+"""The Stigg client against the emulator over real HTTP, and its request-rate limiter in
+a real Redis shared by threads and by separate OS processes."""
 from __future__ import annotations
 
 import http.server
@@ -13,8 +13,8 @@ from typing import Any, Iterator
 import pytest
 import redis
 
-from dashboard.budget import RequestBudget
-from dashboard.stigg_client import (
+from dashboard.ratelimit import RequestRateLimiter
+from dashboard.stigg import (
     Assignment,
     Customer,
     GovernanceNotEnabled,
@@ -350,13 +350,13 @@ def test_it_honours_retry_after_on_429(emulator: Emulator, world: dict[str, Any]
     assert max(busy) - min(busy) >= 2
 
 
-def test_it_rides_out_a_429_storm_within_its_budget(emulator: Emulator, redis_server: Any,
-                                                    world: dict[str, Any]) -> None:
+def test_it_rides_out_a_429_storm_within_its_rate_limit(emulator: Emulator, redis_server: Any,
+                                                        world: dict[str, Any]) -> None:
     emulator.faults(rateLimitPerSecond=3, retryAfterSeconds=1)
-    budget = RequestBudget(redis.Redis.from_url(redis_server.url), max_rps=10, key=w.uid("budget"))
+    limiter = RequestRateLimiter(redis.Redis.from_url(redis_server.url), max_rps=10, key=w.uid("budget"))
     reset_stats(emulator)
     errors: list[BaseException] = []
-    with StiggClient(emulator.url, emulator.key, timeout=5, max_attempts=10, budget=budget) as c:
+    with StiggClient(emulator.url, emulator.key, timeout=5, max_attempts=10, rate_limiter=limiter) as c:
         def work() -> None:
             try:
                 for _ in range(3):
@@ -499,13 +499,13 @@ def test_it_rejects_the_emulators_malformed_customer(emulator: Emulator, client:
     emulator.clear_faults()
 
 
-# --- the shared request budget ------------------------------------------------------------------
+# --- the shared request-rate limiter -------------------------------------------------------------
 
 
-def _hammer(url: str, key: str, redis_url: str, budget_key: str, customer_id: str, seconds: float) -> int:
-    budget = RequestBudget(redis.Redis.from_url(redis_url), max_rps=10, key=budget_key)
+def _hammer(url: str, key: str, redis_url: str, limiter_key: str, customer_id: str, seconds: float) -> int:
+    limiter = RequestRateLimiter(redis.Redis.from_url(redis_url), max_rps=10, key=limiter_key)
     done = 0
-    with StiggClient(url, key, timeout=5, budget=budget, budget_wait=30) as c:
+    with StiggClient(url, key, timeout=5, rate_limiter=limiter, rate_limit_wait=30) as c:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             c.get_customer(customer_id)
@@ -518,8 +518,8 @@ def _per_second_max(emu: Emulator) -> int:
     return max((s["requests"] for s in per_second), default=0)
 
 
-def test_it_keeps_four_threads_within_the_budget(emulator: Emulator, redis_server: Any,
-                                                 world: dict[str, Any]) -> None:
+def test_it_keeps_four_threads_within_the_rate_limit(emulator: Emulator, redis_server: Any,
+                                                     world: dict[str, Any]) -> None:
     key = w.uid("budget")
     reset_stats(emulator)
     results: list[int] = []
@@ -534,8 +534,8 @@ def test_it_keeps_four_threads_within_the_budget(emulator: Emulator, redis_serve
     assert _per_second_max(emulator) <= 10
 
 
-def test_it_keeps_separate_processes_within_the_budget(emulator: Emulator, redis_server: Any,
-                                                       world: dict[str, Any]) -> None:
+def test_it_keeps_separate_processes_within_the_rate_limit(emulator: Emulator, redis_server: Any,
+                                                           world: dict[str, Any]) -> None:
     key = w.uid("budget")
     reset_stats(emulator)
     ctx = multiprocessing.get_context("spawn")
@@ -548,45 +548,45 @@ def test_it_keeps_separate_processes_within_the_budget(emulator: Emulator, redis
 
 
 def test_it_refuses_a_slot_beyond_max_wait_without_reserving(redis_server: Any) -> None:
-    budget = RequestBudget(redis.Redis.from_url(redis_server.url), max_rps=1, key=w.uid("budget"))
-    budget.acquire(0)  # the first slot is free now
+    limiter = RequestRateLimiter(redis.Redis.from_url(redis_server.url), max_rps=1, key=w.uid("budget"))
+    limiter.acquire(0)  # the first slot is free now
     with pytest.raises(StiggUnavailable, match="request budget exhausted") as caught:
-        budget.acquire(0.1)
+        limiter.acquire(0.1)
     assert caught.value.retry_after is not None and 0.5 < caught.value.retry_after <= 1.06
     # the refusal reserved nothing: the next slot is still about one interval away
     with pytest.raises(StiggUnavailable) as again:
-        budget.acquire(0.1)
+        limiter.acquire(0.1)
     assert again.value.retry_after is not None and again.value.retry_after <= caught.value.retry_after
 
 
 def test_it_fails_closed_when_redis_is_unreachable() -> None:
     from .servers import free_port
 
-    budget = RequestBudget(redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5),
-                           max_rps=10)
+    limiter = RequestRateLimiter(redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5),
+                                 max_rps=10)
     with pytest.raises(StiggUnavailable, match="request budget unavailable"):
-        budget.acquire(1)
+        limiter.acquire(1)
 
 
 def test_it_holds_the_hot_tier_to_its_share_and_leaves_the_rest(emulator: Emulator, redis_server: Any,
                                                                  world: dict[str, Any], settings: Any) -> None:
     """The hot tier's polls take at most SYNC_HOT_BUDGET_SHARE of STIGG_MAX_RPS; a refresh
-    somebody waits for, on the full budget, gets the rest, and together they keep it."""
-    settings.STIGG_MAX_RPS, settings.SYNC_HOT_BUDGET_SHARE = 10, 0.3
+    somebody waits for, on the full rate, gets the rest, and together they keep it."""
+    settings.STIGG_MAX_RPS, settings.SYNC_HOT_RATE_SHARE = 10, 0.3
     reset_stats(emulator)
     counts: dict[str, int] = {}
 
-    def hammer(name: str, budget: Any) -> None:
+    def hammer(name: str, limiter: Any) -> None:
         done = 0
-        with StiggClient(emulator.url, emulator.key, timeout=5, budget=budget, budget_wait=30) as c:
+        with StiggClient(emulator.url, emulator.key, timeout=5, rate_limiter=limiter, rate_limit_wait=30) as c:
             deadline = time.monotonic() + 3.0
             while time.monotonic() < deadline:
                 c.get_customer(world["customer"])
                 done += 1
         counts[name] = done
 
-    threads = [threading.Thread(target=hammer, args=("hot", RequestBudget.for_hot_tier())),
-               threading.Thread(target=hammer, args=("waited-for", RequestBudget.from_settings()))]
+    threads = [threading.Thread(target=hammer, args=("hot", RequestRateLimiter.for_hot_tier())),
+               threading.Thread(target=hammer, args=("waited-for", RequestRateLimiter.from_settings()))]
     for t in threads:
         t.start()
     for t in threads:

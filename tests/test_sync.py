@@ -9,7 +9,7 @@ import redis
 
 from dashboard import sync
 from dashboard.readmodel import ReadModel
-from dashboard.stigg_client import StiggClient
+from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
 

@@ -16,7 +16,7 @@ from . import emulator_world as w
 from .servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env
 
 SECRET = "e2e-webhook-secret"
-BUDGET_RPS = 12
+MAX_RPS = 12
 HOT_INTERVAL = 2
 
 
@@ -36,11 +36,13 @@ class Stack:
         self.redis = RedisServer()
         self.emulator = Emulator()
         self.rm = ReadModel(redis.Redis.from_url(self.redis.url, decode_responses=False))
-        env = django_env(self.redis.url, self.emulator, STIGG_WEBHOOK_SECRET=SECRET, STIGG_MAX_RPS=str(BUDGET_RPS),
+        env = django_env(self.redis.url, self.emulator, STIGG_WEBHOOK_SECRET=SECRET, STIGG_MAX_RPS=str(MAX_RPS),
                          SYNC_HOT_INTERVAL_SECONDS=str(HOT_INTERVAL), SYNC_SWEEP_INTERVAL_SECONDS="3600")
         self.web = WebServer(env)
         self.worker = CeleryWorker(env, beat=True, concurrency=6)
-        self.celery = Celery(broker=self.redis.url)
+        # Not the current app: tasks queued in-process by later tests (views calling
+        # .delay) must keep going to the test process's broker, not to this stack's.
+        self.celery = Celery(broker=self.redis.url, set_as_current=False)
 
     def send(self, task: str, *args, queue: str = "hot") -> None:
         self.celery.send_task(f"dashboard.tasks.{task}", args=args, queue=queue)
@@ -147,7 +149,7 @@ def test_it_marks_one_malformed_customer_and_the_sweep_goes_on(stack, world):
         stack.emulator.clear_faults()
 
 
-def test_it_rides_out_a_429_storm_within_the_request_budget(stack, world):
+def test_it_rides_out_a_429_storm_within_the_request_rate_limit(stack, world):
     emu = stack.emulator
     emu.data("DELETE", "/_emulator/stats")
     emu.faults(rateLimitPerSecond=3, retryAfterSeconds=1)
@@ -162,7 +164,7 @@ def test_it_rides_out_a_429_storm_within_the_request_budget(stack, world):
     finally:
         emu.clear_faults()
     assert stats["throttled"] > 0, "the storm never happened"
-    assert stats["maxPerSecond"] <= BUDGET_RPS, stats["perSecond"]
+    assert stats["maxPerSecond"] <= MAX_RPS, stats["perSecond"]
 
 
 def test_it_refuses_bad_webhooks_and_ignores_duplicates(stack, world):

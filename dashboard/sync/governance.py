@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ..readmodel import BlockingDoc, BudgetDoc, GovernanceWrite, NodeDoc, empty_governance, iso
 from ..rules import governance as rules
-from ..stigg_client import GovernanceNode
+from ..stigg import GovernanceNode
 from ..codec import dump
 
 NEAR = 0.8

@@ -15,7 +15,7 @@ from ..rules.governance import capability_key
 from ..codec import dump, load, load_all
 from .governance import shape_governance
 from .shaping import build_snapshot
-from ..stigg_client import (
+from ..stigg import (
     Customer, Feature, GovernanceNotEnabled, Package,
     Promotion, StiggClient, StiggRequestError, Subscription,
 )
@@ -236,8 +236,8 @@ def refresh_usage_history(client: StiggClient, rm: ReadModel, customer_id: str, 
     request per feature) and store them whole. The customer page's charts read this.
 
     Fetched on demand (a page that shows the charts, "Refresh now"), not by the sweep:
-    history changes slowly and costs a request per feature, so the sweep's budget is not
-    spent on charts nobody opens. Returns False when the customer is not in the read
+    history changes slowly and costs a request per feature, so the sweep's share of the
+    request rate is not spent on charts nobody opens. Returns False when the customer is not in the read
     model (nothing to chart). A feature Stigg refuses (e.g. deleted meanwhile) gets its
     error recorded and the others are still stored; Stigg being unavailable raises."""
     doc = rm.customer(customer_id)

@@ -11,7 +11,7 @@ from ..readmodel import CustomerDocument, EntitlementDoc, GovernanceSummary, iso
 from ..readmodel.documents import EntitlementGroups, PromotionDoc, PromotionGroups, ProvenanceDoc, SubscriptionDoc
 from ..readmodel.values import epoch
 from ..codec import dump
-from ..stigg_client import (
+from ..stigg import (
     Customer, CustomerEntitlements, Entitlement, Feature, Package, Promotion, Subscription,
 )
 

@@ -125,7 +125,8 @@ def refresh_customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     if doc is None:
         return customer_missing(request, rm, customer_id)
     since, queued_at = _last_read(doc), time.time()
-    rm.mark_changed(customer_id)  # somebody is watching it: keep it in the hot tier a while
+    # somebody is watching it: keep it in the hot tier a while
+    rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
     error = queue_task("a refresh", lambda: tasks.queue_refresh(customer_id, "manual"), customer_id)
     if error is None and doc["entitlements"]["metered"]:
         error = queue_task("a usage-history fetch", lambda: tasks.queue_usage_history(customer_id), customer_id)

@@ -48,6 +48,6 @@ def stigg_webhook(request: HttpRequest) -> JsonResponse:
     rm = tasks.read_model()
     if not rm.webhook_first_seen(message_id):
         return JsonResponse({"status": "duplicate"})
-    rm.mark_changed(customer_id)
+    rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
     queued = tasks.queue_refresh(customer_id, f"webhook:{event_type}")
     return JsonResponse({"status": "queued" if queued else "already queued"}, status=202)

@@ -7,18 +7,20 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from django.core.management.base import BaseCommand
 
 from dashboard import sync
+from dashboard.ratelimit import RequestRateLimiter
 from dashboard.readmodel import ReadModel
-from dashboard.stigg_client import StiggClient, StiggError
+from dashboard.stigg import StiggClient, StiggError
 
 
 class Command(BaseCommand):
     help = "Delete every read-model key and rebuild it from Stigg (no Celery needed)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--threads", type=int, default=8, help="parallel refreshes (the request budget still applies)")
+        parser.add_argument("--threads", type=int, default=8, help="parallel refreshes (the request rate limit still applies)")
 
     def handle(self, *args, threads: int, **opts):
-        rm, client = ReadModel.from_settings(), StiggClient.from_settings()
+        rm = ReadModel.from_settings()
+        client = StiggClient.from_settings(rate_limiter=RequestRateLimiter.from_settings())
         started = time.monotonic()
         removed = rm.clear()
         self.stdout.write(f"Cleared {removed} keys")

@@ -1,10 +1,19 @@
-"""The Stigg request budget shared by every process that calls Stigg.
+"""The Stigg request-rate limiter shared by every process that calls Stigg.
+
+At most ``STIGG_MAX_RPS`` requests a second reach Stigg, however many workers run; the
+sweep and the hot tier each get a share of that rate (``SYNC_SWEEP_BUDGET_SHARE``,
+``SYNC_HOT_BUDGET_SHARE``: shares of the request rate, not of any governance budget).
+Not to be confused with Stigg governance budgets, which limit what a team, user or agent
+may use.
 
 Slot reservation (GCRA with no burst) in one Redis key: the key holds the earliest time,
 in microseconds on the Redis server clock, at which the next request may start. Taking
 a slot moves it one interval further. Every process reads the same clock (Redis
 ``TIME``), so host clock skew between workers cannot let two of them send at once, and
 the reservation is a single Lua script, so it is atomic across any number of workers.
+
+The Stigg client takes a limiter as an argument (anything with ``acquire(max_wait)``);
+this module knows only the client's errors, never the client.
 """
 from __future__ import annotations
 
@@ -14,18 +23,20 @@ from typing import Any
 
 import redis
 
-from .stigg_client import BudgetExhausted, StiggUnavailable
+from .stigg.errors import RateLimitExhausted, StiggUnavailable
 
 logger = logging.getLogger(__name__)
 
+# The key's value is older than the limiter's name; it stays as it is, so processes of
+# the previous release keep sharing one limit with this one during a deploy.
 DEFAULT_KEY = "stiggadmin:budget"
 
-# Requests are spaced a little more than 1/max_rps apart. The budget is counted by Stigg
-# when requests *arrive*, and scheduling and network jitter can bunch two sends that
-# left on time; 5% keeps ~50 ms of slack in every one-second window whatever the rate.
+# Requests are spaced a little more than 1/max_rps apart. Stigg counts the rate when
+# requests *arrive*, and scheduling and network jitter can bunch two sends that left on
+# time; 5% keeps ~50 ms of slack in every one-second window whatever the rate.
 DEFAULT_HEADROOM = 0.05
 
-# KEYS[1] = budget key. ARGV[1] = interval (µs), ARGV[2] = max wait (µs).
+# KEYS[1] = limiter key. ARGV[1] = interval (µs), ARGV[2] = max wait (µs).
 # Returns {1, wait_us} after reserving, or {0, wait_us} without reserving.
 # Integers in microseconds: Lua numbers are doubles (exact below 2^53, i.e. until the
 # year 2255 in µs), and Redis truncates fractional Lua numbers in replies.
@@ -47,7 +58,7 @@ return {1, wait}
 """
 
 
-class RequestBudget:
+class RequestRateLimiter:
     """At most ``max_rps`` Stigg requests per second across every process sharing
     ``key`` in the same Redis."""
 
@@ -64,59 +75,63 @@ class RequestBudget:
         self._reserve: Any = redis_client.register_script(_RESERVE)
 
     @classmethod
-    def from_settings(cls) -> RequestBudget:
+    def from_settings(cls) -> RequestRateLimiter:
+        """The whole request rate (``STIGG_MAX_RPS``): for refreshes somebody waits for."""
         from django.conf import settings
 
         return cls(redis.Redis.from_url(settings.REDIS_URL), settings.STIGG_MAX_RPS)
 
     @classmethod
-    def for_sweep(cls) -> "SharedBudget":
-        """The sweep's budget: the shared one, and within it at most
-        SYNC_SWEEP_BUDGET_SHARE of the rate, so webhooks and the hot tier always find
+    def for_sweep(cls) -> RateLimitShare:
+        """The sweep's limit: the shared one, and within it at most
+        SYNC_SWEEP_RATE_SHARE of the rate, so webhooks and the hot tier always find
         slots even while a 10,000-customer sweep is running."""
         from django.conf import settings
 
-        return cls._share("sweep", settings.SYNC_SWEEP_BUDGET_SHARE)
+        return cls._share("sweep", settings.SYNC_SWEEP_RATE_SHARE)
 
     @classmethod
-    def for_hot_tier(cls) -> "SharedBudget":
-        """The hot tier's polls: at most SYNC_HOT_BUDGET_SHARE of the rate, so refreshes
+    def for_hot_tier(cls) -> RateLimitShare:
+        """The hot tier's polls: at most SYNC_HOT_RATE_SHARE of the rate, so refreshes
         somebody waits for (webhooks, Refresh now, after a write) always find slots too."""
         from django.conf import settings
 
-        return cls._share("hot", settings.SYNC_HOT_BUDGET_SHARE)
+        return cls._share("hot", settings.SYNC_HOT_RATE_SHARE)
 
     @classmethod
-    def _share(cls, name: str, share: float) -> "SharedBudget":
+    def _share(cls, name: str, share: float) -> RateLimitShare:
         from django.conf import settings
 
         client = redis.Redis.from_url(settings.REDIS_URL)
         own = cls(client, settings.STIGG_MAX_RPS * share, key=f"{DEFAULT_KEY}:{name}", headroom=0)
-        return SharedBudget(own, cls(client, settings.STIGG_MAX_RPS))
+        return RateLimitShare(own, cls(client, settings.STIGG_MAX_RPS))
 
     def acquire(self, max_wait: float) -> None:
-        """Reserve the next free slot and sleep until it. Raise ``StiggUnavailable``
-        without reserving when that slot is more than ``max_wait`` seconds away, so a
-        caller that gives up never wastes a slot others could use."""
+        """Reserve the next free slot and sleep until it. Raise ``RateLimitExhausted``
+        (a ``StiggUnavailable``) without reserving when that slot is more than
+        ``max_wait`` seconds away, so a caller that gives up never wastes a slot others
+        could use."""
         try:
             granted, wait_us = self._reserve(keys=[self.key], args=[self.interval_us, int(max(0.0, max_wait) * 1e6)])
         except redis.RedisError as exc:
-            # Fail closed: without Redis nobody can prove the budget holds.
-            logger.warning("request budget unavailable: %s", exc)
+            # Fail closed: without Redis nobody can prove the rate limit holds.
+            logger.warning("request rate limiter unavailable: %s", exc)
+            # Both messages keep their earlier wording: a customer's error line shows this one.
             raise StiggUnavailable(f"request budget unavailable: {exc}") from exc
         wait = int(wait_us) / 1e6
         if not int(granted):
-            raise BudgetExhausted("request budget exhausted", retry_after=wait)
+            raise RateLimitExhausted("request budget exhausted", retry_after=wait)
         if wait > 0:
             time.sleep(wait)
 
 
-class SharedBudget:
-    """A slot from each budget in turn: first the caller's own share, then the total."""
+class RateLimitShare:
+    """A share of the request rate: a slot from each limiter in turn, first the share's
+    own, then the total."""
 
-    def __init__(self, *budgets: RequestBudget) -> None:
-        self.budgets = budgets
+    def __init__(self, *limiters: RequestRateLimiter) -> None:
+        self.limiters = limiters
 
     def acquire(self, max_wait: float) -> None:
-        for budget in self.budgets:
-            budget.acquire(max_wait)
+        for limiter in self.limiters:
+            limiter.acquire(max_wait)
