@@ -10,6 +10,11 @@ times each kind of customers-page read and prints p50 / p95 in milliseconds.
 
 Each call is the whole ``customers_page`` (the script or range, and the page's rows), as
 a page view makes it. Everything runs on 127.0.0.1 and stops by itself.
+
+``governed_fleet`` builds the other world benchmarks read (bench_near_limit.py): the
+bulk seeder's shape (10,000 customers, 5 % of them with a ~200-entity hierarchy, 100,000
+budgets), shaped by the real ``shape_governance``, with usage spread across each window
+and an account owner in every customer's metadata.
 """
 from __future__ import annotations
 
@@ -33,6 +38,8 @@ from dashboard.stigg import (  # noqa: E402
 )
 from bench.figures import pct  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
+from dashboard.stigg import GovernanceNode  # noqa: E402
+from emulator.bulk import build_plan  # noqa: E402
 from tests.test_read_model import FEATURES, PACKAGES, T0, ent, node  # noqa: E402
 
 PACKAGES_ALL = {**PACKAGES, "enterprise": Package("enterprise", "plan", "Enterprise", "prod", "PUBLISHED", None, (
@@ -61,12 +68,16 @@ CASES: list[tuple[str, dict]] = [
 ]
 
 
-def customer_document(i: int, rnd: random.Random) -> tuple[CustomerDocument, GovernanceWrite]:
+def customer_document(i: int, rnd: random.Random, metadata: dict[str, str] | None = None,
+                      budgets: list[GovernanceNode] | None = None,
+                      plan: str | None = None) -> tuple[CustomerDocument, GovernanceWrite]:
+    """One customer as a refresh writes it; ``budgets`` (hydrated rows) replace the ten flat
+    team budgets every customer has otherwise."""
     cid = f"cust-{i:05d}"
     company = f"{rnd.choice(COMPANIES)} {rnd.choice(SUFFIXES)}"
     name = f"{company} {i}" if rnd.random() < 0.97 else None  # a few customers without a name
     email = f"{rnd.choice(('ops', 'billing', 'admin', 'cto'))}{i}@{rnd.choice(DOMAINS)}"
-    plan = rnd.choices(("free", "pro", "enterprise"), weights=(5, 4, 1))[0]
+    plan = plan or rnd.choices(("free", "pro", "enterprise"), weights=(5, 4, 1))[0]
     status = rnd.choices(("ACTIVE", "IN_TRIAL", "CANCELED"), weights=(7, 2, 1))[0]
     subs = [Subscription(f"sub-{cid}", cid, plan, status, None, T0 - timedelta(days=40), None, None, None,
                          T0 + timedelta(days=10), "PAID", (AddonQuantity("extra-seats", 1),) if plan == "pro" else ())]
@@ -75,11 +86,52 @@ def customer_document(i: int, rnd: random.Random) -> tuple[CustomerDocument, Gov
         ents.append(ent("api", API_LIMIT[plan], round(API_LIMIT[plan] * rnd.random() * 1.3)))
     if STORAGE_LIMIT[plan] is not None and rnd.random() < 0.6:
         ents.append(ent("storage", STORAGE_LIMIT[plan], round(STORAGE_LIMIT[plan] * rnd.random(), 1)))
-    nodes = tuple(node(f"{team}-{i}", rnd.randrange(0, 1200), 1000) for team in TEAMS)
-    customer = Customer(cid, name, email, T0, T0, None)
-    governance = shape_governance([], list(nodes), T0)
+    if budgets is None:
+        budgets = [node(f"{team}-{i}", rnd.randrange(0, 1200), 1000) for team in TEAMS]
+    customer = Customer(cid, name, email, T0, T0, None, metadata or {})
+    governance = shape_governance([], budgets, T0)
     return build_snapshot(customer, subs, CustomerEntitlements(None, tuple(ents)), [], governance["summary"],
                           FEATURES, PACKAGES_ALL, T0), governance
+
+
+OWNERS = ("Maria Garcia", "James Smith", "Aisha Khan", "Wei Chen", "Sofia Rossi", "Liam Murphy", "Priya Patel",
+          "Mateo Fernández", "Yuki Tanaka", "Olivia Johnson", "Noah Müller", "Fatima Okafor")
+CADENCE_SECONDS = {"P1M": 30 * 86400, "P1W": 7 * 86400, "P1D": 86400}
+
+
+def _budget_row(item: dict, entity: dict, parent: str | None, rnd: random.Random) -> GovernanceNode:
+    """One hydrated budget row: usage drawn so that ~19 % of budgets are at >= 80 % of their
+    limit and ~8 % over it, at a random point of the current window."""
+    window = CADENCE_SECONDS.get(item["cadence"], 30 * 86400)
+    start = T0 - timedelta(seconds=window * rnd.uniform(0.02, 0.98))
+    limit = item["usageLimit"] if rnd.random() > 0.03 else None
+    usage = None if rnd.random() < 0.05 else round(item["usageLimit"] * rnd.betavariate(1.3, 2.6) * 1.5)
+    util = usage / limit if usage is not None and limit else None
+    return GovernanceNode(item["entityId"], entity["entityTypeId"], entity["displayName"], parent,
+                          item.get("featureId"), item.get("currencyId"), tuple(item.get("scopeEntityIds") or ()),
+                          item["cadence"], limit, usage, util, start, start + timedelta(seconds=window))
+
+
+def governed_fleet(customers: int = 10_000, nodes: int = 100_000, seed: int = 42):
+    """(document, governance) per customer, as a refresh writes them: the bulk seeder's
+    hierarchies (emulator.bulk.build_plan) with usage, owners in the metadata."""
+    rnd = random.Random(seed)
+    hierarchies = {g.customer_id: g for g in build_plan(customers, nodes, seed=seed).governed}
+    for i in range(customers):
+        owner = rnd.choice(OWNERS) if rnd.random() < 0.95 else None
+        g = hierarchies.get(f"cust-{i:05d}")
+        rows: list[GovernanceNode] = []
+        if g is not None:
+            entities = {e["id"]: e for e in g.entities}
+            rows = [_budget_row(item, entities[item["entityId"]], g.parents[item["entityId"]], rnd)
+                    for level in g.levels for item in level]
+            if rnd.random() < 0.3:  # some spend credits too: a currency budget on the org
+                org = f"org-{g.customer_id}"
+                rows.append(_budget_row({"entityId": org, "currencyId": "credits", "usageLimit": 5000,
+                                         "cadence": "P1M"}, entities[org], None, rnd))
+        # the governed customers are the big ones, on the enterprise plan (as in the bulk seeder)
+        yield customer_document(i, rnd, {"accountOwner": owner, "segment": "bench"} if owner else {}, rows,
+                                "enterprise" if g is not None else None)
 
 
 def fill(rm: ReadModel, customers: int) -> float:
