@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from .base import Store
-from .values import Catalog, iso, parse_time
+from .values import Catalog, iso, parse_time, to_json
 
 
 class CatalogStore(Store):
@@ -16,7 +16,7 @@ class CatalogStore(Store):
         doc = {"features": {f["id"]: f for f in features},
                "packages": {p["id"]: p for p in packages},
                "fetched_at": iso(fetched_at)}
-        self.r.set(self.keys.catalog(), json.dumps(doc))
+        self.r.set(self.keys.catalog(), to_json(doc))
 
     def catalog(self) -> Catalog | None:
         raw = self.r.get(self.keys.catalog())

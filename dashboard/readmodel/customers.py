@@ -26,7 +26,7 @@ from .governance import (
 )
 from .keys import CUSTOMER_SORTS
 from .rankings import queue_forget_members, queue_rankings
-from .values import CustomerPage, CustomerRow, as_str, epoch, iso, parse_time
+from .values import CustomerPage, CustomerRow, as_str, epoch, iso, parse_time, to_json
 
 # Customers with no metered entitlement sort last by utilization.
 NO_UTILIZATION_SCORE = -1.0
@@ -114,7 +114,7 @@ class Customers(Store):
                 return False
             pipe.multi()
             pipe.zadd(self.keys.fetched_at(), {cid: epoch(fetched_at)})
-            pipe.hset(self.keys.rows(), cid, json.dumps(_row_doc(previous, iso(fetched_at))))
+            pipe.hset(self.keys.rows(), cid, to_json(_row_doc(previous, iso(fetched_at))))
             return True
 
         return self._transaction(write, cid)
@@ -168,8 +168,8 @@ class Customers(Store):
         list-index entry were read under WATCH before MULTI."""
         cid = doc["id"]
         queue_rankings(pipe, self.keys, doc, old_members)
-        pipe.set(self.keys.customer(cid), json.dumps(doc))
-        pipe.hset(self.keys.rows(), cid, json.dumps(_row_doc(doc, doc["fetched_at"])))
+        pipe.set(self.keys.customer(cid), to_json(doc))
+        pipe.hset(self.keys.rows(), cid, to_json(_row_doc(doc, doc["fetched_at"])))
         hu = doc["highest_utilization"]
         self._queue_index(pipe, cid, old_entry, _index_entry(doc), NO_UTILIZATION_SCORE if hu is None else hu)
         fetched = parse_time(doc["fetched_at"])
@@ -196,7 +196,7 @@ class Customers(Store):
         if new is None:
             pipe.hdel(self.keys.indexed(), cid)
         else:
-            pipe.hset(self.keys.indexed(), cid, json.dumps(new))
+            pipe.hset(self.keys.indexed(), cid, to_json(new))
 
     # --- reads ------------------------------------------------------------------------
 

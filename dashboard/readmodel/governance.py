@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 from .base import Store
 from .keys import Keys, part
-from .values import BudgetRank, as_str, parse_time
+from .values import BudgetRank, as_str, parse_time, to_json
 
 ROOT = ""  # the children index's key for entities without a parent
 BUDGET_ORDERS = ("utilization", "usage", "urgency")
@@ -128,9 +128,9 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     cid = customer_id
     pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid))
     if gov["nodes"]:
-        pipe.hset(keys.gov_nodes(cid), mapping={eid: json.dumps(doc) for eid, doc in gov["nodes"].items()})
+        pipe.hset(keys.gov_nodes(cid), mapping={eid: to_json(doc) for eid, doc in gov["nodes"].items()})
     if gov["children"]:
-        pipe.hset(keys.gov_children(cid), mapping={p: json.dumps(ids) for p, ids in gov["children"].items()})
+        pipe.hset(keys.gov_children(cid), mapping={p: to_json(ids) for p, ids in gov["children"].items()})
     scores: dict[str, dict[str, float]] = {order: {} for order in BUDGET_ORDERS}
     own: dict[str, float] = {}
     for eid, node in gov["nodes"].items():

@@ -7,6 +7,7 @@ import redis
 
 from .base import Store
 from .documents import UsageHistoryDoc
+from .values import to_json
 
 
 class HistoryStore(Store):
@@ -17,7 +18,7 @@ class HistoryStore(Store):
             if not pipe.exists(self.keys.customer(customer_id)):
                 return
             pipe.multi()
-            pipe.set(self.keys.history(customer_id), json.dumps(history))
+            pipe.set(self.keys.history(customer_id), to_json(history))
 
         self._transaction(write, customer_id)
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from .base import Store
 from .documents import CustomerDocument
 from .keys import Keys, part
-from .values import EntitlementRank, HistogramBin, ThresholdCounts, parse_time
+from .values import EntitlementRank, HistogramBin, ThresholdCounts, parse_time, to_json
 
 # Lower edges of the utilization histogram bins (the last bin is "100 % and over").
 HISTOGRAM_EDGES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -35,7 +35,7 @@ def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: se
                "feature_name": ent["feature_name"], "usage": ent["usage"], "limit": ent["limit"],
                "soft_limit": ent["soft_limit"], "utilization": ent["utilization"],
                "period_end": ent["period_end"]}
-        new_members[member] = (ent["utilization"], json.dumps(row))
+        new_members[member] = (ent["utilization"], to_json(row))
     # Stale members (features that disappeared) go; every current member is rewritten
     # (ZADD/HSET overwrite), so the rankings equal this snapshot. One command per key,
     # however many members.
