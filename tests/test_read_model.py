@@ -435,12 +435,12 @@ def test_it_never_shows_a_reader_half_an_update(rm):
             pipe.hget(rm.keys.rows(), "c1")
             pipe.zrange(rm.keys.order("name"), 0, -1)
             pipe.zrange(rm.keys.rank_budgets("usage"), 0, -1)
-            pipe.zscore(rm.keys.rank_entitlements(), "c1|api")
+            pipe.zscore(rm.keys.rank_entitlements(), "c1|c=api|")
             doc, row, names, budgets, util = pipe.execute()
             name = json.loads(doc)["profile"]["name"]
             assert json.loads(row)["name"] == name and len(names) == 1 and names[0].startswith(name.casefold())
-            assert budgets == (["c1|x|api|"] if name == "Alpha" else ["c1|y|api|"])
-            assert util == (0.9 if name == "Alpha" else 0.1)
+            assert budgets == (["c1|x||c=api|t=team|"] if name == "Alpha" else ["c1|y||c=api|t=team|"])
+            assert util == (-0.9 if name == "Alpha" else -0.1)  # scores are negated (keys.py)
     finally:
         stop.set()
         thread.join()

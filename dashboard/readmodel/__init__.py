@@ -2,7 +2,9 @@
 
 ``keys`` spells every key; ``customers`` holds the documents and the list index;
 ``governance`` each customer's hierarchy (nodes and a children index) and the fleet's
-budget rankings; ``rankings`` the entitlement ranking, counts and histograms; ``syncstate`` freshness, the hot tier, status,
+budget rankings; ``rankings`` the entitlement rankings, counts and histograms;
+``nearlimit`` the near-limit facets and reads over those rankings (``nearlimit_rows`` the
+rows they read back); ``syncstate`` freshness, the hot tier, status,
 locks and claims; ``catalog`` and ``history`` one value each; ``model`` puts them
 together as ``ReadModel``. ``documents`` and ``values`` are the typed values stored and
 returned. Nothing here knows Stigg's wire format: sync shapes Stigg's answers first."""
@@ -12,13 +14,15 @@ from .documents import (
 from .governance import BlockingDoc, BudgetDoc, GovernanceSummary, GovernanceWrite, NodeDoc, empty_governance
 from .keys import LAYOUT_VERSION
 from .model import ReadModel
+from .nearlimit import Facets, NearLimitQuery
+from .nearlimit_rows import NearLimitPage, NearLimitRow
 from .values import (
     BudgetRank, Catalog, CustomerPage, CustomerRow, EntitlementRank, HistogramBin, SyncStatus, ThresholdCounts,
     iso, parse_time,
 )
 
 __all__ = [
-    "LAYOUT_VERSION", "BudgetRank", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow",
+    "LAYOUT_VERSION", "BudgetRank", "Facets", "NearLimitPage", "NearLimitQuery", "NearLimitRow", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow",
     "BlockingDoc", "BudgetDoc", "EntitlementDoc", "EntitlementRank", "GovernanceSummary", "GovernanceWrite",
     "HistogramBin", "NodeDoc", "empty_governance", "PromotionDoc", "ReadModel",
     "SubscriptionDoc", "SyncStatus", "ThresholdCounts", "UsageHistoryDoc", "UsageSeriesDoc", "iso", "parse_time",

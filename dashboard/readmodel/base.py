@@ -40,10 +40,12 @@ class CustomerLock:
 class Store:
     """The Redis client and key names; the parts of the read model build on this."""
 
-    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, owner_key: str = "accountOwner") -> None:
         # decode_responses is not assumed: values are decoded here, so any client works.
         self.r = client
         self.keys = Keys(prefix)
+        # the customer metadata key naming its account owner (the near-limit owner filter)
+        self.owner_key = owner_key
 
     @property
     def prefix(self) -> str:

@@ -25,6 +25,7 @@ from .governance import (
     GovernanceWrite, empty_governance, members_of, queue_forget_governance, queue_governance,
 )
 from .keys import CUSTOMER_SORTS
+from .nearlimit import customer_facets, facets_of, queue_facets
 from .rankings import queue_forget_members, queue_rankings
 from .values import CustomerPage, CustomerRow, as_str, epoch, iso, parse_time, to_json
 
@@ -94,10 +95,16 @@ class Customers(Store):
             old_members = {as_str(m) for m in pipe.smembers(self.keys.members(cid))}
             old_entry = self._index_entry_of(pipe, cid)
             old_budgets = members_of(pipe, self.keys, cid) if governance is not None else set()
+            # Plan and owner are looked up per customer (nearlimit.py): rewriting this one
+            # field moves all its rows, the hierarchy rewritten or not.
+            old_facets = facets_of(pipe, self.keys, cid)
+            budgets = (sum(len(n["budgets"]) for n in governance["nodes"].values()) if governance is not None
+                       else int(pipe.scard(self.keys.gov_members(cid))))
             pipe.multi()
             self._queue_customer(pipe, snapshot, old_members, old_entry)
             if governance is not None:
                 queue_governance(pipe, self.keys, cid, governance, old_budgets)
+            queue_facets(pipe, self.keys, cid, old_facets, customer_facets(snapshot, self.owner_key, budgets))
             return True
 
         return self._transaction(write, cid)
@@ -127,9 +134,12 @@ class Customers(Store):
             doc: CustomerDocument = json.loads(raw) if raw else _stub_document(customer_id)
             old_members = {as_str(m) for m in pipe.smembers(self.keys.members(customer_id))}
             old_entry = self._index_entry_of(pipe, customer_id)
+            old_facets = facets_of(pipe, self.keys, customer_id)
+            budgets = int(pipe.scard(self.keys.gov_members(customer_id)))
             doc["error"], doc["error_at"] = message[:2000], iso(at)
             pipe.multi()
             self._queue_customer(pipe, doc, old_members, old_entry)
+            queue_facets(pipe, self.keys, customer_id, old_facets, customer_facets(doc, self.owner_key, budgets))
 
         self._transaction(write, customer_id)
 
@@ -142,9 +152,11 @@ class Customers(Store):
                 members = {as_str(m) for m in pipe.smembers(self.keys.members(cid))}
                 budgets = members_of(pipe, self.keys, cid)
                 entry = self._index_entry_of(pipe, cid)
+                facets = facets_of(pipe, self.keys, cid)
                 pipe.multi()
                 queue_forget_members(pipe, self.keys, members)
                 queue_forget_governance(pipe, self.keys, cid, budgets)
+                queue_facets(pipe, self.keys, cid, facets, None)
                 pipe.delete(self.keys.customer(cid), self.keys.members(cid), self.keys.history(cid))
                 pipe.hdel(self.keys.rows(), cid)
                 if entry:

@@ -11,8 +11,9 @@ Per customer (ids percent-encoded, see keys.py):
                                page's nearest-their-limits list)
     gov:{id}:members    set    its members of the fleet rankings (to remove exactly those)
 
-and for the fleet, ``rank:budgets:{utilization|usage|urgency}`` with members
-"{customer}|{entity}|{capability}|{scope}" (a row is read back from the node it names).
+and for the fleet, ``rank:budgets:{utilization|usage|urgency}`` (negated scores) with
+members that also carry the near-limit facets (nearlimit.py; a row is read back from the
+node it names).
 
 A page reads one level of a 2,000-node tree with two commands (the level's ids, then
 those nodes) without parsing the rest. The whole hierarchy is written whole, in the
@@ -26,6 +27,7 @@ from urllib.parse import unquote
 
 from .base import Store
 from .keys import Keys, part
+from .nearlimit import budget_member, split_budget_member
 from .values import BudgetRank, as_str, parse_time, to_json
 
 ROOT = ""  # the children index's key for entities without a parent
@@ -112,14 +114,8 @@ def budget_key(entity_id: str, budget: BudgetDoc) -> str:
     return f"{part(entity_id)}|{part(budget['capability'])}|{','.join(part(s) for s in budget['scope'])}"
 
 
-def fleet_member(customer_id: str, entity_id: str, budget: BudgetDoc) -> str:
-    return f"{part(customer_id)}|{budget_key(entity_id, budget)}"
-
-
-def _split_member(member: str) -> tuple[str, str, str, tuple[str, ...]]:
-    cid, eid, capability, scope = member.split("|")
-    return (unquote(cid), unquote(eid), unquote(capability),
-            tuple(unquote(s) for s in scope.split(",")) if scope else ())
+def fleet_member(customer_id: str, node: NodeDoc, budget: BudgetDoc) -> str:
+    return budget_member(customer_id, node["id"], budget["capability"], budget["scope"], node["type"])
 
 
 def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWrite, old_members: set[str]) -> None:
@@ -135,13 +131,13 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     own: dict[str, float] = {}
     for eid, node in gov["nodes"].items():
         for b in node["budgets"]:
-            member = fleet_member(cid, eid, b)
+            member = fleet_member(cid, node, b)
             if b["utilization"] is not None:
-                scores["utilization"][member] = b["utilization"]
+                scores["utilization"][member] = -b["utilization"]
                 own[budget_key(eid, b)] = b["utilization"]
             if b["usage"] is not None:
-                scores["usage"][member] = b["usage"]
-            scores["urgency"][member] = b["urgency"]
+                scores["usage"][member] = -b["usage"]
+            scores["urgency"][member] = -b["urgency"]
     members = set(scores["urgency"])  # every budget has an urgency
     if old_members - members:
         for order in BUDGET_ORDERS:
@@ -217,10 +213,10 @@ class Governance(Store):
 
     def top_budgets(self, n: int = 20, by: str = "utilization", offset: int = 0) -> list[BudgetRank]:
         """The fleet's budgets in ``by`` order (highest first), read back from their nodes."""
-        members = [as_str(m) for m in self.r.zrevrange(self.keys.rank_budgets(by), offset, offset + n - 1)]
+        members = [as_str(m) for m in self.r.zrange(self.keys.rank_budgets(by), offset, offset + n - 1)]
         if not members:
             return []
-        parsed = [_split_member(m) for m in members]
+        parsed = [split_budget_member(m)[:4] for m in members]
         pipe = self.r.pipeline(transaction=False)
         for cid, eid, _, _ in parsed:
             pipe.hget(self.keys.gov_nodes(cid), eid)

@@ -7,7 +7,7 @@ prefix.
     layout                               string  the key layout these keys follow (LAYOUT_VERSION)
     catalog                              string  JSON: features and packages, fetched_at
     customer:{id}                        string  JSON CustomerDocument (the customer page)
-    customer:{id}:members                set     the ranking members this customer owns ("e|…" / "b|…")
+    customer:{id}:members                set     its members of the entitlement rankings
     customer:{id}:history                string  JSON UsageHistoryDoc: usage over time per metered feature
     gov:{id}:nodes, :children, :budgets, :members    the customer's governance hierarchy (governance.py)
     customers:rows                       hash    id -> JSON CustomerRow fields (list pages)
@@ -20,11 +20,15 @@ prefix.
     customers:errored                    set     ids whose last refresh failed
     customers:changed                    zset    id -> epoch when "recently changed" expires
     customers:budget_utilization         zset    id -> its governance budget nearest the limit (hot tier)
-    rank:entitlements                    zset    "customer|feature" -> utilization
-    rank:entitlements:rows               hash    member -> JSON EntitlementRank
-    rank:budgets:utilization             zset    "customer|entity|feature-or-$currency|scope" -> utilization
-    rank:budgets:usage                   zset    same member -> current usage
-    rank:budgets:urgency                 zset    same member -> urgency (time to limit before reset)
+    rank:entitlements                    zset    "{customer}|c={feature}|" -> -utilization
+    rank:entitlements:{usage|urgency}    zset    same member -> -usage, -urgency
+    rank:entitlements:rows               hash    member -> JSON: the row pages show
+    rank:budgets:utilization             zset    "{customer}|{entity}|{scope}|c={feature or $currency}|t={type}|" -> -utilization
+    rank:budgets:usage                   zset    same member -> -current usage
+    rank:budgets:urgency                 zset    same member -> -urgency (time to limit before reset)
+    near:facets                          hash    part(customer id) -> "{plan}|{owner}|{capabilities}|{types}" (nearlimit.py)
+    near:values:{facet}                  zset    value -> customers having it (facet: plan, owner, capability, entity_type)
+    near:customers:{facet}:{value}       set     the customers having it
     sync:status                          hash    last sweep start/finish/duration/stats
     sync:counters                        hash    errors / rate_limited seen (cumulative)
     lock:customer:{id}                   string  per-customer refresh lock (token, PX expiry)
@@ -35,7 +39,9 @@ prefix.
 Ids from Stigg may hold any character (":", "/", "%", spaces, any script, hundreds of
 characters), so every id in a key name is percent-encoded ({id} above means ``part(id)``):
 customer "acme:history" is ``customer:acme%3Ahistory``, never acme's history. Hash fields
-hold ids as they are; ranking members join their percent-encoded parts with "|".
+hold ids as they are (but near:facets, keyed like the ranking members); ranking members
+join their percent-encoded parts with "|". Ranking scores are negated, so a range read in
+ascending order is highest first with ties in member order (customer id first).
 """
 from __future__ import annotations
 
@@ -44,9 +50,12 @@ from urllib.parse import quote
 DEFAULT_PREFIX = "stiggadmin:rm:"
 # Bumped whenever the key layout changes: a sweep that finds another layout empties the
 # read model and fills it again from Stigg (it is a cache), instead of reading stale keys.
-LAYOUT_VERSION = "5"  # 4: ids percent-encoded; 5: governance hierarchies apart from the document
+# 4: ids percent-encoded; 5: governance hierarchies apart from the document; 6: rankings
+# carry the near-limit facets, with negated scores, and near:* (nearlimit.py)
+LAYOUT_VERSION = "6"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")
+NEAR_FACETS = ("plan", "owner", "capability", "entity_type")
 
 
 def part(text: str) -> str:
@@ -112,8 +121,10 @@ class Keys:
 
     # --- fleet rankings ------------------------------------------------------------------------
 
-    def rank_entitlements(self) -> str:
-        return f"{self.prefix}rank:entitlements"
+    def rank_entitlements(self, by: str = "utilization") -> str:
+        if by not in BUDGET_RANKINGS:
+            raise ValueError(f"entitlements rank by utilization, usage or urgency, not {by!r}")
+        return f"{self.prefix}rank:entitlements" + ("" if by == "utilization" else f":{by}")
 
     def rank_entitlement_rows(self) -> str:
         return f"{self.prefix}rank:entitlements:rows"
@@ -122,6 +133,21 @@ class Keys:
         if by not in BUDGET_RANKINGS:
             raise ValueError(f"budgets rank by utilization, usage or urgency, not {by!r}")
         return f"{self.prefix}rank:budgets:{by}"
+
+    # --- near-limit facets (nearlimit.py) -----------------------------------------------------
+
+    def near_facets(self) -> str:
+        return f"{self.prefix}near:facets"
+
+    def near_values(self, facet: str) -> str:
+        if facet not in NEAR_FACETS:
+            raise ValueError(f"no near-limit facet {facet!r}")
+        return f"{self.prefix}near:values:{facet}"
+
+    def near_customers(self, facet: str, value: str) -> str:
+        if facet not in NEAR_FACETS:
+            raise ValueError(f"no near-limit facet {facet!r}")
+        return f"{self.prefix}near:customers:{facet}:{part(value)}"
 
     # --- governance hierarchies ---------------------------------------------------------------
 

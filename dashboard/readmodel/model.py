@@ -15,6 +15,8 @@ from .customers import Customers
 from .governance import Governance
 from .history import HistoryStore
 from .keys import DEFAULT_PREFIX, LAYOUT_VERSION
+from .nearlimit import DEFAULT_OWNER_KEY
+from .nearlimit_rows import NearLimit
 from .rankings import Rankings
 from .syncstate import SyncState
 from .values import as_str
@@ -22,14 +24,15 @@ from .values import as_str
 log = logging.getLogger(__name__)
 
 
-class ReadModel(Customers, Governance, Rankings, SyncState, CatalogStore, HistoryStore):
+class ReadModel(Customers, Governance, Rankings, NearLimit, SyncState, CatalogStore, HistoryStore):
     @classmethod
     def from_settings(cls) -> "ReadModel":
         from django.conf import settings
 
         url = getattr(settings, "READ_MODEL_REDIS_URL", None) or settings.REDIS_URL
         prefix = getattr(settings, "READ_MODEL_PREFIX", DEFAULT_PREFIX)
-        return cls(redis.Redis.from_url(url, decode_responses=True), prefix)
+        owner_key = getattr(settings, "ACCOUNT_OWNER_METADATA_KEY", DEFAULT_OWNER_KEY)
+        return cls(redis.Redis.from_url(url, decode_responses=True), prefix, owner_key)
 
     def ensure_layout(self) -> bool:
         """Empty the read model if it was written with another key layout (or none is

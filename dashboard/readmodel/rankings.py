@@ -5,60 +5,70 @@ written with their hierarchy, governance.py)."""
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any, Sequence
 
 from .base import Store
-from .documents import CustomerDocument
-from .keys import Keys, part
+from .documents import CustomerDocument, EntitlementDoc
+from .keys import BUDGET_RANKINGS, Keys
+from .nearlimit import entitlement_member
 from .values import EntitlementRank, HistogramBin, ThresholdCounts, parse_time, to_json
 
 # Lower edges of the utilization histogram bins (the last bin is "100 % and over").
 HISTOGRAM_EDGES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-def entitlement_member(customer_id: str, feature_id: str) -> str:
-    return f"{part(customer_id)}|{part(feature_id)}"
-
-
 def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: set[str]) -> None:
-    """Queue (inside MULTI) the commands that make the entitlement ranking equal this
+    """Queue (inside MULTI) the commands that make the entitlement rankings equal this
     customer's document: its metered entitlements in, the ones that disappeared out.
     ``old_members`` were read under WATCH before MULTI. (Budgets: governance.py.)"""
     cid = doc["id"]
     name = doc["profile"]["name"]
-    new_members: dict[str, tuple[float, str]] = {}
+    new_members: dict[str, tuple[EntitlementDoc, str]] = {}
     for ent in doc["entitlements"]["metered"]:
         if ent["utilization"] is None:
             continue
-        member = entitlement_member(cid, ent["feature_id"])
         row = {"customer_id": cid, "customer_name": name, "feature_id": ent["feature_id"],
                "feature_name": ent["feature_name"], "usage": ent["usage"], "limit": ent["limit"],
                "soft_limit": ent["soft_limit"], "utilization": ent["utilization"],
-               "period_end": ent["period_end"]}
-        new_members[member] = (ent["utilization"], to_json(row))
+               "period_end": ent["period_end"], "reset_period": ent["reset_period"], "ttl": ent.get("ttl")}
+        new_members[entitlement_member(cid, ent["feature_id"])] = (ent, to_json(row))
     # Stale members (features that disappeared) go; every current member is rewritten
     # (ZADD/HSET overwrite), so the rankings equal this snapshot. One command per key,
-    # however many members.
+    # however many members. Scores are negated (keys.py).
     queue_forget_members(pipe, keys, old_members - set(new_members))
     if new_members:
-        pipe.zadd(keys.rank_entitlements(), {m: score for m, (score, _) in new_members.items()})
+        for by in BUDGET_RANKINGS:
+            pipe.zadd(keys.rank_entitlements(by), {m: -_score(ent, by) for m, (ent, _) in new_members.items()})
         pipe.hset(keys.rank_entitlement_rows(), mapping={m: row for m, (_, row) in new_members.items()})
     pipe.delete(keys.members(cid))
     if new_members:
         pipe.sadd(keys.members(cid), *new_members)
 
 
+def _score(ent: EntitlementDoc, by: str) -> float:
+    if by == "utilization":
+        return ent["utilization"] or 0.0
+    if by == "usage":
+        return ent["usage"] or 0.0
+    return ent.get("urgency") or 0.0
+
+
 def queue_forget_members(pipe: Any, keys: Keys, members: set[str]) -> None:
     if members:
-        pipe.zrem(keys.rank_entitlements(), *members)
+        for by in BUDGET_RANKINGS:
+            pipe.zrem(keys.rank_entitlements(by), *members)
         pipe.hdel(keys.rank_entitlement_rows(), *members)
+
+
+_RANK_FIELDS = [f.name for f in fields(EntitlementRank)]
 
 
 class Rankings(Store):
     """Reads of the fleet rankings."""
 
     def top_entitlements(self, n: int = 20, offset: int = 0) -> list[EntitlementRank]:
-        members = self.r.zrevrange(self.keys.rank_entitlements(), offset, offset + n - 1)
+        members = self.r.zrange(self.keys.rank_entitlements(), offset, offset + n - 1)
         if not members:
             return []
         out = []
@@ -67,7 +77,7 @@ class Rankings(Store):
                 continue
             d = json.loads(raw)
             d["period_end"] = parse_time(d["period_end"])
-            out.append(EntitlementRank(**d))
+            out.append(EntitlementRank(**{k: d[k] for k in _RANK_FIELDS}))
         return out
 
     def entitlement_counts(self) -> ThresholdCounts:
@@ -78,8 +88,8 @@ class Rankings(Store):
 
     def _threshold_counts(self, key: str) -> ThresholdCounts:
         pipe = self.r.pipeline(transaction=False)
-        pipe.zcount(key, 0.8, "+inf")
-        pipe.zcount(key, 1.0, "+inf")
+        pipe.zcount(key, "-inf", -0.8)  # scores are negated (keys.py)
+        pipe.zcount(key, "-inf", -1.0)
         at_80, at_100 = pipe.execute()
         return ThresholdCounts(int(at_80), int(at_100))
 
@@ -92,8 +102,9 @@ class Rankings(Store):
         for i, lower in enumerate(edges):
             upper = edges[i + 1] if i + 1 < len(edges) else None
             bins.append((lower, upper))
-            # "(" makes the upper edge exclusive, so each value falls into exactly one bin.
-            pipe.zcount(key, lower, f"({upper}" if upper is not None else "+inf")
+            # Scores are negated: [lower, upper) is [-upper, -lower] with "(" making -upper
+            # exclusive, so each value falls into exactly one bin.
+            pipe.zcount(key, f"({-upper}" if upper is not None else "-inf", -lower)
         counts = pipe.execute()
         return [HistogramBin(lo, hi, f"{lo:.0%}–{hi:.0%}" if hi is not None else f"≥ {lo:.0%}", int(c))
                 for (lo, hi), c in zip(bins, counts)]

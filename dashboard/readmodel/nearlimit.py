@@ -1,0 +1,298 @@
+"""Near-limit: every governance budget and metered entitlement of the fleet at or above a
+utilization, in one of three orders, filtered by customer, capability, entity type, plan
+and account owner — read from the fleet rankings, never by scanning customers.
+
+The index is the fleet rankings themselves (keys.py), one sorted set per kind and order:
+
+    rank:budgets:{utilization|usage|urgency}         "{customer}|{entity}|{scope}|c={capability}|t={type}|"
+    rank:entitlements, rank:entitlements:{usage|urgency}   "{customer}|c={feature}|"
+
+each part percent-encoded (``part``), scores negated: an ascending range read is highest
+first, ties in member order (customer id first), and "at or above t" is the score range
+[-inf, -t]. The row's own facets (capability, entity type) are in its member, so a filter
+on them is a plain substring test (``|c=…|`` can only match the capability: an encoded part
+holds neither "|" nor "="). The customer's facets (plan, owner) are not: they are looked up
+once per customer a read meets (``near:facets``), so a plan or owner change moves every row
+of the customer by rewriting one hash field — even when the hierarchy itself is not
+rewritten (``write_customer(doc, governance=None)``).
+
+Per facet value, ``near:customers:{facet}:{value}`` holds the customers having it and
+``near:values:{facet}`` counts them (the filter choices). A query is planned (``_plan``):
+
+* a customer, or filters whose customers are few (their rows at most PER_CUSTOMER_MAX_ROWS):
+  those customers' own ranking members (gov:{id}:members, customer:{id}:members), scored
+  and filtered in one script, sorted here — exact total;
+* otherwise one read-only script walks the two rankings of the order at once (a merge: the
+  lower score first, budgets first on a tie), from the top, testing each member, and stops
+  as soon as the page and one more row are found. By utilization the walk is the range at
+  or above the threshold; by usage or urgency it looks up each candidate's utilization. A
+  walk scans at most SCAN_PER_CALL members per script call, so Redis is never held long;
+  the rest continues from where the call stopped. Unfiltered, the total is two ZCOUNTs;
+  filtered, it is known only when the walk reached the end.
+
+Rows are read back from what pages already read (nodes, the entitlement rows, the list's
+rows): the index adds no copy of them. Measured in bench/bench_near_limit.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from urllib.parse import unquote
+
+from .base import Store
+from .keys import BUDGET_RANKINGS, NEAR_FACETS, Keys, part
+from .nearlimit_scripts import PER_CUSTOMER_SCRIPT, WALK_SCRIPT
+from .values import as_str
+
+if TYPE_CHECKING:
+    from .documents import CustomerDocument
+
+ORDERS = BUDGET_RANKINGS
+DEFAULT_OWNER_KEY = "accountOwner"
+# A filter whose customers are at most this many, with at most this many rows between them,
+# is answered from those customers' own rows (measured: bench/bench_near_limit.py).
+PER_CUSTOMER_MAX_CUSTOMERS = 100
+PER_CUSTOMER_MAX_ROWS = 5000
+SCAN_PER_CALL = 20_000
+
+# --- members and facets ---------------------------------------------------------------------
+
+
+def budget_member(customer_id: str, entity_id: str, capability: str, scope: Sequence[str], entity_type: str) -> str:
+    return (f"{part(customer_id)}|{part(entity_id)}|{','.join(part(s) for s in scope)}"
+            f"|c={part(capability)}|t={part(entity_type)}|")
+
+
+def entitlement_member(customer_id: str, feature_id: str) -> str:
+    return f"{part(customer_id)}|c={part(feature_id)}|"
+
+
+def split_budget_member(member: str) -> tuple[str, str, str, tuple[str, ...], str]:
+    """(customer, entity, capability, scope, entity type) of a budget's member."""
+    cid, eid, scope, capability, entity_type, _ = member.split("|")
+    return (unquote(cid), unquote(eid), unquote(capability[2:]),
+            tuple(unquote(s) for s in scope.split(",")) if scope else (), unquote(entity_type[2:]))
+
+
+def split_entitlement_member(member: str) -> tuple[str, str]:
+    cid, feature, _ = member.split("|")
+    return unquote(cid), unquote(feature[2:])
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What a customer is filtered by: its plan, its account owner, and (for the choices
+    offered) the capabilities and entity types it has budgets or metered entitlements for."""
+
+    plan: str
+    owner: str
+    capabilities: tuple[str, ...] = ()
+    entity_types: tuple[str, ...] = ()
+    rows: int = 0  # its members of the rankings: what reading this customer's own rows costs
+
+    def values(self, facet: str) -> set[str]:
+        found = {"plan": (self.plan,), "owner": (self.owner,), "capability": self.capabilities,
+                 "entity_type": self.entity_types}[facet]
+        return {v for v in found if v}
+
+    def encode(self) -> str:
+        return "|".join((part(self.plan), part(self.owner), ",".join(map(part, self.capabilities)),
+                         ",".join(map(part, self.entity_types)), str(self.rows)))
+
+    @classmethod
+    def decode(cls, raw: str) -> "Facets":
+        plan, owner, caps, types, rows = raw.split("|")
+        return cls(unquote(plan), unquote(owner), tuple(unquote(c) for c in caps.split(",") if c),
+                   tuple(unquote(t) for t in types.split(",") if t), int(rows))
+
+
+def customer_facets(doc: CustomerDocument, owner_key: str = DEFAULT_OWNER_KEY, budgets: int = 0) -> Facets:
+    """The facets of a customer's document; ``budgets``: how many budget members it has
+    in the rankings (its hierarchy is written apart)."""
+    owner = doc["profile"]["metadata"].get(owner_key)
+    summary = doc["governance"]
+    metered = doc["entitlements"]["metered"]
+    capabilities = {e["feature_id"] for e in metered} | set(summary["capabilities"])
+    return Facets(doc["plan_id"] or "", str(owner).strip() if owner else "", tuple(sorted(capabilities)),
+                  tuple(sorted(summary["types"])), budgets + sum(1 for e in metered if e["utilization"] is not None))
+
+
+def facets_of(pipe: Any, keys: Keys, customer_id: str) -> Facets | None:
+    """The customer's stored facets (read under WATCH, before MULTI)."""
+    raw = as_str(pipe.hget(keys.near_facets(), part(customer_id)))
+    return Facets.decode(raw) if raw is not None else None
+
+
+def queue_facets(pipe: Any, keys: Keys, customer_id: str, old: Facets | None, new: Facets | None) -> None:
+    """Queue (inside MULTI) the moves of a customer between facet values. Only this
+    customer's transactions write its facets, so ``old`` (read under WATCH) is exact and a
+    replayed write changes nothing."""
+    if old == new:
+        return
+    for facet in NEAR_FACETS:
+        before, after = old.values(facet) if old else set(), new.values(facet) if new else set()
+        for value in before - after:
+            pipe.srem(keys.near_customers(facet, value), customer_id)
+            pipe.zincrby(keys.near_values(facet), -1, value)
+        for value in after - before:
+            pipe.sadd(keys.near_customers(facet, value), customer_id)
+            pipe.zincrby(keys.near_values(facet), 1, value)
+        if before - after:
+            pipe.zremrangebyscore(keys.near_values(facet), "-inf", 0)
+    if new is None:
+        pipe.hdel(keys.near_facets(), part(customer_id))
+    else:
+        pipe.hset(keys.near_facets(), part(customer_id), new.encode())
+
+
+# --- queries -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NearLimitQuery:
+    """What the near-limit page asks: rows at or above ``min_utilization`` (0.8 = 80 %) in
+    ``order``, each filter None for any. An entity type filter excludes entitlements (they
+    belong to no entity)."""
+
+    min_utilization: float = 0.8
+    order: str = "utilization"
+    customer: str | None = None
+    capability: str | None = None
+    entity_type: str | None = None
+    plan: str | None = None
+    owner: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.order not in ORDERS:
+            raise ValueError(f"near-limit rows order by utilization, usage or urgency, not {self.order!r}")
+
+
+@dataclass(frozen=True)
+class Found:
+    """Ranking members (each prefixed "b" or "e") of one page, and what is known around it."""
+
+    items: list[str]
+    total: int | None  # None: not counted (a filtered walk that stopped early)
+    has_more: bool
+
+
+class NearLimitIndex(Store):
+    """The near-limit reads over the rankings (the rows: nearlimit_rows.py)."""
+
+    def near_limit_members(self, query: NearLimitQuery, offset: int = 0, limit: int = 50) -> Found:
+        candidates = self._plan(query)
+        if candidates is not None:
+            ranked = self._per_customer(query, candidates)
+            return Found(ranked[offset:offset + limit], len(ranked), offset + limit < len(ranked))
+        items, more, matched, exhausted, _ = self._walk(query, offset, limit, ("", "", "", ""))
+        total = None
+        if not _filtered(query):
+            pipe = self.r.pipeline(transaction=False)
+            for kind in ("budgets", "entitlements"):
+                pipe.zcount(self._ranking(kind, "utilization"), "-inf", -query.min_utilization)
+            total = sum(int(n) for n in pipe.execute())
+        elif exhausted:
+            total = matched
+        return Found(items, total, more)
+
+    def iter_near_limit_members(self, query: NearLimitQuery, batch: int = 500) -> Iterator[list[str]]:
+        """Every matching member, a batch at a time, in order: a walk resumes after the last
+        member it returned (by score and member, so rows other writers move meanwhile shift
+        nothing but themselves)."""
+        candidates = self._plan(query)
+        if candidates is not None:
+            ranked = self._per_customer(query, candidates)
+            for start in range(0, len(ranked), batch):
+                yield ranked[start:start + batch]
+            return
+        cursor = ("", "", "", "")
+        while True:
+            items, more, _, _, cursor = self._walk(query, 0, batch, cursor)
+            if items:
+                yield items
+            if not more:
+                return
+
+    def near_limit_choices(self) -> dict[str, list[tuple[str, int]]]:
+        """Per facet, the values customers have and how many customers have each."""
+        pipe = self.r.pipeline(transaction=False)
+        for facet in NEAR_FACETS:
+            pipe.zrange(self.keys.near_values(facet), 0, -1, withscores=True)
+        return {facet: sorted((as_str(v), int(n)) for v, n in found)
+                for facet, found in zip(NEAR_FACETS, pipe.execute())}
+
+    # --- planning ----------------------------------------------------------------------------
+
+    def _ranking(self, kind: str, order: str) -> str:
+        return self.keys.rank_budgets(order) if kind == "budgets" else self.keys.rank_entitlements(order)
+
+    def _plan(self, query: NearLimitQuery) -> list[str] | None:
+        """The customers whose own members answer the query, or None to walk the rankings."""
+        chosen = [(facet, value) for facet, value in (("plan", query.plan), ("owner", query.owner),
+                                                      ("capability", query.capability),
+                                                      ("entity_type", query.entity_type)) if value is not None]
+        if query.customer is not None:
+            facets = as_str(self.r.hget(self.keys.near_facets(), part(query.customer)))
+            if facets is None:
+                return []
+            have = Facets.decode(facets)
+            return [query.customer] if all(value in have.values(facet) for facet, value in chosen) else []
+        if not chosen:
+            return None
+        sets = [self.keys.near_customers(facet, value) for facet, value in chosen]
+        if int(self.r.execute_command("SINTERCARD", len(sets), *sets, "LIMIT",
+                                      PER_CUSTOMER_MAX_CUSTOMERS + 1)) > PER_CUSTOMER_MAX_CUSTOMERS:
+            return None
+        ids = sorted(as_str(c) for c in self.r.sinter(sets))
+        if not ids:
+            return []
+        facets = self.r.hmget(self.keys.near_facets(), [part(c) for c in ids])
+        rows = sum(int(as_str(f).rsplit("|", 1)[1]) for f in facets if f)
+        return ids if rows <= PER_CUSTOMER_MAX_ROWS else None
+
+    def _tokens(self, query: NearLimitQuery) -> list[str]:
+        return [f"|c={part(query.capability)}|" if query.capability is not None else "",
+                f"|t={part(query.entity_type)}|" if query.entity_type is not None else ""]
+
+    def _order_keys(self, order: str) -> list[str]:
+        return [self._ranking("budgets", order), self._ranking("entitlements", order),
+                self._ranking("budgets", "utilization"), self._ranking("entitlements", "utilization")]
+
+    def _per_customer(self, query: NearLimitQuery, customer_ids: Iterable[str]) -> list[str]:
+        keys = self._order_keys(query.order)
+        for cid in customer_ids:
+            keys += [self.keys.gov_members(cid), self.keys.members(cid)]
+        if len(keys) == 4:
+            return []
+        flat = self.r.eval(PER_CUSTOMER_SCRIPT, len(keys), *keys, -query.min_utilization,
+                           "1" if query.order == "utilization" else "0", *self._tokens(query))
+        scored = [(float(as_str(flat[i + 1])), as_str(flat[i])) for i in range(0, len(flat), 2)]
+        # by score, budgets before entitlements on a tie, then by member: the walk's order
+        scored.sort(key=lambda sm: (sm[0], sm[1][0], sm[1][1:]))
+        return [m for _, m in scored]
+
+    def _walk(self, query: NearLimitQuery, skip: int, limit: int,
+              cursor: tuple[str, str, str, str]) -> tuple[list[str], bool, int, bool, tuple[str, str, str, str]]:
+        """(members, one more exists, matches seen, reached the end, cursor after the last)."""
+        keys = [*self._order_keys(query.order), self.keys.near_facets()]
+        items: list[str] = []
+        matched_total = 0
+        while True:
+            before = cursor
+            page, lsb, lmb, lse, lme, more_flag, matched, done = self.r.eval(
+                WALK_SCRIPT, len(keys), *keys, -query.min_utilization, "1" if query.order == "utilization" else "0",
+                *self._tokens(query), part(query.plan) if query.plan is not None else "",
+                part(query.owner) if query.owner is not None else "", "1" if query.plan is not None else "0",
+                "1" if query.owner is not None else "0", skip, limit - len(items), SCAN_PER_CALL, *cursor)
+            items += [as_str(m) for m in page]
+            matched_total += int(matched)
+            skip = max(0, skip - int(matched))
+            cursor = (as_str(lsb), as_str(lmb), as_str(lse), as_str(lme))
+            more = bool(int(more_flag))
+            if int(done) or (cursor == before and not page):  # (no progress: cannot happen, never loop)
+                return items, more, matched_total, not more and bool(int(done)), cursor
+
+
+def _filtered(query: NearLimitQuery) -> bool:
+    return any(v is not None for v in (query.customer, query.capability, query.entity_type, query.plan,
+                                       query.owner))

@@ -1,0 +1,190 @@
+"""The two read-only Lua scripts behind the near-limit reads (nearlimit.py says when each
+runs). Both test a member's own facets by plain substring ("|c=…|", "|t=…|": an encoded
+part holds neither "|" nor "=", so these match only the capability and the entity type)."""
+
+# Walk the budgets' and the entitlements' rankings of one order together, from the top,
+# in chunks: each chunk is filtered first (substring tests; plan and owner looked up once per
+# customer met, in near:facets; by usage or urgency, one ZMSCORE of the chunk's candidates
+# for their utilization), then the matches of both are merged, the lower (negated) score
+# first, budgets first on a tie (no string comparison in Lua: its "<" follows the server's
+# locale, while Redis orders members bytewise). Stops when ``limit`` rows past ``skip``
+# matches and one more are found, at the end, or after ``scan`` members (the caller goes on
+# from the cursor: per ranking, the last member decided on, taken or not). By utilization
+# only the range at or above the threshold is read.
+# KEYS: budgets in the order, entitlements in the order, budgets by utilization,
+#       entitlements by utilization, near:facets.
+# ARGV: -threshold, by utilization (1/0), capability token, entity-type token, plan, owner,
+#       plan wanted (1/0), owner wanted (1/0), skip, limit, scan, then per ranking the score
+#       and member of the last one decided on before ("" to start at the top).
+# Returns {members prefixed b/e, cursor (4 values), one more found, matches, done}.
+WALK_SCRIPT = r"""
+local maxscore, by_util = ARGV[1], ARGV[2] == '1'
+local threshold = tonumber(maxscore)
+local cap, etype, plan, owner = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local want_plan, want_owner = ARGV[7] == '1', ARGV[8] == '1'
+local skip, limit, scan = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local find, sub = string.find, string.sub
+local scanned = 0
+local sb, se
+
+local seen = {}
+local function customer_ok(m)
+  local cid = sub(m, 1, find(m, '|', 1, true) - 1)
+  local ok = seen[cid]
+  if ok == nil then
+    ok = false
+    local f = redis.call('hget', KEYS[5], cid)
+    if f then
+      local a = find(f, '|', 1, true)
+      local b = find(f, '|', a + 1, true)
+      ok = (not want_plan or sub(f, 1, a - 1) == plan) and (not want_owner or sub(f, a + 1, b - 1) == owner)
+    end
+    seen[cid] = ok
+  end
+  return ok
+end
+
+local function open(key, util, budgets, last_score, last)
+  local n
+  if by_util then n = redis.call('zcount', key, '-inf', maxscore) else n = redis.call('zcard', key) end
+  local pos = 0
+  if last ~= '' then
+    local s = redis.call('zscore', key, last)
+    if s and tonumber(s) == tonumber(last_score) then pos = redis.call('zrank', key, last) + 1
+    else pos = redis.call('zcount', key, '-inf', '(' .. last_score) end  -- it moved: from its old score
+  end
+  -- q: the queued matches, 4 values each: member, score, and the member and score read just
+  -- before it (where to resume if it is not taken); tail: the last member read.
+  return {key = key, util = util, budgets = budgets, kind = budgets and 'b' or 'e', n = n, pos = pos,
+          q = {}, qi = 1, size = 64, tail = last, tail_score = last_score}
+end
+
+local function cursor(s)
+  if s.qi > #s.q then return s.tail_score, s.tail end
+  local pm, px = s.q[s.qi + 2], s.q[s.qi + 3]
+  if px == false then px = redis.call('zscore', s.key, pm) end
+  return px, pm
+end
+
+local function exhausted(s) return s.pos >= s.n end
+-- Every member of a ranking not read yet scores at least its frontier.
+local function frontier(s)
+  if exhausted(s) then return math.huge end
+  if s.tail_score == '' then return -math.huge end
+  return tonumber(s.tail_score)
+end
+local function head(s) if s.qi <= #s.q then return tonumber(s.q[s.qi + 1]) end return nil end
+
+-- Read the next chunk of a ranking and queue its matches; false when the scan budget is spent.
+-- Scores are read only for the chunk's candidates (most members of a selective filter are
+-- never scored) and for its last member (the frontier).
+local matched = 0
+local function read(s)
+  -- The budget stops a call only once it has made progress: a match taken, or every
+  -- ranking's cursor moved past what it read (nothing queued).
+  if scanned >= scan and (matched > 0 or (sb.qi > #sb.q and se.qi > #se.q)) then return false end
+  local r = redis.call('zrange', s.key, s.pos, math.min(s.pos + s.size, s.n) - 1)
+  if #r == 0 then s.n = s.pos return true end
+  s.pos, scanned, s.size = s.pos + #r, scanned + #r, math.min(s.size * 4, 4096)
+  local cand, ms = {}, {}
+  for i = 1, #r do
+    local m = r[i]
+    if (cap == '' or find(m, cap, 1, true)) and (etype == '' or (s.budgets and find(m, etype, 1, true)))
+       and (not (want_plan or want_owner) or customer_ok(m)) then
+      cand[#cand + 1] = i
+      ms[#ms + 1] = m
+    end
+  end
+  local q = {}
+  for k = s.qi, #s.q do q[#q + 1] = s.q[k] end
+  if #ms > 0 then
+    local xs = redis.call('zmscore', s.key, unpack(ms))
+    local us = xs
+    if not by_util then us = redis.call('zmscore', s.util, unpack(ms)) end
+    for j, i in ipairs(cand) do
+      if us[j] and tonumber(us[j]) <= threshold then
+        -- the member read just before it, where to resume if it is not taken (score: when needed)
+        local pm, px = s.tail, s.tail_score
+        if i > 1 then pm, px = r[i - 1], false end
+        q[#q + 1] = ms[j]; q[#q + 1] = xs[j]; q[#q + 1] = pm; q[#q + 1] = px
+      end
+    end
+  end
+  s.q, s.qi, s.tail = q, 1, r[#r]
+  s.tail_score = redis.call('zscore', s.key, s.tail)
+  return true
+end
+
+sb = open(KEYS[1], KEYS[3], true, ARGV[12], ARGV[13])
+se = open(KEYS[2], KEYS[4], false, ARGV[14], ARGV[15])
+local page, more, done = {}, 0, 0
+-- Merge: a ranking's head may be taken once the other cannot hold anything before it (its
+-- head, or its frontier when nothing is queued); budgets go first on a tie. A ranking with
+-- no match is read only as far as the other's head, not to its end.
+while true do
+  local hb, he = head(sb), head(se)
+  local s
+  local need_b = hb == nil and not exhausted(sb) and (he == nil or frontier(sb) <= he)
+  local need_e = he == nil and not exhausted(se) and (hb == nil or frontier(se) < hb)
+  if need_b and need_e then
+    s = se
+    if frontier(sb) <= frontier(se) then s = sb end  -- the one read less far
+  elseif need_b then s = sb
+  elseif need_e then s = se end
+  if s ~= nil then
+    if not read(s) then break end  -- scan budget spent: the caller goes on from the cursor
+  elseif hb == nil and he == nil then
+    done = 1 break
+  else
+    s = se
+    if hb ~= nil and (he == nil or hb <= he) then s = sb end
+    if matched >= skip and #page >= limit then more, done = 1, 1 break end
+    matched = matched + 1
+    if matched > skip then page[#page + 1] = s.kind .. s.q[s.qi] end
+    s.qi = s.qi + 4
+  end
+end
+local bx, bm = cursor(sb)
+local ex, em = cursor(se)
+return {page, bx, bm, ex, em, more, matched, done}
+"""
+
+# One set of customers' own rows: their ranking members (gov:{id}:members and
+# customer:{id}:members), kept when their facets match and their utilization is at or above
+# the threshold, with their score in the order (the caller sorts: a handful of thousands).
+# KEYS: budgets in the order, entitlements in the order, budgets by utilization,
+#       entitlements by utilization, then per customer its budget and entitlement member sets.
+# ARGV: -threshold, by utilization (1/0), capability token, entity-type token.
+# Returns {member prefixed b/e, score, ...}.
+PER_CUSTOMER_SCRIPT = r"""
+local threshold, by_util = tonumber(ARGV[1]), ARGV[2] == '1'
+local cap, etype = ARGV[3], ARGV[4]
+local find = string.find
+local out = {}
+local function scores(key, members, from, to)
+  return redis.call('zmscore', key, unpack(members, from, to))
+end
+for k = 5, #KEYS do
+  local budgets = (k - 5) % 2 == 0
+  local kind = budgets and 'b' or 'e'
+  local keep = {}
+  for _, m in ipairs(redis.call('smembers', KEYS[k])) do
+    if (cap == '' or find(m, cap, 1, true)) and (etype == '' or (budgets and find(m, etype, 1, true))) then
+      keep[#keep + 1] = m
+    end
+  end
+  for from = 1, #keep, 1000 do
+    local to = math.min(from + 999, #keep)
+    local us = scores(budgets and KEYS[3] or KEYS[4], keep, from, to)
+    local xs = us
+    if not by_util then xs = scores(budgets and KEYS[1] or KEYS[2], keep, from, to) end
+    for i = 1, to - from + 1 do
+      if us[i] and tonumber(us[i]) <= threshold then
+        out[#out + 1] = kind .. keep[from + i - 1]
+        out[#out + 1] = xs[i] or 'inf'  -- no value in this order: last
+      end
+    end
+  end
+end
+return out
+"""
