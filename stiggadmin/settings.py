@@ -138,6 +138,10 @@ USAGE_HISTORY_MAX_AGE_SECONDS = env_float("USAGE_HISTORY_MAX_AGE_SECONDS", 600.0
 USAGE_HISTORY_DAYS = env_int("USAGE_HISTORY_DAYS", 62, minimum=1)
 # How often on-screen numbers re-read the read model while the tab is visible.
 PAGE_POLL_SECONDS = env_int("PAGE_POLL_SECONDS", 10, minimum=1)
+# The key of a customer's Stigg metadata that names its account owner (the near-limit page's
+# owner filter). It is read when a customer is written: after changing it, rebuild the read
+# model (python manage.py rebuild_read_model).
+ACCOUNT_OWNER_METADATA_KEY = env_str("ACCOUNT_OWNER_METADATA_KEY", "accountOwner")
 
 # --- Redis and Celery ----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
