@@ -36,3 +36,69 @@ class CustomerFilter(forms.Form):
             "sort": cleaned.get("sort") or "name",
             "offset": cleaned.get("offset") or 0,
         }
+
+
+NEAR_LIMIT_ORDERS = (("utilization", "Utilization"), ("usage", "Usage"), ("urgency", "Urgency (time to limit)"))
+NEAR_LIMIT_THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
+DEFAULT_MIN_UTILIZATION = 0.8
+MAX_MIN_UTILIZATION = 100.0  # 10,000 %
+
+
+def threshold_label(value: float) -> str:
+    return f"≥ {value * 100:g} %"
+
+
+class NearLimitFilter(forms.Form):
+    """The near-limit page's query: ``min_utilization`` (0.8 = 80 %), ``order`` and the
+    filters. Choices are the values customers have (the read model's facets); a value
+    outside them, or any bad value, is named on the page and ignored."""
+
+    min_utilization = forms.FloatField(required=False, min_value=0, max_value=MAX_MIN_UTILIZATION,
+                                       label="Utilization", widget=forms.Select)
+    order = forms.ChoiceField(required=False, label="Order by", choices=NEAR_LIMIT_ORDERS)
+    customer = forms.CharField(required=False, max_length=1000, strip=False, label="Customer id",
+                               widget=forms.TextInput(attrs={"placeholder": "any customer", "autocomplete": "off"}))
+    capability = forms.ChoiceField(required=False, label="Feature or currency")
+    entity_type = forms.ChoiceField(required=False, label="Entity type")
+    plan = forms.ChoiceField(required=False, label="Plan")
+    owner = forms.ChoiceField(required=False, label="Account owner")
+    offset = forms.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, widget=forms.HiddenInput)
+
+    def __init__(self, data, choices: dict[str, list[tuple[str, int]]], plan_names: dict[str, str]) -> None:
+        super().__init__(data)
+        self.fields["capability"].choices = [("", "Any feature or currency"), *(
+            (v, f"{v[1:]} (currency)" if v.startswith("$") else v) for v, _ in choices.get("capability", []))]
+        self.fields["entity_type"].choices = [("", "Any (entitlements too)"),
+                                              *((v, v) for v, _ in choices.get("entity_type", []))]
+        self.fields["plan"].choices = [("", "Any plan"), *((v, plan_names.get(v, v)) for v, _ in choices.get("plan", []))]
+        self.fields["owner"].choices = [("", "Any owner"), *((v, f"{v} ({n})") for v, n in choices.get("owner", []))]
+        thresholds = list(NEAR_LIMIT_THRESHOLDS)
+        asked = self._asked_threshold()
+        if asked is not None and asked not in thresholds:
+            thresholds = sorted([*thresholds, asked])
+        self.fields["min_utilization"].widget.choices = [(f"{t:g}", threshold_label(t)) for t in thresholds]
+
+    def _asked_threshold(self) -> float | None:
+        """A valid threshold from the query that is not one of the usual ones: offered too."""
+        try:
+            value = float(self.data.get("min_utilization", ""))
+        except (TypeError, ValueError):
+            return None
+        return value if 0 <= value <= MAX_MIN_UTILIZATION else None
+
+    def values(self) -> dict:
+        """The query to run: the valid fields, defaults for the invalid ones."""
+        cleaned = getattr(self, "cleaned_data", {})
+        min_utilization = cleaned.get("min_utilization")
+        return {
+            "min_utilization": DEFAULT_MIN_UTILIZATION if min_utilization is None else min_utilization,
+            "order": cleaned.get("order") or "utilization",
+            "customer": cleaned.get("customer") or None,
+            "capability": cleaned.get("capability") or None,
+            "entity_type": cleaned.get("entity_type") or None,
+            "plan": cleaned.get("plan") or None,
+            "owner": cleaned.get("owner") or None,
+        }
+
+    def offset_value(self) -> int:
+        return getattr(self, "cleaned_data", {}).get("offset") or 0

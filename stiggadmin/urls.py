@@ -6,6 +6,8 @@ from dashboard import views
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("customers/", views.customers, name="customers"),
+    path("near-limit/", views.near_limit, name="near-limit"),
+    path("near-limit.csv", views.near_limit_csv, name="near-limit-csv"),
     # Stigg customer ids may hold any character, "/" included: the id is the rest of the path.
     path("customers/<path:customer_id>", views.customer, name="customer"),
     path("refresh/<path:customer_id>", views.refresh_customer, name="refresh-customer"),

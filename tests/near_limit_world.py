@@ -3,6 +3,7 @@ answer computed from the very documents written (no Redis): what the near-limit 
 must return, row for row, in order."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,10 @@ def customer_snapshot(cid: str, *, name: str | None = None, plan: str = "pro", o
         ents.append(ent("api", 1000 if plan == "pro" else 100, api))
     if storage is not None:
         ents.append(ent("storage", 50, storage))
+    if fetched_at != T0:  # usage periods of 30 days, 20 of them behind the time of the read
+        shift = fetched_at - T0
+        ents = [replace(e, usage_period_start=e.usage_period_start + shift,
+                        usage_period_end=e.usage_period_end + shift if e.usage_period_end else None) for e in ents]
     governance = shape_governance([], list(budgets), fetched_at)
     return build_snapshot(customer, subs, CustomerEntitlements(None, tuple(ents)), [], governance["summary"],
                           FEATURES, PACKAGES, fetched_at), governance

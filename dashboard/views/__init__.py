@@ -4,7 +4,9 @@ for htmx."""
 from .customer import customer, refresh_customer
 from .customers import customers
 from .health import healthz
+from .nearlimit import near_limit, near_limit_csv
 from .overview import overview
 from .webhooks import stigg_webhook
 
-__all__ = ["customer", "customers", "healthz", "overview", "refresh_customer", "stigg_webhook"]
+__all__ = ["customer", "customers", "healthz", "near_limit", "near_limit_csv", "overview", "refresh_customer",
+           "stigg_webhook"]
