@@ -26,8 +26,9 @@ prefix.
     rank:budgets:utilization             zset    "{customer}|{entity}|{scope}|c={feature or $currency}|t={type}|" -> -utilization
     rank:budgets:usage                   zset    same member -> -current usage
     rank:budgets:urgency                 zset    same member -> -urgency (time to limit before reset)
-    near:facets                          hash    part(customer id) -> "{plan}|{owner}|{capabilities}|{types}" (nearlimit.py)
-    near:values:{facet}                  zset    value -> customers having it (facet: plan, owner, capability, entity_type)
+    near:facets                          hash    part(customer id) -> its facets (nearlimit.Facets.encode)
+    near:values:{facet}[:{b|e}]          zset    value -> customers having it (facet: plan, owner, capability,
+                                                 entity_type); :b / :e those whose budgets / entitlements have it
     near:customers:{facet}:{value}       set     the customers having it
     sync:status                          hash    last sweep start/finish/duration/stats
     sync:counters                        hash    errors / rate_limited seen (cumulative)
@@ -139,10 +140,12 @@ class Keys:
     def near_facets(self) -> str:
         return f"{self.prefix}near:facets"
 
-    def near_values(self, facet: str) -> str:
-        if facet not in NEAR_FACETS:
-            raise ValueError(f"no near-limit facet {facet!r}")
-        return f"{self.prefix}near:values:{facet}"
+    def near_values(self, facet: str, kind: str = "") -> str:
+        """Customers per value of a facet; of those with budgets ("b") or entitlements ("e")
+        having it when ``kind`` is given."""
+        if facet not in NEAR_FACETS or kind not in ("", "b", "e"):
+            raise ValueError(f"no near-limit facet {facet!r} of kind {kind!r}")
+        return f"{self.prefix}near:values:{facet}" + (f":{kind}" if kind else "")
 
     def near_customers(self, facet: str, value: str) -> str:
         if facet not in NEAR_FACETS:

@@ -81,29 +81,47 @@ def split_entitlement_member(member: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Facets:
-    """What a customer is filtered by: its plan, its account owner, and (for the choices
-    offered) the capabilities and entity types it has budgets or metered entitlements for."""
+    """What a customer is filtered by: its plan and account owner; the capabilities and
+    entity types its ranked rows have, per kind; and how many rows of each kind it has."""
 
     plan: str
     owner: str
-    capabilities: tuple[str, ...] = ()
+    budget_capabilities: tuple[str, ...] = ()
+    entitlement_capabilities: tuple[str, ...] = ()
     entity_types: tuple[str, ...] = ()
-    rows: int = 0  # its members of the rankings: what reading this customer's own rows costs
+    budgets: int = 0  # its budget members of the rankings
+    entitlements: int = 0  # its entitlement members
 
-    def values(self, facet: str) -> set[str]:
-        found = {"plan": (self.plan,), "owner": (self.owner,), "capability": self.capabilities,
-                 "entity_type": self.entity_types}[facet]
-        return {v for v in found if v}
+    @property
+    def rows(self) -> int:
+        return self.budgets + self.entitlements
+
+    def values(self, facet: str, kind: str = "") -> set[str]:
+        """Its values of a facet: all of them (``kind`` ""), or those its budgets ("b") or
+        its entitlements ("e") have (plan and owner: when it has rows of that kind)."""
+        if facet in ("plan", "owner"):
+            value = self.plan if facet == "plan" else self.owner
+            has = {"": True, "b": self.budgets > 0, "e": self.entitlements > 0}[kind]
+            return {value} if value and has else set()
+        if facet == "capability":
+            return set({"": (*self.budget_capabilities, *self.entitlement_capabilities),
+                        "b": self.budget_capabilities, "e": self.entitlement_capabilities}[kind])
+        return set(self.entity_types) if kind != "e" else set()
 
     def encode(self) -> str:
-        return "|".join((part(self.plan), part(self.owner), ",".join(map(part, self.capabilities)),
-                         ",".join(map(part, self.entity_types)), str(self.rows)))
+        return "|".join((part(self.plan), part(self.owner), ",".join(map(part, self.budget_capabilities)),
+                         ",".join(map(part, self.entitlement_capabilities)), ",".join(map(part, self.entity_types)),
+                         str(self.budgets), str(self.entitlements)))
 
     @classmethod
     def decode(cls, raw: str) -> "Facets":
-        plan, owner, caps, types, rows = raw.split("|")
-        return cls(unquote(plan), unquote(owner), tuple(unquote(c) for c in caps.split(",") if c),
-                   tuple(unquote(t) for t in types.split(",") if t), int(rows))
+        plan, owner, bcaps, ecaps, types, budgets, entitlements = raw.split("|")
+
+        def many(text: str) -> tuple[str, ...]:
+            return tuple(unquote(v) for v in text.split(",") if v)
+
+        return cls(unquote(plan), unquote(owner), many(bcaps), many(ecaps), many(types), int(budgets),
+                   int(entitlements))
 
 
 def customer_facets(doc: CustomerDocument, owner_key: str = DEFAULT_OWNER_KEY, budgets: int = 0) -> Facets:
@@ -111,10 +129,11 @@ def customer_facets(doc: CustomerDocument, owner_key: str = DEFAULT_OWNER_KEY, b
     in the rankings (its hierarchy is written apart)."""
     owner = doc["profile"]["metadata"].get(owner_key)
     summary = doc["governance"]
-    metered = doc["entitlements"]["metered"]
-    capabilities = {e["feature_id"] for e in metered} | set(summary["capabilities"])
-    return Facets(doc["plan_id"] or "", str(owner).strip() if owner else "", tuple(sorted(capabilities)),
-                  tuple(sorted(summary["types"])), budgets + sum(1 for e in metered if e["utilization"] is not None))
+    ranked = sorted({e["feature_id"] for e in doc["entitlements"]["metered"] if e["utilization"] is not None})
+    return Facets(doc["plan_id"] or "", str(owner).strip() if owner else "",
+                  tuple(sorted(summary["capabilities"])) if budgets else (), tuple(ranked),
+                  tuple(sorted(summary["types"])) if budgets else (), budgets,
+                  sum(1 for e in doc["entitlements"]["metered"] if e["utilization"] is not None))
 
 
 def facets_of(pipe: Any, keys: Keys, customer_id: str) -> Facets | None:
@@ -130,15 +149,18 @@ def queue_facets(pipe: Any, keys: Keys, customer_id: str, old: Facets | None, ne
     if old == new:
         return
     for facet in NEAR_FACETS:
-        before, after = old.values(facet) if old else set(), new.values(facet) if new else set()
-        for value in before - after:
-            pipe.srem(keys.near_customers(facet, value), customer_id)
-            pipe.zincrby(keys.near_values(facet), -1, value)
-        for value in after - before:
-            pipe.sadd(keys.near_customers(facet, value), customer_id)
-            pipe.zincrby(keys.near_values(facet), 1, value)
-        if before - after:
-            pipe.zremrangebyscore(keys.near_values(facet), "-inf", 0)
+        for kind in ("", "b", "e"):
+            before, after = old.values(facet, kind) if old else set(), new.values(facet, kind) if new else set()
+            for value in before - after:
+                pipe.zincrby(keys.near_values(facet, kind), -1, value)
+                if not kind:
+                    pipe.srem(keys.near_customers(facet, value), customer_id)
+            for value in after - before:
+                pipe.zincrby(keys.near_values(facet, kind), 1, value)
+                if not kind:
+                    pipe.sadd(keys.near_customers(facet, value), customer_id)
+            if before - after:
+                pipe.zremrangebyscore(keys.near_values(facet, kind), "-inf", 0)
     if new is None:
         pipe.hdel(keys.near_facets(), part(customer_id))
     else:
@@ -242,7 +264,7 @@ class NearLimitIndex(Store):
         sets = [self.keys.near_customers(facet, value) for facet, value in chosen]
         if int(self.r.execute_command("SINTERCARD", len(sets), *sets, "LIMIT",
                                       PER_CUSTOMER_MAX_CUSTOMERS + 1)) > PER_CUSTOMER_MAX_CUSTOMERS:
-            return None
+            return None  # many customers have it: the walk finds their rows soon enough
         ids = sorted(as_str(c) for c in self.r.sinter(sets))
         if not ids:
             return []
@@ -271,10 +293,29 @@ class NearLimitIndex(Store):
         scored.sort(key=lambda sm: (sm[0], sm[1][0], sm[1][1:]))
         return [m for _, m in scored]
 
+    def _kinds(self, query: NearLimitQuery) -> tuple[bool, bool]:
+        """Whether budgets, and entitlements, can match at all: a filter value that no
+        customer's rows of a kind have (an entity type or a currency for entitlements, a
+        plan without governance for budgets) leaves that ranking unread."""
+        chosen = [(facet, value) for facet, value in (("plan", query.plan), ("owner", query.owner),
+                                                      ("capability", query.capability),
+                                                      ("entity_type", query.entity_type)) if value is not None]
+        if not chosen:
+            return True, True
+        pipe = self.r.pipeline(transaction=False)
+        for kind in ("b", "e"):
+            for facet, value in chosen:
+                pipe.zscore(self.keys.near_values(facet, kind), value)
+        found = pipe.execute()
+        return all(v is not None for v in found[:len(chosen)]), all(v is not None for v in found[len(chosen):])
+
     def _walk(self, query: NearLimitQuery, skip: int, limit: int,
               cursor: tuple[str, str, str, str]) -> tuple[list[str], bool, int, bool, tuple[str, str, str, str]]:
         """(members, one more exists, matches seen, reached the end, cursor after the last)."""
         keys = [*self._order_keys(query.order), self.keys.near_facets()]
+        budgets, entitlements = self._kinds(query)
+        if not (budgets or entitlements):
+            return [], False, 0, True, cursor
         items: list[str] = []
         matched_total = 0
         while True:
@@ -283,7 +324,8 @@ class NearLimitIndex(Store):
                 WALK_SCRIPT, len(keys), *keys, -query.min_utilization, "1" if query.order == "utilization" else "0",
                 *self._tokens(query), part(query.plan) if query.plan is not None else "",
                 part(query.owner) if query.owner is not None else "", "1" if query.plan is not None else "0",
-                "1" if query.owner is not None else "0", skip, limit - len(items), SCAN_PER_CALL, *cursor)
+                "1" if query.owner is not None else "0", skip, limit - len(items), SCAN_PER_CALL, *cursor,
+                "1" if budgets else "0", "1" if entitlements else "0")
             items += [as_str(m) for m in page]
             matched_total += int(matched)
             skip = max(0, skip - int(matched))

@@ -15,7 +15,8 @@ part holds neither "|" nor "=", so these match only the capability and the entit
 #       entitlements by utilization, near:facets.
 # ARGV: -threshold, by utilization (1/0), capability token, entity-type token, plan, owner,
 #       plan wanted (1/0), owner wanted (1/0), skip, limit, scan, then per ranking the score
-#       and member of the last one decided on before ("" to start at the top).
+#       and member of the last one decided on before ("" to start at the top), then whether
+#       to read the budgets and the entitlements at all (1/0).
 # Returns {members prefixed b/e, cursor (4 values), one more found, matches, done}.
 WALK_SCRIPT = r"""
 local maxscore, by_util = ARGV[1], ARGV[2] == '1'
@@ -44,11 +45,13 @@ local function customer_ok(m)
   return ok
 end
 
-local function open(key, util, budgets, last_score, last)
-  local n
-  if by_util then n = redis.call('zcount', key, '-inf', maxscore) else n = redis.call('zcard', key) end
+local function open(key, util, budgets, last_score, last, wanted)
+  local n = 0
+  if wanted == '1' then
+    if by_util then n = redis.call('zcount', key, '-inf', maxscore) else n = redis.call('zcard', key) end
+  end
   local pos = 0
-  if last ~= '' then
+  if last ~= '' and n > 0 then
     local s = redis.call('zscore', key, last)
     if s and tonumber(s) == tonumber(last_score) then pos = redis.call('zrank', key, last) + 1
     else pos = redis.call('zcount', key, '-inf', '(' .. last_score) end  -- it moved: from its old score
@@ -115,8 +118,8 @@ local function read(s)
   return true
 end
 
-sb = open(KEYS[1], KEYS[3], true, ARGV[12], ARGV[13])
-se = open(KEYS[2], KEYS[4], false, ARGV[14], ARGV[15])
+sb = open(KEYS[1], KEYS[3], true, ARGV[12], ARGV[13], ARGV[16])
+se = open(KEYS[2], KEYS[4], false, ARGV[14], ARGV[15], ARGV[17])
 local page, more, done = {}, 0, 0
 -- Merge: a ranking's head may be taken once the other cannot hold anything before it (its
 -- head, or its frontier when nothing is queued); budgets go first on a tie. A ranking with
