@@ -17,7 +17,10 @@ of the customer by rewriting one hash field — even when the hierarchy itself i
 rewritten (``write_customer(doc, governance=None)``).
 
 Per facet value, ``near:customers:{facet}:{value}`` holds the customers having it and
-``near:values:{facet}`` counts them (the filter choices). A query is planned (``_plan``):
+``near:values:{facet}`` counts them (the filter choices); ``near:values:{facet}:b`` and
+``:e`` count those whose budgets, or entitlements, have it, so a ranking no row of which can
+match (entitlements for an entity type or a currency, budgets for a plan nobody governs)
+is never read. A query is planned (``_plan``):
 
 * a customer, or filters whose customers are few (their rows at most PER_CUSTOMER_MAX_ROWS):
   those customers' own ranking members (gov:{id}:members, customer:{id}:members), scored
@@ -248,11 +251,16 @@ class NearLimitIndex(Store):
     def _ranking(self, kind: str, order: str) -> str:
         return self.keys.rank_budgets(order) if kind == "budgets" else self.keys.rank_entitlements(order)
 
+    def _script(self, name: str, text: str) -> Any:
+        """A script sent once, then called by its digest (EVALSHA)."""
+        scripts = self.__dict__.setdefault("_near_scripts", {})
+        if name not in scripts:
+            scripts[name] = self.r.register_script(text)
+        return scripts[name]
+
     def _plan(self, query: NearLimitQuery) -> list[str] | None:
         """The customers whose own members answer the query, or None to walk the rankings."""
-        chosen = [(facet, value) for facet, value in (("plan", query.plan), ("owner", query.owner),
-                                                      ("capability", query.capability),
-                                                      ("entity_type", query.entity_type)) if value is not None]
+        chosen = _chosen(query)
         if query.customer is not None:
             facets = as_str(self.r.hget(self.keys.near_facets(), part(query.customer)))
             if facets is None:
@@ -269,7 +277,7 @@ class NearLimitIndex(Store):
         if not ids:
             return []
         facets = self.r.hmget(self.keys.near_facets(), [part(c) for c in ids])
-        rows = sum(int(as_str(f).rsplit("|", 1)[1]) for f in facets if f)
+        rows = sum(Facets.decode(as_str(f)).rows for f in facets if f)
         return ids if rows <= PER_CUSTOMER_MAX_ROWS else None
 
     def _tokens(self, query: NearLimitQuery) -> list[str]:
@@ -286,8 +294,8 @@ class NearLimitIndex(Store):
             keys += [self.keys.gov_members(cid), self.keys.members(cid)]
         if len(keys) == 4:
             return []
-        flat = self.r.eval(PER_CUSTOMER_SCRIPT, len(keys), *keys, -query.min_utilization,
-                           "1" if query.order == "utilization" else "0", *self._tokens(query))
+        flat = self._script("per_customer", PER_CUSTOMER_SCRIPT)(
+            keys, [-query.min_utilization, "1" if query.order == "utilization" else "0", *self._tokens(query)])
         scored = [(float(as_str(flat[i + 1])), as_str(flat[i])) for i in range(0, len(flat), 2)]
         # by score, budgets before entitlements on a tie, then by member: the walk's order
         scored.sort(key=lambda sm: (sm[0], sm[1][0], sm[1][1:]))
@@ -297,9 +305,7 @@ class NearLimitIndex(Store):
         """Whether budgets, and entitlements, can match at all: a filter value that no
         customer's rows of a kind have (an entity type or a currency for entitlements, a
         plan without governance for budgets) leaves that ranking unread."""
-        chosen = [(facet, value) for facet, value in (("plan", query.plan), ("owner", query.owner),
-                                                      ("capability", query.capability),
-                                                      ("entity_type", query.entity_type)) if value is not None]
+        chosen = _chosen(query)
         if not chosen:
             return True, True
         pipe = self.r.pipeline(transaction=False)
@@ -320,12 +326,11 @@ class NearLimitIndex(Store):
         matched_total = 0
         while True:
             before = cursor
-            page, lsb, lmb, lse, lme, more_flag, matched, done = self.r.eval(
-                WALK_SCRIPT, len(keys), *keys, -query.min_utilization, "1" if query.order == "utilization" else "0",
-                *self._tokens(query), part(query.plan) if query.plan is not None else "",
-                part(query.owner) if query.owner is not None else "", "1" if query.plan is not None else "0",
-                "1" if query.owner is not None else "0", skip, limit - len(items), SCAN_PER_CALL, *cursor,
-                "1" if budgets else "0", "1" if entitlements else "0")
+            page, lsb, lmb, lse, lme, more_flag, matched, done = self._script("walk", WALK_SCRIPT)(keys, [
+                -query.min_utilization, "1" if query.order == "utilization" else "0", *self._tokens(query),
+                part(query.plan) if query.plan is not None else "", part(query.owner) if query.owner is not None else "",
+                "1" if query.plan is not None else "0", "1" if query.owner is not None else "0", skip,
+                limit - len(items), SCAN_PER_CALL, *cursor, "1" if budgets else "0", "1" if entitlements else "0"])
             items += [as_str(m) for m in page]
             matched_total += int(matched)
             skip = max(0, skip - int(matched))
@@ -333,6 +338,13 @@ class NearLimitIndex(Store):
             more = bool(int(more_flag))
             if int(done) or (cursor == before and not page):  # (no progress: cannot happen, never loop)
                 return items, more, matched_total, not more and bool(int(done)), cursor
+
+
+def _chosen(query: NearLimitQuery) -> list[tuple[str, str]]:
+    """The facet filters a query sets, (facet, value)."""
+    return [(facet, value) for facet, value in (("plan", query.plan), ("owner", query.owner),
+                                                ("capability", query.capability),
+                                                ("entity_type", query.entity_type)) if value is not None]
 
 
 def _filtered(query: NearLimitQuery) -> bool:
