@@ -234,3 +234,16 @@ def test_it_reads_the_owner_from_the_configured_metadata_key(redis_server):
     finally:
         rm.clear()
         client.close()
+
+
+def test_it_reads_a_few_customers_one_by_one_only_while_their_rows_are_few(rm, monkeypatch):
+    rm.write_customer(*customer_snapshot("acme", owner="Ada", api=900, storage=45,
+                                         budgets=(budget("a", 90, 100), budget("b", 95, 100))))
+    rm.write_customer(*customer_snapshot("globex", owner="Bob", api=990))
+    q = Q(owner="Ada")
+    monkeypatch.setattr(nearlimit, "PER_CUSTOMER_MAX_ROWS", 4)  # acme's 2 budgets and 2 entitlements
+    assert rm.near_limit_page(q, limit=1).total == 4  # its own rows, all read and counted
+    monkeypatch.setattr(nearlimit, "PER_CUSTOMER_MAX_ROWS", 3)
+    page = rm.near_limit_page(q, limit=1)
+    assert page.total is None and page.next_offset == 1  # a walk of the rankings, stopped after one more row
+    assert [r.entity_id for r in page.rows] == ["b"]
