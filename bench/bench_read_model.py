@@ -13,8 +13,9 @@ a page view makes it. Everything runs on 127.0.0.1 and stops by itself.
 
 ``governed_fleet`` builds the other world benchmarks read (bench_near_limit.py): the
 bulk seeder's shape (10,000 customers, 5 % of them with a ~200-entity hierarchy, 100,000
-budgets), shaped by the real ``shape_governance``, with usage spread across each window
-and an account owner in every customer's metadata.
+budgets; ~4.6 metered entitlements per customer, as the demo catalog's plans have), shaped
+by the real ``shape_governance``, with usage spread across each window and an account owner
+in every customer's metadata.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from dashboard.readmodel import CustomerDocument, GovernanceWrite, ReadModel  # 
 from dashboard.sync import build_snapshot  # noqa: E402
 from dashboard.sync.governance import shape_governance  # noqa: E402
 from dashboard.stigg import (  # noqa: E402
-    AddonQuantity, Customer, CustomerEntitlements, Package, PackageEntitlement, Subscription,
+    AddonQuantity, Customer, CustomerEntitlements, Entitlement, Package, PackageEntitlement, Subscription,
 )
 from bench.figures import pct  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
@@ -48,6 +49,10 @@ PACKAGES_ALL = {**PACKAGES, "enterprise": Package("enterprise", "plan", "Enterpr
     PackageEntitlement("storage", "Override", True, 1000, False, False, None, None),
 ))}
 API_LIMIT = {"free": 100, "pro": 1000, "enterprise": 100000}
+# The demo catalog's other metered features (emulator/seed.py): not in the test catalog, metered by their usage.
+EXTRA_METERED = (("ai-tokens", "AI tokens", {"free": 50_000, "pro": 1_000_000, "enterprise": 100_000_000}),
+                 ("agent-runs", "Agent runs", {"free": 20, "pro": 300, "enterprise": 3_000}),
+                 ("monthly-active-users", "Monthly active users", {"free": 50, "pro": 500, "enterprise": 5_000}))
 STORAGE_LIMIT = {"free": None, "pro": 50, "enterprise": 1000}
 COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka", "Tyrell", "Cyberdyne",
              "Soylent", "Vandelay", "Pied Piper", "Aperture", "Massive Dynamic", "Oscorp", "Gringotts", "Monarch")
@@ -69,10 +74,11 @@ CASES: list[tuple[str, dict]] = [
 
 
 def customer_document(i: int, rnd: random.Random, metadata: dict[str, str] | None = None,
-                      budgets: list[GovernanceNode] | None = None,
-                      plan: str | None = None) -> tuple[CustomerDocument, GovernanceWrite]:
+                      budgets: list[GovernanceNode] | None = None, plan: str | None = None,
+                      extra_metered: bool = False) -> tuple[CustomerDocument, GovernanceWrite]:
     """One customer as a refresh writes it; ``budgets`` (hydrated rows) replace the ten flat
-    team budgets every customer has otherwise."""
+    team budgets every customer has otherwise; ``extra_metered``: the demo catalog's three
+    other metered features too, used like the budgets."""
     cid = f"cust-{i:05d}"
     company = f"{rnd.choice(COMPANIES)} {rnd.choice(SUFFIXES)}"
     name = f"{company} {i}" if rnd.random() < 0.97 else None  # a few customers without a name
@@ -86,6 +92,10 @@ def customer_document(i: int, rnd: random.Random, metadata: dict[str, str] | Non
         ents.append(ent("api", API_LIMIT[plan], round(API_LIMIT[plan] * rnd.random() * 1.3)))
     if STORAGE_LIMIT[plan] is not None and rnd.random() < 0.6:
         ents.append(ent("storage", STORAGE_LIMIT[plan], round(STORAGE_LIMIT[plan] * rnd.random(), 1)))
+    for feature, name, limits in EXTRA_METERED if extra_metered else ():
+        usage = round(limits[plan] * rnd.betavariate(1.3, 2.6) * 1.5)
+        ents.append(Entitlement(feature, name, "NUMBER", True, None, usage, limits[plan], False, "MONTH", None,
+                                T0 - timedelta(days=20), T0 + timedelta(days=10), None))
     if budgets is None:
         budgets = [node(f"{team}-{i}", rnd.randrange(0, 1200), 1000) for team in TEAMS]
     customer = Customer(cid, name, email, T0, T0, None, metadata or {})
@@ -131,7 +141,7 @@ def governed_fleet(customers: int = 10_000, nodes: int = 100_000, seed: int = 42
                                          "cadence": "P1M"}, entities[org], None, rnd))
         # the governed customers are the big ones, on the enterprise plan (as in the bulk seeder)
         yield customer_document(i, rnd, {"accountOwner": owner, "segment": "bench"} if owner else {}, rows,
-                                "enterprise" if g is not None else None)
+                                "enterprise" if g is not None else None, extra_metered=True)
 
 
 def fill(rm: ReadModel, customers: int) -> float:
