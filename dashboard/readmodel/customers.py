@@ -25,8 +25,8 @@ from .governance import (
     GovernanceWrite, empty_governance, members_of, queue_forget_governance, queue_governance,
 )
 from .keys import CUSTOMER_SORTS
-from .nearlimit import customer_facets, facets_of, queue_facets
-from .rankings import queue_forget_members, queue_rankings
+from .nearlimit import Facets, customer_facets, facets_of, queue_facets
+from .rankings import entitlement_members_of, queue_forget_members, queue_rankings
 from .values import CustomerPage, CustomerRow, as_str, epoch, iso, parse_time, to_json
 
 # Customers with no metered entitlement sort last by utilization.
@@ -92,14 +92,14 @@ class Customers(Store):
             current = pipe.zscore(self.keys.fetched_at(), cid)
             if current is not None and current > epoch(fetched):
                 return False
-            old_members = {as_str(m) for m in pipe.smembers(self.keys.members(cid))}
+            old_members = entitlement_members_of(pipe, self.keys, cid)
             old_entry = self._index_entry_of(pipe, cid)
             old_budgets = members_of(pipe, self.keys, cid) if governance is not None else set()
             # Plan and owner are looked up per customer (nearlimit.py): rewriting this one
             # field moves all its rows, the hierarchy rewritten or not.
             old_facets = facets_of(pipe, self.keys, cid)
             budgets = (sum(len(n["budgets"]) for n in governance["nodes"].values()) if governance is not None
-                       else int(pipe.scard(self.keys.gov_members(cid))))
+                       else self._budget_count(pipe, cid, old_facets))
             pipe.multi()
             self._queue_customer(pipe, snapshot, old_members, old_entry)
             if governance is not None:
@@ -132,10 +132,10 @@ class Customers(Store):
         def write(pipe: redis.client.Pipeline) -> None:
             raw = pipe.get(self.keys.customer(customer_id))
             doc: CustomerDocument = json.loads(raw) if raw else _stub_document(customer_id)
-            old_members = {as_str(m) for m in pipe.smembers(self.keys.members(customer_id))}
+            old_members = entitlement_members_of(pipe, self.keys, customer_id)
             old_entry = self._index_entry_of(pipe, customer_id)
             old_facets = facets_of(pipe, self.keys, customer_id)
-            budgets = int(pipe.scard(self.keys.gov_members(customer_id)))
+            budgets = self._budget_count(pipe, customer_id, old_facets)
             doc["error"], doc["error_at"] = message[:2000], iso(at)
             pipe.multi()
             self._queue_customer(pipe, doc, old_members, old_entry)
@@ -149,7 +149,7 @@ class Customers(Store):
         for cid in ids:
             def write(pipe: redis.client.Pipeline, cid: str = cid) -> bool:
                 existed = pipe.hexists(self.keys.rows(), cid)
-                members = {as_str(m) for m in pipe.smembers(self.keys.members(cid))}
+                members = entitlement_members_of(pipe, self.keys, cid)
                 budgets = members_of(pipe, self.keys, cid)
                 entry = self._index_entry_of(pipe, cid)
                 facets = facets_of(pipe, self.keys, cid)
@@ -169,6 +169,10 @@ class Customers(Store):
             removed += int(self._transaction(write, cid))
         return removed
 
+
+    def _budget_count(self, pipe: Any, customer_id: str, facets: Facets | None) -> int:
+        """How many budget members the customer has now (its hierarchy is not rewritten)."""
+        return facets.budgets if facets is not None else len(members_of(pipe, self.keys, customer_id))
 
     def _index_entry_of(self, pipe: Any, customer_id: str) -> IndexEntry | None:
         raw = pipe.hget(self.keys.indexed(), customer_id)

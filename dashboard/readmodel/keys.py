@@ -7,7 +7,7 @@ prefix.
     layout                               string  the key layout these keys follow (LAYOUT_VERSION)
     catalog                              string  JSON: features and packages, fetched_at
     customer:{id}                        string  JSON CustomerDocument (the customer page)
-    customer:{id}:members                set     its members of the entitlement rankings
+    customer:{id}:members                string  its members of the entitlement rankings, one a line
     customer:{id}:history                string  JSON UsageHistoryDoc: usage over time per metered feature
     gov:{id}:nodes, :children, :budgets, :members    the customer's governance hierarchy (governance.py)
     customers:rows                       hash    id -> JSON CustomerRow fields (list pages)
@@ -29,7 +29,7 @@ prefix.
     near:facets                          hash    part(customer id) -> its facets (nearlimit.Facets.encode)
     near:values:{facet}[:{b|e}]          zset    value -> customers having it (facet: plan, owner, capability,
                                                  entity_type); :b / :e those whose budgets / entitlements have it
-    near:customers:{facet}:{value}       set     the customers having it
+    near:customers:{plan|owner}:{value}  set     the customers having it
     sync:status                          hash    last sweep start/finish/duration/stats
     sync:counters                        hash    errors / rate_limited seen (cumulative)
     lock:customer:{id}                   string  per-customer refresh lock (token, PX expiry)

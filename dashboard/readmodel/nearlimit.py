@@ -16,13 +16,13 @@ once per customer a read meets (``near:facets``), so a plan or owner change move
 of the customer by rewriting one hash field — even when the hierarchy itself is not
 rewritten (``write_customer(doc, governance=None)``).
 
-Per facet value, ``near:customers:{facet}:{value}`` holds the customers having it and
-``near:values:{facet}`` counts them (the filter choices); ``near:values:{facet}:b`` and
+Per plan and per owner, ``near:customers:{facet}:{value}`` holds the customers having it;
+per value of every facet, ``near:values:{facet}`` counts them (the filter choices); ``near:values:{facet}:b`` and
 ``:e`` count those whose budgets, or entitlements, have it, so a ranking no row of which can
 match (entitlements for an entity type or a currency, budgets for a plan nobody governs)
 is never read. A query is planned (``_plan``):
 
-* a customer, or filters whose customers are few (their rows at most PER_CUSTOMER_MAX_ROWS):
+* a customer, or a plan or owner whose customers are few (their rows at most PER_CUSTOMER_MAX_ROWS):
   those customers' own ranking members (gov:{id}:members, customer:{id}:members), scored
   and filtered in one script, sorted here — exact total;
 * otherwise one read-only script walks the two rankings of the order at once (a merge: the
@@ -55,6 +55,10 @@ DEFAULT_OWNER_KEY = "accountOwner"
 # A filter whose customers are at most this many, with at most this many rows between them,
 # is answered from those customers' own rows (measured: bench/bench_near_limit.py).
 PER_CUSTOMER_MAX_CUSTOMERS = 100
+# The facets a customer has one value of, whose customers are listed per value. (A customer
+# has rows of many capabilities and entity types: listing it under each cost more memory
+# than reading a rare one's rows from the rankings saves time.)
+CUSTOMER_FACETS = ("plan", "owner")
 PER_CUSTOMER_MAX_ROWS = 5000
 SCAN_PER_CALL = 20_000
 
@@ -75,6 +79,15 @@ def split_budget_member(member: str) -> tuple[str, str, str, tuple[str, ...], st
     cid, eid, scope, capability, entity_type, _ = member.split("|")
     return (unquote(cid), unquote(eid), unquote(capability[2:]),
             tuple(unquote(s) for s in scope.split(",")) if scope else (), unquote(entity_type[2:]))
+
+
+def join_members(members: Iterable[str]) -> str:
+    """A customer's ranking members as one string, one a line (a member holds no newline)."""
+    return "\n".join(sorted(members))
+
+
+def split_members(raw: Any) -> set[str]:
+    return set(as_str(raw).split("\n")) if raw else set()
 
 
 def split_entitlement_member(member: str) -> tuple[str, str]:
@@ -154,13 +167,14 @@ def queue_facets(pipe: Any, keys: Keys, customer_id: str, old: Facets | None, ne
     for facet in NEAR_FACETS:
         for kind in ("", "b", "e"):
             before, after = old.values(facet, kind) if old else set(), new.values(facet, kind) if new else set()
+            listed = not kind and facet in CUSTOMER_FACETS
             for value in before - after:
                 pipe.zincrby(keys.near_values(facet, kind), -1, value)
-                if not kind:
+                if listed:
                     pipe.srem(keys.near_customers(facet, value), customer_id)
             for value in after - before:
                 pipe.zincrby(keys.near_values(facet, kind), 1, value)
-                if not kind:
+                if listed:
                     pipe.sadd(keys.near_customers(facet, value), customer_id)
             if before - after:
                 pipe.zremrangebyscore(keys.near_values(facet, kind), "-inf", 0)
@@ -267,9 +281,9 @@ class NearLimitIndex(Store):
                 return []
             have = Facets.decode(facets)
             return [query.customer] if all(value in have.values(facet) for facet, value in chosen) else []
-        if not chosen:
+        sets = [self.keys.near_customers(facet, value) for facet, value in chosen if facet in CUSTOMER_FACETS]
+        if not sets:
             return None
-        sets = [self.keys.near_customers(facet, value) for facet, value in chosen]
         if int(self.r.execute_command("SINTERCARD", len(sets), *sets, "LIMIT",
                                       PER_CUSTOMER_MAX_CUSTOMERS + 1)) > PER_CUSTOMER_MAX_CUSTOMERS:
             return None  # many customers have it: the walk finds their rows soon enough

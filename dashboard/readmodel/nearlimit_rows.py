@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 from .keys import part
 from .nearlimit import NearLimitIndex, NearLimitQuery, split_budget_member, split_entitlement_member
+from .rankings import entitlement_rows, queue_entitlement_rows
 from .values import as_str, parse_time
 
 
@@ -70,13 +71,13 @@ class NearLimit(NearLimitIndex):
         for cid, eid, *_ in budgets.values():
             entities.setdefault(cid, set()).add(eid)
         cids = sorted(set(entities) | {cid for cid, _ in entitlements.values()})
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self.r.pipeline(transaction=True)  # one cut: nodes, rows and scores of the same writes
         node_ids = {cid: sorted(eids) for cid, eids in entities.items()}
         for cid, eids in node_ids.items():
             pipe.hmget(self.keys.gov_nodes(cid), eids)
         ent_members = [m[1:] for m in entitlements]
         if ent_members:
-            pipe.hmget(self.keys.rank_entitlement_rows(), ent_members)
+            queue_entitlement_rows(pipe, self.keys, ent_members)
         if cids:
             pipe.hmget(self.keys.rows(), cids)
             pipe.hmget(self.keys.near_facets(), [part(c) for c in cids])
@@ -87,7 +88,8 @@ class NearLimit(NearLimitIndex):
                 if raw is not None:
                     nodes[(cid, eid)] = json.loads(raw)
         rest = replies[len(node_ids):]
-        ent_rows = dict(zip(ent_members, rest.pop(0))) if ent_members else {}
+        ent_rows = entitlement_rows(ent_members, rest[:3]) if ent_members else {}
+        rest = rest[3:] if ent_members else rest
         customers: dict[str, tuple[dict | None, list[str]]] = {}
         if cids:
             for cid, row, facets in zip(cids, rest[0], rest[1]):
@@ -120,10 +122,9 @@ class NearLimit(NearLimitIndex):
             utilization=b["utilization"], soft_limit=False, period=b["cadence"],
             period_end=parse_time(b["period_end"]), ttl=b["ttl"], **self._customer(cid, customers))
 
-    def _entitlement_row(self, raw: str | None, customers: dict) -> NearLimitRow | None:
-        if raw is None:
+    def _entitlement_row(self, d: dict | None, customers: dict) -> NearLimitRow | None:
+        if d is None:
             return None
-        d = json.loads(raw)
         cid = d["customer_id"]
         return NearLimitRow(
             kind="entitlement", customer_id=cid, entity_id=None, entity_name=None, entity_type=None,

@@ -153,7 +153,7 @@ return {page, bx, bm, ex, em, more, matched, done}
 """
 
 # One set of customers' own rows: their ranking members (gov:{id}:members and
-# customer:{id}:members), kept when their facets match and their utilization is at or above
+# customer:{id}:members, one a line), kept when their facets match and their utilization is at or above
 # the threshold, with their score in the order (the caller sorts: a handful of thousands).
 # KEYS: budgets in the order, entitlements in the order, budgets by utilization,
 #       entitlements by utilization, then per customer its budget and entitlement member sets.
@@ -171,7 +171,7 @@ for k = 5, #KEYS do
   local budgets = (k - 5) % 2 == 0
   local kind = budgets and 'b' or 'e'
   local keep = {}
-  for _, m in ipairs(redis.call('smembers', KEYS[k])) do
+  for m in string.gmatch(redis.call('get', KEYS[k]) or '', '[^\n]+') do
     if (cap == '' or find(m, cap, 1, true)) and (etype == '' or (budgets and find(m, etype, 1, true))) then
       keep[#keep + 1] = m
     end

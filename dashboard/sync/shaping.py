@@ -63,7 +63,8 @@ def _time_to_limit(ent: Entitlement, usage: float | None, limit: float | None,
     ttl = rules.time_to_limit(rules.Budget(
         entity_id="", capability=ent.feature_id, limit=limit, usage=usage, cadence=ent.reset_period,
         period_start=ent.usage_period_start, period_end=ent.usage_period_end), now)
-    return dump(ttl), rules.urgency(ttl)
+    # Stored without its empty fields (most of them, mostly): codec.load fills them back in.
+    return {k: v for k, v in dump(ttl).items() if v is not None}, rules.urgency(ttl)
 
 
 def _entitlement_doc(ent: Entitlement, feature: Feature | None, prov: Provenance,
