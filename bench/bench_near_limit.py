@@ -1,0 +1,195 @@
+"""Near-limit benchmark: the page's server time, the CSV, and the read model's memory at
+10,000 customers, ~100,600 budgets and ~46,000 metered entitlements
+(bench_read_model.governed_fleet: the bulk seeder's hierarchies with usage; ~28,000 rows at
+>= 80 %, ~134,000 with a utilization).
+
+1. Fills a read model in its own redis-server with ``ReadModel.write_customer``, as the
+   sync writes it, and prints Redis ``used_memory`` for the whole read model and for the
+   near-limit keys alone. ``--before REV`` fills the same world with the code of another
+   revision (default: where this branch left main), in a subprocess and another
+   redis-server, for the figure before the index.
+2. Times ``/near-limit/`` through Django's full request handling in-process (middleware,
+   session, auth, view, templates), as bench_pages.py does: p50 / p95 over ``--requests``
+   requests after a warm-up, for the top 50 unfiltered in each order, each filter alone
+   (a common and a rare value) and a few combinations, a later page and the htmx partial.
+3. Streams ``/near-limit.csv?min_utilization=0`` (every row with a utilization, ~134,000):
+   its time, then its peak Python memory under tracemalloc.
+
+    .venv/bin/python bench/bench_near_limit.py [--requests N] [--before REV | --before none]
+
+Prints figures; asserts nothing. Everything runs on 127.0.0.1 and stops by itself.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.figures import pct, say  # noqa: E402
+from tests.servers import RedisServer  # noqa: E402
+
+TARGET_P95_MS = 30.0
+MIB = 2 ** 20
+
+# Fill a read model with governed_fleet and print its memory: run by --before in a copy of
+# another revision (with this revision's world generator copied in).
+FILL = """
+import sys, redis
+sys.path.insert(0, ".")
+from bench.bench_read_model import governed_fleet
+from dashboard.readmodel import ReadModel
+client = redis.Redis.from_url(sys.argv[1], decode_responses=True)
+base = client.info("memory")["used_memory"]
+rm = ReadModel(client, prefix="bench:rm:")
+for doc, gov in governed_fleet():
+    rm.write_customer(doc, gov)
+print(client.info("memory")["used_memory"] - base)
+"""
+
+
+def memory_before(rev: str) -> float | None:
+    """The world's read model in MiB, written by the code of ``rev``."""
+    tree = tempfile.mkdtemp(prefix="bench-near-limit-before-")
+    server = RedisServer()
+    try:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        for path in ("bench/bench_read_model.py", "bench/figures.py"):  # the same world, whatever the revision
+            shutil.copy(ROOT / path, Path(tree) / path)
+        out = subprocess.run([sys.executable, "-c", FILL, server.url], cwd=tree, check=True, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": tree}).stdout
+        return int(out.split()[-1]) / MIB
+    finally:
+        server.stop()
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def near_limit_keys_mib(client, prefix: str) -> float:
+    keys = [*client.scan_iter(match=prefix + "near:*", count=1000), prefix + "rank:entitlements:usage",
+            prefix + "rank:entitlements:urgency"]
+    return sum(client.memory_usage(k, samples=0) or 0 for k in keys) / MIB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per case")
+    parser.add_argument("--before", default="", help="revision for the memory before the index ('none': skip)")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="bench-near-limit-")
+    redis_server = RedisServer()
+    try:
+        os.environ.update({"DJANGO_SETTINGS_MODULE": "stiggadmin.settings", "REDIS_URL": redis_server.url,
+                           "DATABASE_URL": f"sqlite:///{os.path.join(tmp, 'db.sqlite3')}",
+                           "READ_MODEL_PREFIX": "bench:rm:", "LOG_LEVEL": "WARNING"})
+        for name in ("CELERY_BROKER_URL", "READ_MODEL_REDIS_URL", "STIGG_API_KEY"):
+            os.environ.pop(name, None)
+        import django
+
+        django.setup()
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+        from django.test import Client
+        from django.urls import reverse
+
+        from bench.bench_read_model import governed_fleet
+        from dashboard import tasks
+        from dashboard.readmodel import NearLimitQuery
+
+        call_command("migrate", verbosity=0)
+        rm = tasks.read_model()
+        base = rm.r.info("memory")["used_memory"]
+        t = time.monotonic()
+        budgets = 0
+        for doc, gov in governed_fleet():
+            rm.write_customer(doc, gov)
+            budgets += gov["summary"]["budgets"]
+        say(f"filled {rm.customer_count():,} customers, {budgets:,} budgets in {time.monotonic() - t:.1f} s")
+        after = (rm.r.info("memory")["used_memory"] - base) / MIB
+        say(f"read model in Redis: {after:.1f} MiB (near:* keys and the entitlements' usage and urgency "
+            f"rankings: {near_limit_keys_mib(rm.r, rm.prefix):.1f} MiB; the facets in ranking members are "
+            f"in the rest)")
+        before_rev = args.before or subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
+                                                   capture_output=True, text=True).stdout.strip()
+        if before_rev and before_rev != "none":
+            before = memory_before(before_rev)
+            say(f"before (the same world written by {before_rev[:10]}): {before:.1f} MiB; "
+                f"difference {after - before:+.1f} MiB")
+        q = NearLimitQuery()
+        say(f"rows at >= 80 %: {rm.near_limit_page(q).total:,}; with a utilization: "
+            f"{rm.near_limit_page(NearLimitQuery(min_utilization=0)).total:,}")
+
+        user = get_user_model().objects.create_user("bench", password="bench-password")
+        browser = Client(HTTP_HOST="127.0.0.1")
+        browser.force_login(user)
+        url = reverse("near-limit")
+        htmx = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "near-limit-table"}
+        cases: list[tuple[str, str, dict]] = [
+            ("top 50, by utilization", "", {}),
+            ("top 50, by usage", "order=usage", {}),
+            ("top 50, by urgency", "order=urgency", {}),
+            ("page 10 (offset 450), by urgency", "order=urgency&offset=450", {}),
+            ("htmx partial (polled)", "", htmx),
+            ("customer: a governed one (~200 budgets)", "customer=cust-00007", {}),
+            ("customer: a small one", "customer=cust-05005", {}),
+            ("capability: ai-tokens (most budgets)", "capability=ai-tokens", {}),
+            ("capability: api (entitlements only)", "capability=api", {}),
+            ("capability: $credits (rare: 140 rows)", f"capability={quote('$credits')}", {}),
+            ("entity_type: user", "entity_type=user", {}),
+            ("entity_type: org (rare: 500 rows)", "entity_type=org", {}),
+            ("plan: enterprise", "plan=enterprise", {}),
+            ("plan: free (no budgets)", "plan=free", {}),
+            ("owner: one of 12", f"owner={quote('Wei Chen')}", {}),
+            ("owner + plan: pro", f"owner={quote('Wei Chen')}&plan=pro", {}),
+            ("owner + entity_type, by urgency", f"owner={quote('Wei Chen')}&entity_type=user&order=urgency", {}),
+            ("capability + entity_type, by usage", "capability=ai-tokens&entity_type=team&order=usage", {}),
+            ("$credits, by usage, >= 0 %", f"capability={quote('$credits')}&order=usage&min_utilization=0", {}),
+        ]
+        say(f"\n{'/near-limit/':<46} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   (n={args.requests}; target p95 < "
+            f"{TARGET_P95_MS:.0f} ms)")
+        for label, query, headers in cases:
+            target = f"{url}?{query}" if query else url
+            for _ in range(10):  # warm-up: connections, template and script caches
+                browser.get(target, **headers)
+            times = []
+            for _ in range(args.requests):
+                t0 = time.perf_counter()
+                response = browser.get(target, **headers)
+                times.append((time.perf_counter() - t0) * 1000)
+                if response.status_code != 200:
+                    raise SystemExit(f"{label}: {target} answered {response.status_code}")
+            p95 = pct(times, .95)
+            flag = "" if p95 < TARGET_P95_MS else "  OVER TARGET"
+            say(f"{label:<46} {statistics.median(times):>8.1f} {p95:>8.1f} {max(times):>8.1f}{flag}")
+
+        csv_url = f"{reverse('near-limit-csv')}?min_utilization=0"
+        t0 = time.perf_counter()
+        lines = size = 0
+        for chunk in browser.get(csv_url).streaming_content:
+            lines, size = lines + 1, size + len(chunk)
+        seconds = time.perf_counter() - t0
+        say(f"\nCSV of {lines - 1:,} rows ({size / MIB:.1f} MiB): {seconds:.1f} s, {lines / seconds:,.0f} rows/s")
+        tracemalloc.start()
+        for _ in browser.get(csv_url).streaming_content:
+            pass
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        say(f"CSV peak Python memory (tracemalloc): {peak / MIB:.1f} MiB")
+    finally:
+        redis_server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
