@@ -92,10 +92,10 @@ def customer_document(i: int, rnd: random.Random, metadata: dict[str, str] | Non
         ents.append(ent("api", API_LIMIT[plan], round(API_LIMIT[plan] * rnd.random() * 1.3)))
     if STORAGE_LIMIT[plan] is not None and rnd.random() < 0.6:
         ents.append(ent("storage", STORAGE_LIMIT[plan], round(STORAGE_LIMIT[plan] * rnd.random(), 1)))
-    for feature, name, limits in EXTRA_METERED if extra_metered else ():
+    for feature, feature_name, limits in EXTRA_METERED if extra_metered else ():
         usage = round(limits[plan] * rnd.betavariate(1.3, 2.6) * 1.5)
-        ents.append(Entitlement(feature, name, "NUMBER", True, None, usage, limits[plan], False, "MONTH", None,
-                                T0 - timedelta(days=20), T0 + timedelta(days=10), None))
+        ents.append(Entitlement(feature, feature_name, "NUMBER", True, None, usage, limits[plan], False, "MONTH",
+                                None, T0 - timedelta(days=20), T0 + timedelta(days=10), None))
     if budgets is None:
         budgets = [node(f"{team}-{i}", rnd.randrange(0, 1200), 1000) for team in TEAMS]
     customer = Customer(cid, name, email, T0, T0, None, metadata or {})
