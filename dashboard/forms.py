@@ -36,3 +36,48 @@ class CustomerFilter(forms.Form):
             "sort": cleaned.get("sort") or "name",
             "offset": cleaned.get("offset") or 0,
         }
+
+
+ORDERS = (("utilization", "Utilization"), ("usage", "Usage"))
+VIEWS = (("tree", "Tree"), ("ranked", "Ranked list"))
+SCOPES = (("all", "All budgets"), ("node-wide", "Node-wide"), ("scoped", "Scoped"))
+MAX_OPEN = 200  # opened nodes kept in a link; more is not a tree anyone reads
+
+
+class GovernanceFilter(forms.Form):
+    """The governance page's query: order, view and filters (names kept for scripts)."""
+
+    order = forms.ChoiceField(required=False, label="Order by", choices=ORDERS)
+    view = forms.ChoiceField(required=False, label="View", choices=VIEWS)
+    capability = forms.ChoiceField(required=False, label="Budget for")
+    entity_type = forms.ChoiceField(required=False, label="Entity type")
+    min_utilization = forms.FloatField(required=False, min_value=0, max_value=100, label="Min. utilization",
+                                       widget=forms.NumberInput(attrs={"step": "0.05", "placeholder": "e.g. 0.8"}))
+    scope = forms.ChoiceField(required=False, label="Scope", choices=SCOPES)
+    q = forms.CharField(required=False, max_length=200, strip=True, label="Search",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "entity id or name",
+                                                      "autocomplete": "off"}))
+    node = forms.CharField(required=False, max_length=1000, widget=forms.HiddenInput)
+    offset = forms.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, widget=forms.HiddenInput)
+
+    def __init__(self, data, capabilities: list[str], types: list[str]) -> None:
+        super().__init__(data)
+        self.fields["capability"].choices = [("", "Every feature and currency"),
+                                             *((c, c[1:] + " (currency)" if c.startswith("$") else c)
+                                               for c in capabilities)]
+        self.fields["entity_type"].choices = [("", "Every type"), *((t, t) for t in types)]
+        self.opened = [v for v in data.getlist("open")[:MAX_OPEN] if v] if hasattr(data, "getlist") else []
+
+    def values(self) -> dict:
+        cleaned = getattr(self, "cleaned_data", {})
+        return {
+            "order": cleaned.get("order") or "utilization",
+            "view": cleaned.get("view") or "tree",
+            "capability": cleaned.get("capability") or "",
+            "entity_type": cleaned.get("entity_type") or "",
+            "min_utilization": cleaned.get("min_utilization"),
+            "scope": cleaned.get("scope") or "all",
+            "search": cleaned.get("q") or "",
+            "node": cleaned.get("node") or "",
+            "offset": cleaned.get("offset") or 0,
+        }

@@ -6,7 +6,11 @@ from dashboard import views
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("customers/", views.customers, name="customers"),
-    # Stigg customer ids may hold any character, "/" included: the id is the rest of the path.
+    # Stigg customer ids may hold any character, "/" included: the id is the rest of the path,
+    # so the longer customer paths come first (a customer whose id itself ends in
+    # "/governance" is reached by its own page's links, which the tests pin down).
+    path("customers/<path:customer_id>/governance/children", views.governance_children, name="governance-children"),
+    path("customers/<path:customer_id>/governance", views.governance, name="customer-governance"),
     path("customers/<path:customer_id>", views.customer, name="customer"),
     path("refresh/<path:customer_id>", views.refresh_customer, name="refresh-customer"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -29,6 +29,16 @@
       if (!source) return;
       var figure = JSON.parse(source.textContent);
       window.Plotly.react(el, figure.data, figure.layout, {displayModeBar: false, responsive: true});
+      // A chart whose points carry links (customdata) opens them on click: the sunburst's
+      // segments go to their entity in the tree.
+      if (el.hasAttribute("data-plotly-links") && el.on && !el.dataset.linked) {
+        el.dataset.linked = "1";
+        el.on("plotly_sunburstclick", function (event) {
+          var point = event.points && event.points[0];
+          if (point && point.customdata) window.location.assign(point.customdata);
+          return false;
+        });
+      }
     });
   }
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });

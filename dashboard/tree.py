@@ -1,0 +1,146 @@
+"""The governance hierarchy as the governance page shows it: which budgets a node shows
+under the filters, the value its siblings are ordered by, which nodes match, and the
+rows of a tree with some nodes opened. Pure functions over the stored nodes (no Redis).
+
+Ordering follows Stigg's console ("Order by: Usage / Utilization", §9.5): descending,
+nodes without a value last, ties by entity id — ``rules.sibling_sort_key``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Sequence
+
+from .codec import load
+from .readmodel import BlockingDoc, BudgetDoc, NodeDoc
+from .rules.governance import TimeToLimit, describe_time_to_limit, sibling_sort_key
+
+ORDERS = ("utilization", "usage")
+SCOPES = ("all", "node-wide", "scoped")
+
+
+@dataclass(frozen=True)
+class TreeFilter:
+    order: str = "utilization"
+    capability: str = ""
+    entity_type: str = ""
+    min_utilization: float | None = None
+    scope: str = "all"
+    search: str = ""
+
+    @property
+    def narrows_nodes(self) -> bool:
+        """Filters that hide whole nodes (the rest only choose which budgets a node shows)."""
+        return bool(self.entity_type or self.search or self.min_utilization is not None)
+
+
+@dataclass
+class Line:
+    """One row of a node: one of its own budgets, or (no budget of its own for that
+    capability) what limits it from further up."""
+
+    capability: str
+    budget: BudgetDoc | None
+    blocking: BlockingDoc | None
+    ttl_words: str
+    blocking_url: str = ""  # set by the view
+
+
+@dataclass
+class Row:
+    node: NodeDoc
+    depth: int
+    lines: list[Line]
+    opened: bool
+    matched: bool = True  # False: shown only as the path to a match
+    children_shown: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def shown_budgets(node: NodeDoc, f: TreeFilter) -> list[BudgetDoc]:
+    return [b for b in node["budgets"]
+            if (not f.capability or b["capability"] == f.capability)
+            and (f.scope == "all" or (f.scope == "scoped") == bool(b["scope"]))]
+
+
+def sort_value(node: NodeDoc, f: TreeFilter) -> float | None:
+    """The node's value for ordering: the highest of its shown budgets' utilization (or
+    usage); None without one."""
+    values = [b[f.order] for b in shown_budgets(node, f) if b[f.order] is not None]  # type: ignore[literal-required]
+    return max(values) if values else None
+
+
+def ordered(nodes: Iterable[NodeDoc], f: TreeFilter) -> list[NodeDoc]:
+    return sorted(nodes, key=lambda n: sibling_sort_key(sort_value(n, f), n["id"]))
+
+
+def matches(node: NodeDoc, f: TreeFilter) -> bool:
+    if f.entity_type and node["type"] != f.entity_type:
+        return False
+    if f.search:
+        needle = f.search.casefold()
+        if needle not in node["id"].casefold() and needle not in (node["name"] or "").casefold():
+            return False
+    if f.min_utilization is not None:
+        return any((b["utilization"] or 0) >= f.min_utilization for b in shown_budgets(node, f))
+    return True
+
+
+def lines(node: NodeDoc, f: TreeFilter, now: datetime) -> list[Line]:
+    """The node's own budgets under the filter, each with what blocks the node for that
+    capability; then each capability limited only from further up."""
+    blocking = {b["capability"]: b for b in node["blocking"]}
+    out = [Line(b["capability"], b, blocking.get(b["capability"]) if not b["scope"] else None,
+                _ttl_words(b["ttl"], now)) for b in shown_budgets(node, f)]
+    own = {b["capability"] for b in node["budgets"] if not b["scope"]}
+    for capability, block in sorted(blocking.items()):
+        if capability in own or (f.capability and capability != f.capability) or f.scope == "scoped":
+            continue
+        out.append(Line(capability, None, block, _ttl_words(block["ttl"], now)))
+    return out
+
+
+def _ttl_words(ttl: Mapping[str, Any] | None, now: datetime) -> str:
+    return describe_time_to_limit(load(TimeToLimit, ttl), now) if ttl else ""
+
+
+def tree_rows(levels: Mapping[str, Sequence[NodeDoc]], roots: Sequence[NodeDoc], opened: set[str], f: TreeFilter,
+              now: datetime, keep: set[str] | None = None, matched: set[str] | None = None) -> list[Row]:
+    """Rows in pre-order: ``roots`` ordered, and below every opened node its children
+    (``levels[parent id]``) ordered. ``keep``: only these nodes are shown (a node filter
+    is on: the matches and the paths to them)."""
+    rows: list[Row] = []
+
+    def walk(nodes: Sequence[NodeDoc], depth: int) -> None:
+        for node in ordered(nodes, f):
+            if keep is not None and node["id"] not in keep:
+                continue
+            is_open = node["id"] in opened and node["children"] > 0
+            row = Row(node, depth, lines(node, f, now), is_open,
+                      matched=matched is None or node["id"] in matched)
+            rows.append(row)
+            if is_open:
+                children = levels.get(node["id"], ())
+                row.children_shown = len(children) if keep is None else sum(1 for c in children if c["id"] in keep)
+                walk(children, depth + 1)
+
+    walk(roots, 0)
+    return rows
+
+
+def filtered_tree(nodes: Sequence[NodeDoc], f: TreeFilter) -> tuple[set[str], set[str], dict[str, list[NodeDoc]]]:
+    """For a node filter: the matching nodes, every node to keep (the matches and their
+    ancestors, so each match shows where it sits) and every level, from the whole tree."""
+    matched = {n["id"] for n in nodes if matches(n, f)}
+    by_id = {n["id"]: n for n in nodes}
+    keep = set(matched)
+    for eid in matched:
+        keep.update(p for p in by_id[eid]["path"] if p in by_id)
+    levels: dict[str, list[NodeDoc]] = {}
+    for n in nodes:
+        levels.setdefault(n["parent"] or "", []).append(n)
+    return matched, keep, levels
+
+
+def ranked(nodes: Iterable[NodeDoc], f: TreeFilter) -> list[NodeDoc]:
+    """Every node that matches, in the chosen order (the flat ranked view)."""
+    return ordered((n for n in nodes if matches(n, f)), f)
