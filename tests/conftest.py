@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 
 from . import process_env
 from .servers import Emulator, RedisServer
@@ -32,3 +34,12 @@ def stigg(emulator):
     client = Stigg(base_url=emulator.url, api_key=emulator.key, _strict_response_validation=True, max_retries=0)
     yield client
     client.close()
+
+
+@pytest.fixture
+def browser(db) -> Client:
+    """Django's test client, signed in as an ordinary user."""
+    user = get_user_model().objects.create_user("casey", password="pw-casey-1")
+    c = Client()
+    c.force_login(user)
+    return c

@@ -14,7 +14,7 @@ from dashboard import sync, tasks
 from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
-from .test_pages import browser, htmx, text_of  # noqa: F401  (browser is a fixture)
+from .pages import text_of
 
 HOSTILE = "<script>alert(1)</script>"
 pytestmark = pytest.mark.django_db
@@ -94,7 +94,7 @@ def gov(emulator):
     tasks._clients.clear()
 
 
-def page(browser, gov, customer: str | None = None, headers: dict | None = None, **query):  # noqa: F811
+def page(browser, gov, customer: str | None = None, headers: dict | None = None, **query):
     url = reverse("customer-governance", args=[customer or gov["acme"]])
     return browser.get(url, query, **(headers or {}))
 
@@ -114,7 +114,7 @@ def row_text(response, entity_id: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(0))).strip()
 
 
-def test_it_shows_the_top_level_first_ordered_by_utilization(browser, gov):  # noqa: F811
+def test_it_shows_the_top_level_first_ordered_by_utilization(browser, gov):
     response = page(browser, gov)
     assert response.status_code == 200
     # eng 100 % before sales 5 %; lonely has no budget: last. Nothing below is loaded yet.
@@ -122,7 +122,7 @@ def test_it_shows_the_top_level_first_ordered_by_utilization(browser, gov):  # n
     assert "Blocked now" in text_of(response)
 
 
-def test_it_orders_siblings_by_usage_or_by_utilization(browser, gov):  # noqa: F811
+def test_it_orders_siblings_by_usage_or_by_utilization(browser, gov):
     by_util = page(browser, gov, open=["eng"])
     assert entity_order(by_util) == ["eng", "platform", "research", "sales", "lonely"]
     by_usage = page(browser, gov, open=["eng"], order="usage")
@@ -131,7 +131,7 @@ def test_it_orders_siblings_by_usage_or_by_utilization(browser, gov):  # noqa: F
     assert "order=usage" in re.search(r'<a class="toggle" href="([^"]*)"', by_usage.content.decode()).group(1)
 
 
-def test_it_loads_one_level_on_expand(browser, gov):  # noqa: F811
+def test_it_loads_one_level_on_expand(browser, gov):
     url = reverse("governance-children", args=[gov["acme"]])
     response = browser.get(url, {"parent": "research", "depth": "1"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
@@ -141,7 +141,7 @@ def test_it_loads_one_level_on_expand(browser, gov):  # noqa: F811
     assert browser.get(url, {"parent": "nobody"}).status_code == 404
 
 
-def test_it_names_what_blocks_a_node(browser, gov):  # noqa: F811
+def test_it_names_what_blocks_a_node(browser, gov):
     response = page(browser, gov, node="ada")
     # research has 400 left of its own but its department has spent everything
     research = row_text(response, "research")
@@ -154,12 +154,12 @@ def test_it_names_what_blocks_a_node(browser, gov):  # noqa: F811
     assert 'class="tnode depth-2 focus"' in response.content.decode()
 
 
-def test_it_shows_a_scoped_budget_that_blocks(browser, gov):  # noqa: F811
+def test_it_shows_a_scoped_budget_that_blocks(browser, gov):
     sales = row_text(page(browser, gov, open=["sales", "emea"]), "bob")
     assert "50 / unlimited" in sales and "Limited by Sales" in sales or "Limited by EMEA" in sales
 
 
-def test_it_lists_every_node_ranked(browser, gov):  # noqa: F811
+def test_it_lists_every_node_ranked(browser, gov):
     response = page(browser, gov, view="ranked")
     assert entity_order(response)[:3] == ["eng", "platform", "research"]
     assert set(entity_order(response)) == {"eng", "platform", "research", "ada", AGENT, "sales", "emea", "bob",
@@ -168,7 +168,7 @@ def test_it_lists_every_node_ranked(browser, gov):  # noqa: F811
     assert entity_order(by_usage)[:3] == ["eng", "research", AGENT]
 
 
-def test_it_filters_by_type_search_minimum_and_scope(browser, gov):  # noqa: F811
+def test_it_filters_by_type_search_minimum_and_scope(browser, gov):
     assert set(entity_order(page(browser, gov, view="ranked", entity_type="team"))) == {"research", "platform",
                                                                                          "emea"}
     assert entity_order(page(browser, gov, view="ranked", q="EME")) == ["emea"]
@@ -181,7 +181,7 @@ def test_it_filters_by_type_search_minimum_and_scope(browser, gov):  # noqa: F81
     assert "scoped to ada" in scoped and "node-wide" not in scoped
 
 
-def test_it_explains_bad_filters_instead_of_failing(browser, gov):  # noqa: F811
+def test_it_explains_bad_filters_instead_of_failing(browser, gov):
     response = page(browser, gov, order="sideways", min_utilization="lots", scope="?", view="x", offset="-3",
                     capability="nope")
     assert response.status_code == 200
@@ -189,23 +189,23 @@ def test_it_explains_bad_filters_instead_of_failing(browser, gov):  # noqa: F811
     assert entity_order(response) == ["eng", "sales", "lonely"]
 
 
-def test_it_renders_hostile_names_and_ids_as_text(browser, gov):  # noqa: F811
+def test_it_renders_hostile_names_and_ids_as_text(browser, gov):
     response = page(browser, gov, open=["eng", "research"])
     html = response.content.decode()
     assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert AGENT in entity_order(response)
 
 
-def test_it_explains_a_customer_without_entities(browser, gov):  # noqa: F811
+def test_it_explains_a_customer_without_entities(browser, gov):
     response = page(browser, gov, customer=gov["bare"])
     assert response.status_code == 200 and "has no governance entities yet" in text_of(response)
 
 
-def test_it_answers_an_unknown_customer_with_a_404(browser, gov):  # noqa: F811
+def test_it_answers_an_unknown_customer_with_a_404(browser, gov):
     assert page(browser, gov, customer="nobody:here").status_code == 404
 
 
-def test_it_draws_the_hierarchy_as_a_sunburst_linking_to_each_node(browser, gov):  # noqa: F811
+def test_it_draws_the_hierarchy_as_a_sunburst_linking_to_each_node(browser, gov):
     response = page(browser, gov, chart="sunburst", headers={"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "sunburst"})
     html = response.content.decode()
     figure = json.loads(re.search(r'<script id="sunburst-figure" type="application/json">(.*?)</script>',
@@ -216,7 +216,7 @@ def test_it_draws_the_hierarchy_as_a_sunburst_linking_to_each_node(browser, gov)
     assert figure["labels"][figure["ids"].index(AGENT)] == "&lt;script&gt;alert(1)&lt;/script&gt;"
 
 
-def test_it_shows_the_customer_a_governance_summary_and_link(browser, gov, settings):  # noqa: F811
+def test_it_shows_the_customer_a_governance_summary_and_link(browser, gov, settings):
     response = browser.get(reverse("customer", args=[gov["acme"]]))
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("hot")  # the page queued a usage-history fetch
     text = text_of(response)
