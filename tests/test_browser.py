@@ -160,3 +160,36 @@ def test_it_updates_numbers_in_place_and_stops_polling_when_hidden(page, live_se
     set_tab_hidden(page, False)
     page.wait_for_timeout(2500)
     assert len(polls) >= 2
+
+
+@pytest.fixture(scope="module")
+def governed(stack, emulator):
+    """A governance hierarchy (tests/governance_world.py) synced into the same read model."""
+    from . import governance_world
+
+    world = governance_world.build(emulator)
+    with StiggClient(emulator.url, emulator.key, timeout=10) as client:
+        sync.refresh_catalog(client, tasks.read_model())
+        sync.refresh_customer(client, tasks.read_model(), world["acme"], discover=True)
+    return world
+
+
+def node_order(page) -> list[str]:
+    return page.eval_on_selector_all("tbody.tnode", "els => els.map(e => e.dataset.entityId)")
+
+
+def test_it_expands_the_tree_and_reorders_it_in_place(page, live_server, governed):
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/customers/{governed['acme']}/governance")
+    assert node_order(page) == ["eng", "sales", "lonely"]
+    url = page.url
+    page.locator('tbody[data-entity-id="eng"] a.toggle').click()  # one level, loaded by htmx
+    page.wait_for_selector('tbody[data-entity-id="platform"]')
+    assert node_order(page) == ["eng", "platform", "research", "sales", "lonely"] and page.url == url
+    page.locator('tbody[data-entity-id="research"] a.toggle').click()
+    page.wait_for_selector('tbody[data-entity-id="bot/7:x"]')
+    assert page.locator('tbody[data-entity-id="research"]').inner_text().count("Blocked by") >= 1
+    page.select_option("#id_order", "usage")  # the order changes, the address follows
+    page.wait_for_url(re.compile(r"order=usage"))
+    page.wait_for_function("() => document.querySelectorAll('tbody.tnode')[1].dataset.entityId === 'research'")
+    assert node_order(page)[:3] == ["eng", "research", "bot/7:x"]

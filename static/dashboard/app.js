@@ -42,5 +42,17 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
+
+  // The governance filters keep the tree as it is open on screen: the nodes opened since
+  // the page loaded (by htmx) travel with the filters, so a new order keeps them open.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var form = evt.detail.elt;
+    if (!form.hasAttribute || !form.hasAttribute("data-tree-form")) return;
+    var open = [];
+    document.querySelectorAll("tbody.tnode a.toggle[aria-expanded=true]").forEach(function (a) {
+      open.push(a.closest("tbody").getAttribute("data-entity-id"));
+    });
+    evt.detail.parameters["open"] = open;
+  });
   document.addEventListener("htmx:load", function (evt) { drawCharts(evt.target); });
 })();
