@@ -550,3 +550,11 @@ def test_it_empties_a_read_model_written_in_another_layout(rm):
     rm.r.delete(rm.prefix + "layout")  # written before layouts were recorded
     assert rm.ensure_layout() is True and rm.customer_count() == 0
     assert rm.r.get(rm.prefix + "layout") == LAYOUT_VERSION
+
+
+def test_it_reads_only_the_budgets_at_or_above_a_threshold(rm):
+    # one entity with a budget near its limit and one far from it, for two features
+    rm.write_customer(*snapshot("c1", nodes=(node("a", 90, 100), node("a", 10, 100, feature="storage"),
+                                             node("b", 5, 100))))
+    assert rm.budgets_at_or_above("c1", 0.8) == {("a", "api", ()): 90}
+    assert set(rm.budgets_at_or_above("c1", 0.0)) == {("a", "api", ()), ("a", "storage", ()), ("b", "api", ())}

@@ -203,8 +203,9 @@ class Governance(Store):
         """(entity, capability, scope) -> usage of the customer's budgets at or above
         ``threshold`` utilization (what a hot-tier poll compares Stigg's answer with)."""
         members = [as_str(m) for m in self.r.zrangebyscore(self.keys.gov_budgets(customer_id), threshold, "+inf")]
+        found = self._budgets(customer_id, members)
         return {(node["id"], b["capability"], tuple(b["scope"])): b["usage"]
-                for node, b in self._budgets(customer_id, members).values()}
+                for node, b in (found[m] for m in members if m in found)}
 
     def _budgets(self, customer_id: str, members: Iterable[str]) -> dict[str, tuple[NodeDoc, BudgetDoc]]:
         members = list(members)
