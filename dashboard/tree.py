@@ -1,6 +1,8 @@
 """The governance hierarchy as the governance page shows it: which budgets a node shows
 under the filters, the value its siblings are ordered by, which nodes match, and the
-rows of a tree with some nodes opened. Pure functions over the stored nodes (no Redis).
+rows of a tree with some nodes opened. Pure functions over the stored nodes (no Redis):
+whole nodes (NodeDoc), or for whole-tree work the brief ones of the index (IndexNode),
+whose rows get their lines from the whole nodes once the page's rows are known.
 
 Ordering follows Stigg's console ("Order by: Usage / Utilization", §9.5): descending,
 nodes without a value last, ties by entity id — ``rules.sibling_sort_key``."""
@@ -11,7 +13,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 from .codec import load
-from .readmodel import BlockingDoc, BudgetDoc, NodeDoc
+from .readmodel import BlockingDoc, BudgetDoc, IndexNode, NodeDoc
 from .rules.governance import TimeToLimit, describe_time_to_limit, sibling_sort_key
 
 ORDERS = ("utilization", "usage")
@@ -45,9 +47,12 @@ class Line:
     blocking_url: str = ""  # set by the view
 
 
+Node = NodeDoc | IndexNode
+
+
 @dataclass
 class Row:
-    node: NodeDoc
+    node: Any  # NodeDoc once its lines are filled; IndexNode while only ordered
     depth: int
     lines: list[Line]
     opened: bool
@@ -56,24 +61,24 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def shown_budgets(node: NodeDoc, f: TreeFilter) -> list[BudgetDoc]:
+def shown_budgets(node: Node, f: TreeFilter) -> list[Any]:
     return [b for b in node["budgets"]
             if (not f.capability or b["capability"] == f.capability)
             and (f.scope == "all" or (f.scope == "scoped") == bool(b["scope"]))]
 
 
-def sort_value(node: NodeDoc, f: TreeFilter) -> float | None:
+def sort_value(node: Node, f: TreeFilter) -> float | None:
     """The node's value for ordering: the highest of its shown budgets' utilization (or
     usage); None without one."""
     values = [b[f.order] for b in shown_budgets(node, f) if b[f.order] is not None]  # type: ignore[literal-required]
     return max(values) if values else None
 
 
-def ordered(nodes: Iterable[NodeDoc], f: TreeFilter) -> list[NodeDoc]:
+def ordered(nodes: Iterable[Node], f: TreeFilter) -> list[Any]:
     return sorted(nodes, key=lambda n: sibling_sort_key(sort_value(n, f), n["id"]))
 
 
-def matches(node: NodeDoc, f: TreeFilter) -> bool:
+def matches(node: Node, f: TreeFilter) -> bool:
     if f.entity_type and node["type"] != f.entity_type:
         return False
     if f.search:
@@ -103,20 +108,19 @@ def _ttl_words(ttl: Mapping[str, Any] | None, now: datetime) -> str:
     return describe_time_to_limit(load(TimeToLimit, ttl), now) if ttl else ""
 
 
-def tree_rows(levels: Mapping[str, Sequence[NodeDoc]], roots: Sequence[NodeDoc], opened: set[str], f: TreeFilter,
-              now: datetime, keep: set[str] | None = None, matched: set[str] | None = None) -> list[Row]:
-    """Rows in pre-order: ``roots`` ordered, and below every opened node its children
-    (``levels[parent id]``) ordered. ``keep``: only these nodes are shown (a node filter
-    is on: the matches and the paths to them)."""
+def tree_rows(levels: Mapping[str, Sequence[Node]], roots: Sequence[Node], opened: set[str], f: TreeFilter,
+              keep: set[str] | None = None, matched: set[str] | None = None) -> list[Row]:
+    """Rows in pre-order, without their lines yet (``fill_lines``): ``roots`` ordered, and
+    below every opened node its children (``levels[parent id]``) ordered. ``keep``: only
+    these nodes are shown (a node filter is on: the matches and the paths to them)."""
     rows: list[Row] = []
 
-    def walk(nodes: Sequence[NodeDoc], depth: int) -> None:
+    def walk(nodes: Sequence[Node], depth: int) -> None:
         for node in ordered(nodes, f):
             if keep is not None and node["id"] not in keep:
                 continue
             is_open = node["id"] in opened and node["children"] > 0
-            row = Row(node, depth, lines(node, f, now), is_open,
-                      matched=matched is None or node["id"] in matched)
+            row = Row(node, depth, [], is_open, matched=matched is None or node["id"] in matched)
             rows.append(row)
             if is_open:
                 children = levels.get(node["id"], ())
@@ -127,20 +131,33 @@ def tree_rows(levels: Mapping[str, Sequence[NodeDoc]], roots: Sequence[NodeDoc],
     return rows
 
 
-def filtered_tree(nodes: Sequence[NodeDoc], f: TreeFilter) -> tuple[set[str], set[str], dict[str, list[NodeDoc]]]:
+def fill_lines(rows: Sequence[Row], docs: Mapping[str, NodeDoc], f: TreeFilter, now: datetime) -> list[Row]:
+    """Each row's whole node and its lines; rows whose node is gone meanwhile are dropped."""
+    out = []
+    for row in rows:
+        doc = docs.get(row.node["id"])
+        if doc is not None:
+            row.node, row.lines = doc, lines(doc, f, now)
+            out.append(row)
+    return out
+
+
+def filtered_tree(nodes: Sequence[Node], f: TreeFilter) -> tuple[set[str], set[str], dict[str, list[Any]]]:
     """For a node filter: the matching nodes, every node to keep (the matches and their
     ancestors, so each match shows where it sits) and every level, from the whole tree."""
     matched = {n["id"] for n in nodes if matches(n, f)}
-    by_id = {n["id"]: n for n in nodes}
-    keep = set(matched)
+    parent = {n["id"]: n["parent"] for n in nodes}
+    keep: set[str] = set()
     for eid in matched:
-        keep.update(p for p in by_id[eid]["path"] if p in by_id)
-    levels: dict[str, list[NodeDoc]] = {}
+        while eid is not None and eid not in keep:  # stops at a root, and at a cycle
+            keep.add(eid)
+            eid = parent.get(eid)
+    levels: dict[str, list[Any]] = {}
     for n in nodes:
         levels.setdefault(n["parent"] or "", []).append(n)
     return matched, keep, levels
 
 
-def ranked(nodes: Iterable[NodeDoc], f: TreeFilter) -> list[NodeDoc]:
+def ranked(nodes: Iterable[Node], f: TreeFilter) -> list[Any]:
     """Every node that matches, in the chosen order (the flat ranked view)."""
     return ordered((n for n in nodes if matches(n, f)), f)

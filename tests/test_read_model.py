@@ -459,7 +459,7 @@ def test_it_keeps_members_consistent_under_concurrent_writers_of_one_customer(rm
         t.join()
     doc = rm.customer("c1")
     assert doc["fetched_at"] == (T0 + timedelta(seconds=40)).isoformat()
-    assert [b.entity_id for b in rm.top_budgets(100)] == [n["id"] for n in rm.governance_tree("c1")] == ["e40"]
+    assert [b.entity_id for b in rm.top_budgets(100)] == [n["id"] for n in rm.governance_index("c1")] == ["e40"]
 
 
 def test_it_finds_a_renamed_customer_by_its_new_name_and_email_only(rm):

@@ -9,7 +9,9 @@ returned. Nothing here knows Stigg's wire format: sync shapes Stigg's answers fi
 from .documents import (
     CustomerDocument, EntitlementDoc, PromotionDoc, SubscriptionDoc, UsageHistoryDoc, UsageSeriesDoc,
 )
-from .governance import BlockingDoc, BudgetDoc, GovernanceSummary, GovernanceWrite, NodeDoc, empty_governance
+from .governance import (
+    BlockingDoc, BudgetDoc, GovernanceSummary, GovernanceWrite, IndexNode, NodeDoc, empty_governance,
+)
 from .keys import LAYOUT_VERSION
 from .model import ReadModel
 from .values import (
@@ -20,6 +22,6 @@ from .values import (
 __all__ = [
     "LAYOUT_VERSION", "BudgetRank", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow",
     "BlockingDoc", "BudgetDoc", "EntitlementDoc", "EntitlementRank", "GovernanceSummary", "GovernanceWrite",
-    "HistogramBin", "NodeDoc", "empty_governance", "PromotionDoc", "ReadModel",
+    "HistogramBin", "IndexNode", "NodeDoc", "empty_governance", "PromotionDoc", "ReadModel",
     "SubscriptionDoc", "SyncStatus", "ThresholdCounts", "UsageHistoryDoc", "UsageSeriesDoc", "iso", "parse_time",
 ]

@@ -10,6 +10,9 @@ Per customer (ids percent-encoded, see keys.py):
     gov:{id}:budgets    zset   "{entity}|{capability}|{scope}" -> utilization (the customer
                                page's nearest-their-limits list)
     gov:{id}:members    set    its members of the fleet rankings (to remove exactly those)
+    gov:{id}:index      string JSON: every node in a few fields, with its budgets' capability,
+                               scope, utilization and usage: what ranking, filtering and the
+                               sunburst need of the whole tree, parsed in a few milliseconds
 
 and for the fleet, ``rank:budgets:{utilization|usage|urgency}`` with members
 "{customer}|{entity}|{capability}|{scope}" (a row is read back from the node it names).
@@ -81,6 +84,24 @@ class NodeDoc(TypedDict):
     usage: float | None  # the highest of its own budgets' usage
 
 
+class IndexBudget(TypedDict):
+    capability: str
+    scope: list[str]
+    utilization: float | None
+    usage: float | None
+
+
+class IndexNode(TypedDict):
+    """A node in brief (``gov:{id}:index``): the NodeDoc fields a whole-tree read needs."""
+
+    id: str
+    type: str
+    name: str | None
+    parent: str | None
+    children: int
+    budgets: list[IndexBudget]
+
+
 class GovernanceSummary(TypedDict):
     enabled: bool
     entities: int
@@ -126,9 +147,14 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     """Queue (inside MULTI) the commands that replace the customer's hierarchy and its
     place in the fleet rankings. ``old_members`` were read under WATCH (``members_of``)."""
     cid = customer_id
-    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid))
+    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid),
+                keys.gov_index(cid))
     if gov["nodes"]:
         pipe.hset(keys.gov_nodes(cid), mapping={eid: json.dumps(doc) for eid, doc in gov["nodes"].items()})
+        pipe.set(keys.gov_index(cid), json.dumps(
+            [[n["id"], n["type"], n["name"], n["parent"], n["children"],
+              [[b["capability"], b["scope"], b["utilization"], b["usage"]] for b in n["budgets"]]]
+             for n in gov["nodes"].values()], separators=(",", ":")))
     if gov["children"]:
         pipe.hset(keys.gov_children(cid), mapping={p: json.dumps(ids) for p, ids in gov["children"].items()})
     scores: dict[str, dict[str, float]] = {order: {} for order in BUDGET_ORDERS}
@@ -160,7 +186,8 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
 
 def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members: set[str]) -> None:
     cid = customer_id
-    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid))
+    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid),
+                keys.gov_index(cid))
     if old_members:
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *old_members)
@@ -189,9 +216,25 @@ class Governance(Store):
         raw = self.r.hget(self.keys.gov_nodes(customer_id), entity_id)
         return json.loads(raw) if raw else None
 
-    def governance_tree(self, customer_id: str) -> list[NodeDoc]:
-        """Every node of the customer's hierarchy (ranked views, filters, the sunburst)."""
-        return [json.loads(raw) for raw in self.r.hvals(self.keys.gov_nodes(customer_id))]
+    def governance_levels(self, customer_id: str, parent_ids: Sequence[str]) -> dict[str, list[NodeDoc]]:
+        """Several levels at once (a tree opened down to a node): two round trips."""
+        if not parent_ids:
+            return {}
+        raw = self.r.hmget(self.keys.gov_children(customer_id), list(parent_ids))
+        children = {p: json.loads(r) if r else [] for p, r in zip(parent_ids, raw)}
+        nodes = {n["id"]: n for n in self.governance_nodes(customer_id, sorted({c for ids in children.values()
+                                                                               for c in ids}))}
+        return {p: [nodes[c] for c in ids if c in nodes] for p, ids in children.items()}
+
+    def governance_index(self, customer_id: str) -> list[IndexNode]:
+        """Every node of the hierarchy in brief (ranking, filters, the sunburst): the
+        fields of a NodeDoc those need, its budgets with capability, scope, utilization
+        and usage only."""
+        raw = self.r.get(self.keys.gov_index(customer_id))
+        return [{"id": eid, "type": type_, "name": name, "parent": parent, "children": children,
+                 "budgets": [{"capability": c, "scope": scope, "utilization": u, "usage": usage}
+                             for c, scope, u, usage in budgets]}
+                for eid, type_, name, parent, children, budgets in (json.loads(raw) if raw else ())]
 
     def nearest_budgets(self, customer_id: str, n: int = 10) -> list[tuple[NodeDoc, BudgetDoc]]:
         """The customer's ``n`` budgets of highest utilization, with their nodes."""

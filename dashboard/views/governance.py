@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 from .. import charts, tasks
 from ..forms import PAGE_SIZE, GovernanceFilter
 from ..readmodel import ReadModel
-from ..tree import Row, TreeFilter, filtered_tree, lines, ranked, tree_rows
+from ..tree import Row, TreeFilter, fill_lines, filtered_tree, lines, ranked, tree_rows
 from .common import customer_missing, frame, page_login_required, render_page
 
 # A node filter opens every path to a match; past this many rows the page says so and
@@ -44,7 +44,7 @@ def governance(request: HttpRequest, customer_id: str) -> HttpResponse:
         _links(context["rows"], customer_id, context["query"])
     if request.GET.get("chart") == "sunburst" and summary["entities"]:
         context["sunburst"] = charts.hierarchy_sunburst(
-            rm.governance_tree(customer_id), lambda eid: _node_url(customer_id, context["query"], eid))
+            rm.governance_index(customer_id), lambda eid: _node_url(customer_id, context["query"], eid))
     return render_page(request, "dashboard/governance.html", context, frozenset({"governance-body", "sunburst"}))
 
 
@@ -63,11 +63,12 @@ def governance_children(request: HttpRequest, customer_id: str) -> HttpResponse:
     chosen = form.values()
     f, now = _tree_filter(chosen), datetime.now(timezone.utc)
     opened = {*form.opened, parent["id"]}
-    rows = [Row(parent, int(request.GET.get("depth", "0") or 0) if request.GET.get("depth", "").isdigit() else 0,
-                lines(parent, f, now), True, children_shown=parent["children"])]
-    rows += tree_rows({}, rm.governance_level(customer_id, parent["id"]), set(), f, now)
+    depth = min(int(request.GET["depth"]), 50) if request.GET.get("depth", "").isdigit() else 0
+    children = rm.governance_level(customer_id, parent["id"])
+    rows = [Row(parent, depth, lines(parent, f, now), True, children_shown=parent["children"])]
+    rows += fill_lines(tree_rows({}, children, set(), f), {n["id"]: n for n in children}, f, now)
     for row in rows[1:]:
-        row.depth = rows[0].depth + 1
+        row.depth = depth + 1
     query = _query(chosen, sorted(opened))
     context = {"doc": doc, "rows": _links(rows, customer_id, query), "query": query, "chosen": chosen}
     return render_page(request, "dashboard/governance.html#tree-rows", context)
@@ -81,23 +82,28 @@ def _tree_filter(chosen: dict[str, Any]) -> TreeFilter:
 def _tree(rm: ReadModel, customer_id: str, f: TreeFilter, opened: set[str], focus: str) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     if f.narrows_nodes:
-        matched, keep, levels = filtered_tree(rm.governance_tree(customer_id), f)
-        rows = tree_rows(levels, levels.get("", []), keep, f, now, keep=keep, matched=matched)
-        return {"rows": rows[:MAX_TREE_ROWS], "rows_cut": len(rows) > MAX_TREE_ROWS, "matches": len(matched)}
+        matched, keep, levels = filtered_tree(rm.governance_index(customer_id), f)
+        rows = tree_rows(levels, levels.get("", []), keep, f, keep=keep, matched=matched)[:MAX_TREE_ROWS]
+        docs = {n["id"]: n for n in rm.governance_nodes(customer_id, [r.node["id"] for r in rows])}
+        return {"rows": fill_lines(rows, docs, f, now), "rows_cut": len(keep) > MAX_TREE_ROWS,
+                "matches": len(matched)}
     focused = rm.governance_node(customer_id, focus) if focus else None
     if focused is not None:
         opened |= set(focused["path"])
-    levels = {eid: rm.governance_level(customer_id, eid) for eid in sorted(opened)}
-    rows = tree_rows(levels, rm.governance_level(customer_id), opened, f, now)
-    return {"rows": rows, "focus": focused["id"] if focused else ""}
+    levels = rm.governance_levels(customer_id, sorted(opened))
+    roots = rm.governance_level(customer_id)
+    docs = {n["id"]: n for n in roots} | {n["id"]: n for level in levels.values() for n in level}
+    return {"rows": fill_lines(tree_rows(levels, roots, opened, f), docs, f, now),
+            "focus": focused["id"] if focused else ""}
 
 
 def _ranked(rm: ReadModel, customer_id: str, f: TreeFilter, offset: int) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
-    nodes = ranked(rm.governance_tree(customer_id), f)
+    nodes = ranked(rm.governance_index(customer_id), f)
     page = nodes[offset:offset + PAGE_SIZE]
-    return {"rows": [Row(n, 0, lines(n, f, now), False) for n in page], "total": len(nodes), "offset": offset,
-            "next_offset": offset + PAGE_SIZE if offset + PAGE_SIZE < len(nodes) else None,
+    docs = {n["id"]: n for n in rm.governance_nodes(customer_id, [n["id"] for n in page])}
+    return {"rows": fill_lines([Row(n, 0, [], False) for n in page], docs, f, now), "total": len(nodes),
+            "offset": offset, "next_offset": offset + PAGE_SIZE if offset + PAGE_SIZE < len(nodes) else None,
             "prev_offset": max(0, offset - PAGE_SIZE) if offset else None, "first": offset + 1 if page else 0,
             "last": offset + len(page)}
 
