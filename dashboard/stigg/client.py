@@ -11,7 +11,8 @@ wrong, or Stigg is unavailable. Retries, backoff and the rate-limit slot live in
     client.get_customer(customer_id) -> Customer
     client.iter_subscriptions(customer_id=None) -> Iterator[Subscription]   (None: every customer)
     client.iter_features() -> Iterator[Feature]
-    client.iter_packages() -> Iterator[Package]   plans and add-ons, each with its entitlements
+    client.iter_packages() -> Iterator[Package]   plans and add-ons, each with its feature entitlements
+                                                  and credit grants (currencies)
     client.customer_entitlements(customer_id) -> CustomerEntitlements
     client.iter_promotions(customer_id, statuses=("Active", "Expired")) -> Iterator[Promotion]
     client.grant_promotions(customer_id, grants: list[PromotionGrant]) -> list[Promotion]
@@ -46,7 +47,7 @@ from .parsing import (
     _parse_entitlement,
     _parse_feature,
     _parse_node,
-    _parse_package_entitlement,
+    _parse_package,
     _parse_promotion,
     _parse_subscription,
     _parse_usage_history,
@@ -169,20 +170,11 @@ class StiggClient:
             for head in self._paginate(f"/api/v1/{plural}", lambda d: d):
                 try:
                     package_id = _str(head, "id")
-                    display_name, product_id = _str(head, "displayName"), _str(head, "productId")
-                    status = _str(head, "status")
-                    parent = _opt_str(head, "parentPlanId") if kind == "plan" else None
                 except _Malformed as exc:
                     raise _malformed(f"/api/v1/{plural}: {exc}") from None
-                # CREDIT entitlements (id = a currency) are not feature entitlements.
-                path = f"/api/v1/{plural}/{_q(package_id)}/entitlements"
-                entitlements = tuple(
-                    _parse(_parse_package_entitlement, e, path)
-                    for e in self._paginate(path, lambda d: d)
-                    if (e.get("type") or "FEATURE") == "FEATURE"
-                )
-                yield Package(id=package_id, kind=kind, display_name=display_name, product_id=product_id,
-                              status=status, parent_plan_id=parent, entitlements=entitlements)
+                path = f"/api/v1/{plural}/{_q(package_id)}"
+                entitlements = list(self._paginate(f"{path}/entitlements", lambda d: d))
+                yield _parse(lambda h: _parse_package(h, kind, entitlements), head, path)
 
     def customer_entitlements(self, customer_id: str) -> CustomerEntitlements:
         def parse(d: dict[str, Any]) -> CustomerEntitlements:

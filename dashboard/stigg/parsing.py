@@ -20,6 +20,8 @@ from .types import (
     EnumOption,
     Feature,
     GovernanceNode,
+    Package,
+    PackageCredit,
     PackageEntitlement,
     Promotion,
     Subscription,
@@ -187,6 +189,29 @@ def _parse_package_entitlement(d: dict[str, Any]) -> PackageEntitlement:
         usage_limit=_opt_num(d, "usageLimit"), has_unlimited_usage=_opt_bool(d, "hasUnlimitedUsage"),
         has_soft_limit=_opt_bool(d, "hasSoftLimit"), enum_values=_opt_strs(d, "enumValues"),
         reset_period=_opt_str(d, "resetPeriod"),
+    )
+
+
+def _parse_package_credit(d: dict[str, Any]) -> PackageCredit:
+    return PackageCredit(currency_id=_str(d, "id"), amount=_opt_num(d, "amount"), cadence=_opt_str(d, "cadence"))
+
+
+def _parse_package(head: dict[str, Any], kind: str, entitlements: list[Any]) -> Package:
+    """A plan or add-on (``kind``) from its listed head and the items of its entitlements
+    list: FEATURE items are feature entitlements, CREDIT items (id = a currency) credit
+    grants; an item of another type is left out."""
+    features, credits = [], []
+    for item in entitlements:
+        e = _obj(item, "entitlement")
+        kind_of = _opt_str(e, "type") or "FEATURE"
+        if kind_of == "FEATURE":
+            features.append(_parse_package_entitlement(e))
+        elif kind_of == "CREDIT":
+            credits.append(_parse_package_credit(e))
+    return Package(
+        id=_str(head, "id"), kind=kind, display_name=_str(head, "displayName"), product_id=_str(head, "productId"),
+        status=_str(head, "status"), parent_plan_id=_opt_str(head, "parentPlanId") if kind == "plan" else None,
+        entitlements=tuple(features), credits=tuple(credits),
     )
 
 

@@ -69,8 +69,17 @@ class PackageEntitlement:
 
 
 @dataclass(frozen=True)
+class PackageCredit:
+    """A CREDIT entitlement of a plan or add-on: a grant of a credit currency (§3)."""
+
+    currency_id: str
+    amount: float | None
+    cadence: str | None  # MONTH | YEAR
+
+
+@dataclass(frozen=True)
 class Package:
-    """A plan or an add-on with its feature entitlements."""
+    """A plan or an add-on with its feature entitlements and its credit grants."""
 
     id: str
     kind: str  # "plan" | "addon"
@@ -79,6 +88,7 @@ class Package:
     status: str
     parent_plan_id: str | None
     entitlements: tuple[PackageEntitlement, ...] = ()
+    credits: tuple[PackageCredit, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,13 @@ class TypedCatalog:
     currencies: frozenset[str] = frozenset()
 
 
+def _typed_catalog(features: list[Feature], packages: list[Package]) -> TypedCatalog:
+    # Every currency a plan or add-on grants credits in: the governance sync asks the
+    # hierarchy for budgets in these (currencyIds), as it does for metered features.
+    currencies = frozenset(c.currency_id for p in packages for c in p.credits)
+    return TypedCatalog({f.id: f for f in features}, {p.id: p for p in packages}, time.monotonic(), currencies)
+
+
 _catalog: TypedCatalog | None = None
 _governance_off_until = 0.0
 
@@ -50,13 +57,12 @@ def refresh_catalog(client: StiggClient, rm: ReadModel) -> TypedCatalog:
     features = list(client.iter_features())
     packages = list(client.iter_packages())
     rm.write_catalog(dump(features), dump(packages), now())
-    _catalog = TypedCatalog({f.id: f for f in features}, {p.id: p for p in packages}, time.monotonic())
+    _catalog = _typed_catalog(features, packages)
     return _catalog
 
 
 def _typed(cat: Catalog) -> TypedCatalog:
-    return TypedCatalog({fid: load(Feature, f) for fid, f in cat.features.items()},
-                        {pid: load(Package, p) for pid, p in cat.packages.items()}, time.monotonic())
+    return _typed_catalog(load_all(Feature, cat.features.values()), load_all(Package, cat.packages.values()))
 
 
 def catalog(client: StiggClient, rm: ReadModel) -> TypedCatalog:
