@@ -3,14 +3,11 @@ governance sync asking for budgets in those currencies.
 
 The emulator does not emulate CREDIT entitlements (it refuses to store them), so these
 tests talk real HTTP to a tiny local server that answers fixed Stigg-shaped bodies, like
-the malformed-answer tests of test_stigg_client.py; the read model is a real Redis."""
+the malformed-answer tests of test_stigg_client.py (tests/stub_stigg.py); the read model
+is a real Redis."""
 from __future__ import annotations
 
-import http.server
-import json
-import threading
-from typing import Any, Callable, Iterator
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Iterator
 
 import pytest
 import redis
@@ -20,11 +17,9 @@ from dashboard.codec import load
 from dashboard.readmodel import ReadModel
 from dashboard.stigg import Package, PackageCredit, StiggClient, StiggRequestError
 
+from .stub_stigg import StubStigg, page, running
+
 T = "2026-01-01T00:00:00.000Z"
-
-
-def page(items: list[Any]) -> dict[str, Any]:
-    return {"data": items, "pagination": {"next": None, "prev": None}}
 
 
 def feature_entitlement(feature_id: str, **extra: Any) -> dict[str, Any]:
@@ -64,46 +59,14 @@ GOOD_PRO = [
 ]
 
 
-class _Stigg(http.server.BaseHTTPRequestHandler):
-    """Answers GETs from ``answer(path, query)``; records every request it saw."""
-
-    answer: Callable[[str, dict[str, list[str]]], Any] = staticmethod(lambda path, query: None)
-    seen: list[tuple[str, dict[str, list[str]]]] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        url = urlsplit(self.path)
-        query = parse_qs(url.query)
-        self.seen.append((url.path, query))
-        body = type(self).answer(url.path, query)
-        status, raw = (200, json.dumps(body).encode()) if body is not None else (404, b'{"code":"NotFound"}')
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def stigg_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stigg)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Stigg.seen = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def stub() -> Iterator[StubStigg]:
+    yield from running()
 
 
-def serve(answers: dict[str, Any]) -> None:
-    _Stigg.answer = staticmethod(lambda path, query: answers.get(path))
-
-
-def test_it_reads_credit_grants_of_plans_and_addons_beside_their_feature_entitlements(stigg_server: str) -> None:
-    serve(catalog_answers(GOOD_PRO))
-    with StiggClient(stigg_server, "server-x", timeout=5) as client:
+def test_it_reads_credit_grants_of_plans_and_addons_beside_their_feature_entitlements(stub: StubStigg) -> None:
+    stub.serve(catalog_answers(GOOD_PRO))
+    with StiggClient(stub.url, "server-x", timeout=5) as client:
         packages = {p.id: p for p in client.iter_packages()}
     pro, boost = packages["pro"], packages["boost"]
     assert pro.credits == (PackageCredit(currency_id="ai-credits", amount=500, cadence="MONTH"),)
@@ -113,10 +76,10 @@ def test_it_reads_credit_grants_of_plans_and_addons_beside_their_feature_entitle
         "addon", (), (PackageCredit(currency_id="gpu-hours", amount=10, cadence="YEAR"),))
 
 
-def test_it_reads_a_credit_grant_without_amount_or_cadence(stigg_server: str) -> None:
+def test_it_reads_a_credit_grant_without_amount_or_cadence(stub: StubStigg) -> None:
     # Both are optional in Stigg's SDK; the currency is what the governance sync needs.
-    serve(catalog_answers([credit_entitlement("ai-credits", amount=None)]))
-    with StiggClient(stigg_server, "server-x", timeout=5) as client:
+    stub.serve(catalog_answers([credit_entitlement("ai-credits", amount=None)]))
+    with StiggClient(stub.url, "server-x", timeout=5) as client:
         pro = next(p for p in client.iter_packages() if p.id == "pro")
     assert (pro.entitlements, pro.credits) == ((), (PackageCredit(currency_id="ai-credits", amount=None,
                                                                   cadence=None),))
@@ -130,9 +93,9 @@ def test_it_reads_a_credit_grant_without_amount_or_cadence(stigg_server: str) ->
     {**credit_entitlement("ai-credits"), "type": ["CREDIT"]},
     "CREDIT",
 ])
-def test_it_rejects_a_malformed_credit_grant(stigg_server: str, bad: Any) -> None:
-    serve(catalog_answers([feature_entitlement("calls"), bad]))
-    with StiggClient(stigg_server, "server-x", timeout=5) as client:
+def test_it_rejects_a_malformed_credit_grant(stub: StubStigg, bad: Any) -> None:
+    stub.serve(catalog_answers([feature_entitlement("calls"), bad]))
+    with StiggClient(stub.url, "server-x", timeout=5) as client:
         with pytest.raises(StiggRequestError, match="malformed answer from Stigg: /api/v1/plans/pro"):
             list(client.iter_packages())
 
@@ -145,8 +108,7 @@ def rm(redis_server: Any) -> Iterator[ReadModel]:
     model.clear()
 
 
-def test_it_asks_the_hierarchy_for_budgets_in_every_currency_of_the_catalog(stigg_server: str,
-                                                                           rm: ReadModel) -> None:
+def test_it_asks_the_hierarchy_for_budgets_in_every_currency_of_the_catalog(stub: StubStigg, rm: ReadModel) -> None:
     customer = {"id": "c1", "name": "Credit Co", "email": None, "createdAt": T, "updatedAt": T,
                 "archivedAt": None, "metadata": {}}
     ada = {"entityId": "ada", "entityTypeId": "user", "displayName": "Ada", "parentId": None,
@@ -167,8 +129,8 @@ def test_it_asks_the_hierarchy_for_budgets_in_every_currency_of_the_catalog(stig
                           "currentUsage": 170, "utilization": 0.85}])
         return answers.get(path)
 
-    _Stigg.answer = staticmethod(answer)
-    with StiggClient(stigg_server, "server-x", timeout=5) as client:
+    stub.answer = answer
+    with StiggClient(stub.url, "server-x", timeout=5) as client:
         cat = sync.refresh_catalog(client, rm)
         assert cat.currencies == frozenset({"ai-credits", "gpu-hours"})
         # stored through the codec: the read model's catalog gives the same packages back
@@ -177,7 +139,7 @@ def test_it_asks_the_hierarchy_for_budgets_in_every_currency_of_the_catalog(stig
         assert {pid: load(Package, p) for pid, p in stored.packages.items()} == {
             p.id: p for p in cat.packages.values()}
         assert sync.refresh_customer(client, rm, "c1", discover=True)
-    hydrated = [q for path, q in _Stigg.seen if path.endswith("/governance") and "currencyIds" in q]
+    hydrated = [q for path, q in stub.seen if path.endswith("/governance") and "currencyIds" in q]
     assert hydrated and hydrated[0]["currencyIds"] == ["ai-credits,gpu-hours"]
     assert hydrated[0]["featureIds"] == ["calls"]
     node, budget = rm.nearest_budgets("c1")[0]

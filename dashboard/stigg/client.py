@@ -18,6 +18,8 @@ wrong, or Stigg is unavailable. Retries, backoff and the rate-limit slot live in
     client.grant_promotions(customer_id, grants: list[PromotionGrant]) -> list[Promotion]
     client.revoke_promotion(customer_id, feature_id) -> Promotion
     client.usage_history(customer_id, feature_id, start, end=None, group_by=None) -> UsageHistory
+    client.iter_entity_types() -> Iterator[EntityType]
+                           (raises GovernanceNotEnabled, a StiggRequestError, on 403 GovernanceNotEnabled)
     client.iter_governance(customer_id, feature_ids=(), currency_ids=(), sort_by="utilization",
                            order="desc", min_utilization=None) -> Iterator[GovernanceNode]
                            (raises GovernanceNotEnabled, a StiggRequestError, on 403 GovernanceNotEnabled)
@@ -44,6 +46,7 @@ from .parsing import (
     _parse,
     _parse_assignment,
     _parse_customer,
+    _parse_entity_type,
     _parse_entitlement,
     _parse_feature,
     _parse_node,
@@ -58,6 +61,7 @@ from .types import (
     Assignment,
     Customer,
     CustomerEntitlements,
+    EntityType,
     Feature,
     GovernanceNode,
     Package,
@@ -223,6 +227,9 @@ class StiggClient:
         params = {"startDate": _iso(start), "endDate": _iso(end) if end else None, "groupBy": group_by}
         return self._get_one(f"/api/v1/usage/{_q(customer_id)}/history/{_q(feature_id)}", _parse_usage_history,
                              {k: v for k, v in params.items() if v is not None})
+
+    def iter_entity_types(self) -> Iterator[EntityType]:
+        return self._paginate("/api/v1-beta/entity-types", _parse_entity_type)
 
     def iter_governance(self, customer_id: str, feature_ids: tuple[str, ...] | list[str] = (),
                         currency_ids: tuple[str, ...] | list[str] = (), sort_by: str = "utilization",

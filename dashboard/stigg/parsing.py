@@ -17,6 +17,7 @@ from .types import (
     Assignment,
     Customer,
     Entitlement,
+    EntityType,
     EnumOption,
     Feature,
     GovernanceNode,
@@ -249,6 +250,15 @@ def _parse_usage_history(d: dict[str, Any]) -> UsageHistory:
         series.append(UsageSeries(tags=tags, points=points))
     resets = tuple(_dt(m, "timestamp") for m in (_obj(x, "marker") for x in _list(d.get("markers") or [], "markers")))
     return UsageHistory(series=tuple(series), resets=resets)
+
+
+def _parse_entity_type(d: dict[str, Any]) -> EntityType:
+    if d.get("attributionKeys") is None:
+        raise _Malformed("attributionKeys is missing")
+    return EntityType(
+        id=_str(d, "id"), display_name=_str(d, "displayName"), description=_opt_str(d, "description"),
+        attribution_keys=_strs(d, "attributionKeys"), created_at=_dt(d, "createdAt"), updated_at=_dt(d, "updatedAt"),
+    )
 
 
 def _parse_node(d: dict[str, Any]) -> GovernanceNode:

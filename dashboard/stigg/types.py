@@ -166,6 +166,20 @@ class UsageHistory:
 
 
 @dataclass(frozen=True)
+class EntityType:
+    """A kind of governed entity inside a customer (team, user, agent…), defined once per
+    Stigg environment (§9.1). Usage reaches an entity of this type through its attribution
+    keys: the event dimensions (e.g. ``userId``) whose value names the entity."""
+
+    id: str
+    display_name: str
+    description: str | None
+    attribution_keys: tuple[str, ...]  # 0–2 keys; none: usage is never attributed to this type
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class GovernanceNode:
     """One row of the governance tree (§9.5), hydrated for a feature or currency."""
 
