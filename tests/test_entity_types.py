@@ -7,8 +7,12 @@ from typing import Any, Iterator
 
 import pytest
 
+from dashboard import sync, tasks
+from dashboard.codec import load_all
+from dashboard.readmodel import ReadModel
 from dashboard.stigg import EntityType, GovernanceNotEnabled, StiggClient, StiggRequestError
 
+from . import emulator_world as w
 from .servers import Emulator
 from .stub_stigg import StubStigg, page, running
 
@@ -77,3 +81,42 @@ def test_it_rejects_a_malformed_entity_type(stub: StubStigg, bad: Any) -> None:
     with StiggClient(stub.url, "server-x", timeout=5) as c:
         with pytest.raises(StiggRequestError, match="malformed answer from Stigg: /api/v1-beta/entity-types"):
             list(c.iter_entity_types())
+
+
+# --- stored with the catalog -------------------------------------------------------------------
+
+
+@pytest.fixture
+def rm() -> Iterator[ReadModel]:
+    """The app's own read model: the one the page reads."""
+    model = tasks.read_model()
+    model.clear()
+    yield model
+    model.clear()
+
+
+def test_it_stores_entity_types_with_the_catalog(emulator: Emulator, client: StiggClient, rm: ReadModel) -> None:
+    put_types(emulator, {"id": "squad", "displayName": "Squad", "attributionKeys": ["squadId", "orgId"],
+                         "description": "A team of teams"})
+    sync.refresh_catalog(client, rm)
+    cat = rm.catalog()
+    assert cat is not None and cat.governance_enabled is True
+    stored = {t.id: t for t in load_all(EntityType, cat.entity_types.values())}
+    assert stored == {t.id: t for t in client.iter_entity_types()}
+    assert stored["squad"].attribution_keys == ("squadId", "orgId")
+
+
+def test_it_refreshes_the_catalog_with_governance_off(emulator: Emulator, client: StiggClient, rm: ReadModel) -> None:
+    put_types(emulator, {"id": "squad", "displayName": "Squad", "attributionKeys": ["squadId"]})
+    sync.refresh_catalog(client, rm)
+    emulator.data("PUT", "/_emulator/settings", json={"governanceEnabled": False})
+    try:
+        added = w.feature(emulator, displayName="Added while governance is off")
+        sync.refresh_catalog(client, rm)
+        cat = rm.catalog()
+        assert cat is not None and added in cat.features  # the rest of the catalog is fresh
+        assert (cat.governance_enabled, cat.entity_types) == (False, {})
+    finally:
+        emulator.data("PUT", "/_emulator/settings", json={"governanceEnabled": True})
+        sync.refresh_catalog(client, rm)  # this process's sync stops waiting out the recheck
+    assert rm.catalog().governance_enabled is True
