@@ -3,9 +3,15 @@ Governance → Entity types. Real emulator over HTTP and real Redis; a tiny loca
 (tests/stub_stigg.py) only for answers the emulator never gives (malformed shapes)."""
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta, timezone
+from html import unescape
 from typing import Any, Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
 
 from dashboard import sync, tasks
 from dashboard.codec import load_all
@@ -120,3 +126,111 @@ def test_it_refreshes_the_catalog_with_governance_off(emulator: Emulator, client
         emulator.data("PUT", "/_emulator/settings", json={"governanceEnabled": True})
         sync.refresh_catalog(client, rm)  # this process's sync stops waiting out the recheck
     assert rm.catalog().governance_enabled is True
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def browser(db: Any) -> Client:
+    c = Client()
+    c.force_login(get_user_model().objects.create_user("casey", password="pw-casey-1"))
+    return c
+
+
+def text_of(response: Any) -> str:
+    """The page's visible text, tags removed, whitespace collapsed."""
+    html = re.sub(r"<script\b.*?</script>", " ", response.content.decode(), flags=re.S)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html))).strip()
+
+
+def when(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def test_it_shows_every_entity_type_with_its_keys_and_dates(emulator: Emulator, client: StiggClient,
+                                                           rm: ReadModel, browser: Client) -> None:
+    put_types(emulator, {"id": "team", "displayName": "Team", "attributionKeys": ["teamId"]},
+              {"id": "user", "displayName": "User", "attributionKeys": ["userId", "email"],
+               "description": "A person with a seat"},
+              {"id": "agent", "displayName": "Agent", "attributionKeys": []})
+    emulator.advance_clock(3 * 86400)
+    put_types(emulator, {"id": "team", "displayName": "Team", "attributionKeys": ["teamId"],
+                         "description": "Engineering and product teams"})
+    sync.refresh_catalog(client, rm)
+    read = {t.id: t for t in client.iter_entity_types()}
+    team, user = read["team"], read["user"]
+    assert team.updated_at - team.created_at >= timedelta(days=3)
+
+    emulator.call("DELETE", "/_emulator/stats")
+    response = browser.get(reverse("entity-types"))
+    assert emulator.data("GET", "/_emulator/stats")["requests"] == 0  # the page reads the read model only
+    assert response.status_code == 200 and reverse("entity-types") == "/governance/entity-types"
+    text = text_of(response)
+    assert f"{len(read)} entity types · read from Stigg" in text
+    assert (f"Team id team teamId Engineering and product teams {when(team.created_at)} {when(team.updated_at)}"
+            in text)
+    assert f"User id user userId email A person with a seat {when(user.created_at)} {when(user.updated_at)}" in text
+    assert "Agent id agent none: usage is not attributed to this type —" in text
+    assert text.index("Agent id agent") < text.index("Team id team") < text.index("User id user")  # by name
+    assert '<a href="/governance/entity-types" aria-current="page">Entity types</a>' in response.content.decode()
+
+
+def test_it_renders_hostile_text_from_stigg_as_text(emulator: Emulator, client: StiggClient, rm: ReadModel,
+                                                   browser: Client) -> None:
+    put_types(emulator, {"id": f"evil{HOSTILE}", "displayName": HOSTILE, "description": HOSTILE,
+                         "attributionKeys": [HOSTILE]})
+    sync.refresh_catalog(client, rm)
+    response = browser.get(reverse("entity-types"))
+    body = response.content.decode()
+    assert response.status_code == 200 and HOSTILE not in body
+    assert body.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 4  # name, id, key, description
+    assert f"{HOSTILE} id evil{HOSTILE} {HOSTILE} {HOSTILE}" in text_of(response)
+
+
+def test_it_explains_that_governance_is_not_enabled(emulator: Emulator, client: StiggClient, rm: ReadModel,
+                                                   browser: Client) -> None:
+    put_types(emulator, {"id": "team", "displayName": "Team", "attributionKeys": ["teamId"]})
+    sync.refresh_catalog(client, rm)
+    emulator.data("PUT", "/_emulator/settings", json={"governanceEnabled": False})
+    try:
+        sync.refresh_catalog(client, rm)
+        response = browser.get(reverse("entity-types"))
+    finally:
+        emulator.data("PUT", "/_emulator/settings", json={"governanceEnabled": True})
+        sync.refresh_catalog(client, rm)  # this process's sync stops waiting out the recheck
+    assert response.status_code == 200
+    text = text_of(response)
+    assert "Governance is not enabled for this Stigg environment" in text
+    assert "ask Stigg to turn it on" in text and "<table" not in response.content.decode()
+    assert "Team id team" not in text  # what was stored before is not shown as current
+
+
+def test_it_explains_entity_types_when_governance_has_none(rm: ReadModel, browser: Client) -> None:
+    bare = Emulator()  # governance on, nothing defined
+    try:
+        with StiggClient(bare.url, bare.key, timeout=10) as c:
+            sync.refresh_catalog(c, rm)
+    finally:
+        bare.stop()
+    response = browser.get(reverse("entity-types"))
+    assert response.status_code == 200
+    text = text_of(response)
+    assert "No entity types yet" in text and "Governance is on for this Stigg environment" in text
+    assert "up to two attribution keys" in text and "Governance → Entity types" in text
+    assert "<table" not in response.content.decode()
+
+
+def test_it_says_when_entity_types_have_not_been_read_yet(rm: ReadModel, browser: Client) -> None:
+    text = text_of(browser.get(reverse("entity-types")))
+    assert "Not read from Stigg yet" in text and "Governance is not enabled" not in text
+
+
+def test_it_sends_anonymous_visitors_to_sign_in(db: Any) -> None:
+    c = Client()
+    response = c.get(reverse("entity-types"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    polled = c.get(reverse("entity-types"), HTTP_HX_REQUEST="true")
+    assert polled.status_code == 200 and polled["HX-Redirect"].startswith(reverse("login"))
