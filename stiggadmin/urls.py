@@ -12,6 +12,7 @@ urlpatterns = [
     path("customers/<path:customer_id>/governance/children", views.governance_children, name="governance-children"),
     path("customers/<path:customer_id>/governance", views.governance, name="customer-governance"),
     path("customers/<path:customer_id>", views.customer, name="customer"),
+    path("governance/entity-types", views.entity_types, name="entity-types"),
     path("refresh/<path:customer_id>", views.refresh_customer, name="refresh-customer"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -347,15 +347,16 @@ def test_it_never_releases_a_lock_it_no_longer_owns(rm):
 
 def test_it_stores_the_catalog(rm):
     assert rm.catalog() is None
-    rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0)
+    rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0, entity_types=[])
     cat = rm.catalog()
     assert cat.fetched_at == T0 and cat.features["region"]["enum_options"][1]["value"] == "eu"
+    assert (cat.governance_enabled, cat.entity_types) == (True, {})
     assert rm.plans() == [("free", "Free"), ("pro", "Pro")]
 
 
 def test_it_clears_only_its_own_prefix(rm, redis_server):
     rm.write_customer(*snapshot("c1", nodes=(node("a", 1, 2),)))
-    rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0)
+    rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0, entity_types=None)
     rm.r.set("celery-broker-key", "keep me")
     assert rm.clear() > 5
     # all that is left is the mark of an empty read model in this layout

@@ -5,7 +5,7 @@ Redis server, so nothing of ours may live outside it, and ``clear()`` deletes ex
 prefix.
 
     layout                               string  the key layout these keys follow (LAYOUT_VERSION)
-    catalog                              string  JSON: features and packages, fetched_at
+    catalog                              string  JSON: features, packages, entity types (governance_enabled), fetched_at
     customer:{id}                        string  JSON CustomerDocument (the customer page)
     customer:{id}:members                set     the ranking members this customer owns ("e|…" / "b|…")
     customer:{id}:history                string  JSON UsageHistoryDoc: usage over time per metered feature

@@ -11,12 +11,15 @@ wrong, or Stigg is unavailable. Retries, backoff and the rate-limit slot live in
     client.get_customer(customer_id) -> Customer
     client.iter_subscriptions(customer_id=None) -> Iterator[Subscription]   (None: every customer)
     client.iter_features() -> Iterator[Feature]
-    client.iter_packages() -> Iterator[Package]   plans and add-ons, each with its entitlements
+    client.iter_packages() -> Iterator[Package]   plans and add-ons, each with its feature entitlements
+                                                  and credit grants (currencies)
     client.customer_entitlements(customer_id) -> CustomerEntitlements
     client.iter_promotions(customer_id, statuses=("Active", "Expired")) -> Iterator[Promotion]
     client.grant_promotions(customer_id, grants: list[PromotionGrant]) -> list[Promotion]
     client.revoke_promotion(customer_id, feature_id) -> Promotion
     client.usage_history(customer_id, feature_id, start, end=None, group_by=None) -> UsageHistory
+    client.iter_entity_types() -> Iterator[EntityType]
+                           (raises GovernanceNotEnabled, a StiggRequestError, on 403 GovernanceNotEnabled)
     client.iter_governance(customer_id, feature_ids=(), currency_ids=(), sort_by="utilization",
                            order="desc", min_utilization=None) -> Iterator[GovernanceNode]
                            (raises GovernanceNotEnabled, a StiggRequestError, on 403 GovernanceNotEnabled)
@@ -43,10 +46,11 @@ from .parsing import (
     _parse,
     _parse_assignment,
     _parse_customer,
+    _parse_entity_type,
     _parse_entitlement,
     _parse_feature,
     _parse_node,
-    _parse_package_entitlement,
+    _parse_package,
     _parse_promotion,
     _parse_subscription,
     _parse_usage_history,
@@ -57,6 +61,7 @@ from .types import (
     Assignment,
     Customer,
     CustomerEntitlements,
+    EntityType,
     Feature,
     GovernanceNode,
     Package,
@@ -169,20 +174,11 @@ class StiggClient:
             for head in self._paginate(f"/api/v1/{plural}", lambda d: d):
                 try:
                     package_id = _str(head, "id")
-                    display_name, product_id = _str(head, "displayName"), _str(head, "productId")
-                    status = _str(head, "status")
-                    parent = _opt_str(head, "parentPlanId") if kind == "plan" else None
                 except _Malformed as exc:
                     raise _malformed(f"/api/v1/{plural}: {exc}") from None
-                # CREDIT entitlements (id = a currency) are not feature entitlements.
-                path = f"/api/v1/{plural}/{_q(package_id)}/entitlements"
-                entitlements = tuple(
-                    _parse(_parse_package_entitlement, e, path)
-                    for e in self._paginate(path, lambda d: d)
-                    if (e.get("type") or "FEATURE") == "FEATURE"
-                )
-                yield Package(id=package_id, kind=kind, display_name=display_name, product_id=product_id,
-                              status=status, parent_plan_id=parent, entitlements=entitlements)
+                path = f"/api/v1/{plural}/{_q(package_id)}"
+                entitlements = list(self._paginate(f"{path}/entitlements", lambda d: d))
+                yield _parse(lambda h: _parse_package(h, kind, entitlements), head, path)
 
     def customer_entitlements(self, customer_id: str) -> CustomerEntitlements:
         def parse(d: dict[str, Any]) -> CustomerEntitlements:
@@ -231,6 +227,9 @@ class StiggClient:
         params = {"startDate": _iso(start), "endDate": _iso(end) if end else None, "groupBy": group_by}
         return self._get_one(f"/api/v1/usage/{_q(customer_id)}/history/{_q(feature_id)}", _parse_usage_history,
                              {k: v for k, v in params.items() if v is not None})
+
+    def iter_entity_types(self) -> Iterator[EntityType]:
+        return self._paginate("/api/v1-beta/entity-types", _parse_entity_type)
 
     def iter_governance(self, customer_id: str, feature_ids: tuple[str, ...] | list[str] = (),
                         currency_ids: tuple[str, ...] | list[str] = (), sort_by: str = "utilization",

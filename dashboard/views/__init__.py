@@ -3,9 +3,11 @@ only the Redis read model, never Stigg; it renders the whole page, or one named 
 for htmx."""
 from .customer import customer, refresh_customer
 from .customers import customers
+from .entity_types import entity_types
 from .governance import governance, governance_children
 from .health import healthz
 from .overview import overview
 from .webhooks import stigg_webhook
 
-__all__ = ["customer", "customers", "governance", "governance_children", "healthz", "overview", "refresh_customer", "stigg_webhook"]
+__all__ = ["customer", "customers", "entity_types", "governance", "governance_children", "healthz", "overview",
+           "refresh_customer", "stigg_webhook"]
