@@ -45,6 +45,7 @@ class Line:
     blocking: BlockingDoc | None
     ttl_words: str
     blocking_url: str = ""  # set by the view
+    cells: str = ""  # the line's cells as HTML, set by the view
 
 
 Node = NodeDoc | IndexNode

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -16,6 +16,7 @@ from ..forms import PAGE_SIZE, GovernanceFilter
 from ..readmodel import ReadModel
 from ..tree import Row, TreeFilter, fill_lines, filtered_tree, lines, ranked, tree_rows
 from .common import customer_missing, frame, page_login_required, render_page
+from .tree_cells import line_cells
 
 # A node filter opens every path to a match; past this many rows the page says so and
 # suggests the ranked list (which pages) instead of sending a page nobody can read.
@@ -123,22 +124,26 @@ def _query(chosen: dict[str, Any], opened: list[str] | set[str]) -> dict[str, An
 
 def _links(rows: list[Row], customer_id: str, query: dict[str, Any]) -> list[Row]:
     """Every link a row needs, built here so templates only print them: the node itself,
-    what blocks it, opening (plain link; htmx loads the level alone) and closing."""
+    what blocks it, opening (plain link; htmx loads the level alone) and closing; and
+    each line's cells (tree_cells.py)."""
     page = reverse("customer-governance", args=[customer_id])
     children = reverse("governance-children", args=[customer_id])
     opened = set(query.get("open", ()))
     rest = {k: v for k, v in query.items() if k != "open"}
+    kept = urlencode({k: v for k, v in rest.items() if k != "view"})
+    node_base = f"{page}?{kept}&node=" if kept else f"{page}?node="
     for row in rows:
         eid = row.node["id"]
         row.extra = {
-            "url": _node_url(customer_id, query, eid),
+            "url": node_base + quote(eid, safe=""),
             "open_url": f"{page}?{urlencode({**rest, 'open': sorted(opened | {eid})}, doseq=True)}",
             "close_url": f"{page}?{urlencode({**rest, 'open': sorted(opened - {eid})}, doseq=True)}",
             "children_url": f"{children}?{urlencode({**rest, 'parent': eid, 'depth': row.depth}, doseq=True)}",
         }
         for line in row.lines:
             if line.blocking:
-                line.blocking_url = _node_url(customer_id, query, line.blocking["entity_id"])
+                line.blocking_url = node_base + quote(line.blocking["entity_id"], safe="")
+            line.cells = line_cells(line)
     return rows
 
 
