@@ -9,10 +9,10 @@ Per customer (ids percent-encoded, see keys.py):
     gov:{id}:children   hash   parent id ("" for the roots) -> JSON list of child entity ids
     gov:{id}:budgets    zset   "{entity}|{capability}|{scope}" -> utilization (the customer
                                page's nearest-their-limits list)
-    gov:{id}:members    set    its members of the fleet rankings (to remove exactly those)
     gov:{id}:index      string JSON: every node in a few fields, with its budgets' capability,
                                scope, utilization and usage: what ranking, filtering and the
-                               sunburst need of the whole tree, parsed in a few milliseconds
+                               sunburst need of the whole tree, parsed in a few milliseconds;
+                               also what a rewrite reads to remove exactly its old ranking members
 
 and for the fleet, ``rank:budgets:{utilization|usage|urgency}`` with members
 "{customer}|{entity}|{capability}|{scope}" (a row is read back from the node it names).
@@ -128,9 +128,13 @@ def empty_governance(enabled: bool) -> GovernanceWrite:
             "nodes": {}, "children": {}}
 
 
+def _budget_key(entity_id: str, capability: str, scope: Sequence[str]) -> str:
+    return f"{part(entity_id)}|{part(capability)}|{','.join(part(s) for s in scope)}"
+
+
 def budget_key(entity_id: str, budget: BudgetDoc) -> str:
     """A budget within its customer: entity, capability and scope, each encoded."""
-    return f"{part(entity_id)}|{part(budget['capability'])}|{','.join(part(s) for s in budget['scope'])}"
+    return _budget_key(entity_id, budget["capability"], budget["scope"])
 
 
 def fleet_member(customer_id: str, entity_id: str, budget: BudgetDoc) -> str:
@@ -147,8 +151,7 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     """Queue (inside MULTI) the commands that replace the customer's hierarchy and its
     place in the fleet rankings. ``old_members`` were read under WATCH (``members_of``)."""
     cid = customer_id
-    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid),
-                keys.gov_index(cid))
+    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_index(cid))
     if gov["nodes"]:
         pipe.hset(keys.gov_nodes(cid), mapping={eid: json.dumps(doc) for eid, doc in gov["nodes"].items()})
         pipe.set(keys.gov_index(cid), json.dumps(
@@ -175,8 +178,6 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     for order, mapping in scores.items():
         if mapping:
             pipe.zadd(keys.rank_budgets(order), mapping)
-    if members:
-        pipe.sadd(keys.gov_members(cid), *members)
     if own:
         pipe.zadd(keys.gov_budgets(cid), own)
         pipe.zadd(keys.budget_utilization(), {cid: max(own.values())})
@@ -186,8 +187,7 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
 
 def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members: set[str]) -> None:
     cid = customer_id
-    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid),
-                keys.gov_index(cid))
+    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_index(cid))
     if old_members:
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *old_members)
@@ -195,7 +195,10 @@ def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members
 
 
 def members_of(pipe: Any, keys: Keys, customer_id: str) -> set[str]:
-    return {as_str(m) for m in pipe.smembers(keys.gov_members(customer_id))}
+    """The customer's members of the fleet rankings, as its stored index lists them."""
+    raw = pipe.get(keys.gov_index(customer_id))
+    return {f"{part(customer_id)}|{_budget_key(eid, c, scope)}"
+            for eid, _, _, _, _, budgets in (json.loads(raw) if raw else ()) for c, scope, _, _ in budgets}
 
 
 class Governance(Store):
