@@ -9,6 +9,7 @@ from .servers import Emulator
 
 HOSTILE = "<script>alert(1)</script>"
 AGENT = "bot/7:x"
+WINDOW_BEGAN_DAYS_AGO = 10
 
 # The hierarchy (usage on API calls; limits in brackets):
 #   eng (dept) [100]              100 used: spent, so everything below it is blocked
@@ -50,6 +51,7 @@ def build(e: Emulator) -> dict[str, Any]:
             item["parentId"] = parent
         return item
 
+    e.set_clock_offset(-WINDOW_BEGAN_DAYS_AGO * 86400)  # the budgets' windows began that long ago
     e.data("PUT", f"/api/v1-beta/customers/{acme}/assignments", json={"assignments": [
         budget("eng", 100), budget("sales", 1000),
         budget("research", 500, "eng"), budget("platform", 10, "eng"), budget("emea", 200, "sales")]})
@@ -58,6 +60,7 @@ def build(e: Emulator) -> dict[str, Any]:
         budget("research", 80, scopeEntityIds=["ada"])]})
     e.data("PUT", f"/api/v1-beta/customers/{acme}/assignments", json={"assignments": [
         budget("ada", None, "research")]})
+    e.set_clock_offset(0)
     w.report_usage(e, acme, calls, 40, dimensions={"userId": "ada"})
     w.report_usage(e, acme, calls, 60, dimensions={"agentId": AGENT})
     w.report_usage(e, acme, calls, 8, dimensions={"teamId": "platform"})

@@ -100,6 +100,15 @@ def test_it_names_what_blocks_a_node(browser, gov):
     assert 'class="tnode depth-2 focus"' in response.content.decode()
 
 
+def test_it_says_when_each_budget_reaches_its_limit(browser, gov):
+    response = page(browser, gov, open=["eng"])
+    # platform: 8 of 10 in the 10 days its monthly window has run, so the last 2 in ~2.5 days
+    assert re.search(r"reaches its limit in ~[23] days, 1[78] days before reset", row_text(response, "platform"))
+    # research: 100 of 500 in 10 days will not reach 500 before the window resets
+    assert "will not reach it this window" in row_text(response, "research")
+    assert "limit reached" in row_text(response, "eng")
+
+
 def test_it_shows_a_scoped_budget_that_blocks(browser, gov):
     sales = row_text(page(browser, gov, open=["sales", "emea"]), "bob")
     assert "50 / unlimited" in sales and "Limited by Sales" in sales or "Limited by EMEA" in sales
