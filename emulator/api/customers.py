@@ -4,11 +4,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .. import clock, store, webhooks
+from .. import clock, store
 from ..http import (
     ApiError, Request, Response, bad_input, check_keys, created_at_filter, not_found, ok, opt_str,
     opt_str_map, paginate, req_str, route,
 )
+from ..webhooks import outbox
 
 WRITABLE = {
     "name", "email", "billingId", "billingCurrency", "couponId", "defaultPaymentMethod", "integrations",
@@ -91,7 +92,7 @@ def provision(req: Request) -> Response:
         if load(c, customer_id) is not None:
             raise ApiError(409, "DuplicatedEntityNotAllowed", f"Customer {customer_id!r} already exists")
         insert(c, doc)
-        webhooks.emit(c, "customer.created", customer_id, doc)
+        outbox.emit(c, "customer.created", customer_id, doc)
     return ok(doc, 201)
 
 
@@ -129,7 +130,7 @@ def update(req: Request) -> Response:
                 doc[key] = body[key] if body[key] is not None or key != "metadata" else {}
         doc["updatedAt"] = clock.iso(clock.now())
         _write(c, doc)
-        webhooks.emit(c, "customer.updated", doc["id"], doc)
+        outbox.emit(c, "customer.updated", doc["id"], doc)
     return ok(doc)
 
 
@@ -140,7 +141,7 @@ def _set_archived(req: Request, archived: bool) -> Response:
         doc["archivedAt"] = (doc.get("archivedAt") or now) if archived else None
         doc["updatedAt"] = now
         _write(c, doc)
-        webhooks.emit(c, "customer.updated", doc["id"], doc)
+        outbox.emit(c, "customer.updated", doc["id"], doc)
     return ok(doc)
 
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import clock, config, periods, store, webhooks
+from .. import clock, config, periods, store
 from ..http import (
     Request, Response, bad_input, check_keys, created_at_filter, not_found, ok, opt_bool,
     opt_enum, paginate, req_list, req_str, route,
 )
+from ..webhooks import outbox
 from . import catalog, customers, subscriptions
 
 log = logging.getLogger(__name__)
@@ -464,7 +465,7 @@ def grant(req: Request) -> Response:
             raise bad_input("grant: each featureId may appear only once per request")
         for doc in docs:
             _replace_promotion(c, req.params["id"], doc)
-        webhooks.emit(c, "entitlements.updated", req.params["id"], {"featureIds": [d["featureId"] for d in docs]})
+        outbox.emit(c, "entitlements.updated", req.params["id"], {"featureIds": [d["featureId"] for d in docs]})
     return ok([render_promotion(d, now) for d in docs], 201)
 
 
@@ -474,7 +475,7 @@ def _replace_promotion(c: sqlite3.Connection, customer_id: str, doc: dict[str, A
     c.execute("DELETE FROM promotions WHERE customer_id=? AND feature_id=?", (customer_id, doc["featureId"]))
     c.execute("INSERT INTO promotions (customer_id, feature_id, created_at, doc) VALUES (?, ?, ?, ?)",
               (customer_id, doc["featureId"], doc["createdAt"], store.dumps(doc)))
-    webhooks.emit(c, "promotional_entitlement.granted", customer_id, render_promotion(doc))
+    outbox.emit(c, "promotional_entitlement.granted", customer_id, render_promotion(doc))
 
 
 @route("GET", "/api/v1/customers/{id}/promotional-entitlements")
@@ -509,8 +510,8 @@ def revoke(req: Request) -> Response:
         doc = render_promotion(store.loads(row["doc"]))
         # Inferred: revoke deletes the record, since no Revoked status exists.
         c.execute("DELETE FROM promotions WHERE customer_id=? AND feature_id=?", (customer_id, feature_id))
-        webhooks.emit(c, "promotional_entitlement.revoked", customer_id, doc)
-        webhooks.emit(c, "entitlements.updated", customer_id, {"featureIds": [feature_id]})
+        outbox.emit(c, "promotional_entitlement.revoked", customer_id, doc)
+        outbox.emit(c, "entitlements.updated", customer_id, {"featureIds": [feature_id]})
     return ok(doc)
 
 
@@ -543,6 +544,6 @@ def _expire(c: sqlite3.Connection) -> int:
         doc = store.loads(row["doc"])
         doc[EXPIRED_NOTIFIED] = clock.iso(now)
         c.execute("UPDATE promotions SET doc=? WHERE seq=?", (store.dumps(doc), row["seq"]))
-        webhooks.emit(c, "promotional_entitlement.expired", row["customer_id"], render_promotion(doc, now))
-        webhooks.emit(c, "entitlements.updated", row["customer_id"], {"featureIds": [doc["featureId"]]})
+        outbox.emit(c, "promotional_entitlement.expired", row["customer_id"], render_promotion(doc, now))
+        outbox.emit(c, "entitlements.updated", row["customer_id"], {"featureIds": [doc["featureId"]]})
     return len(rows)

@@ -13,11 +13,12 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import clock, periods, store, webhooks
+from .. import clock, periods, store
 from ..http import (
     ApiError, Request, Response, bad_input, check_keys, created_at_filter, not_found, ok, opt_bool, opt_datetime,
     opt_enum, opt_number, opt_str, opt_str_map, paginate, req_str, route,
 )
+from ..webhooks import outbox
 from . import catalog, customers, entitlements
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ def _cancel_replaced(c: sqlite3.Connection, doc: dict[str, Any], plan: dict[str,
             continue
         _end(old, now, now, "UPGRADE_OR_DOWNGRADE")
         _write(c, old, now)
-        webhooks.emit(c, "subscription.canceled", old["customerId"], render(old, now))
+        outbox.emit(c, "subscription.canceled", old["customerId"], render(old, now))
 
 
 @route("POST", "/api/v1/subscriptions")
@@ -293,8 +294,8 @@ def provision(req: Request) -> Response:
         )
         rendered = render(doc, now)
         effective = entitlements.effective_entitlements(c, doc["customerId"], doc["resourceId"])
-        webhooks.emit(c, "subscription.created", doc["customerId"], rendered)
-        webhooks.emit(c, "entitlements.updated", doc["customerId"], {"resourceId": doc["resourceId"]})
+        outbox.emit(c, "subscription.created", doc["customerId"], rendered)
+        outbox.emit(c, "entitlements.updated", doc["customerId"], {"resourceId": doc["resourceId"]})
     return ok({"id": doc["id"], "status": "SUCCESS", "subscription": rendered,
                "entitlements": effective["entitlements"]}, 201)
 
@@ -379,6 +380,6 @@ def cancel(req: Request) -> Response:
         _write(c, doc, now)
         rendered = render(doc, now)
         event = "subscription.canceled" if rendered["status"] == "CANCELED" else "subscription.updated"
-        webhooks.emit(c, event, doc["customerId"], rendered)
-        webhooks.emit(c, "entitlements.updated", doc["customerId"], {"resourceId": doc["resourceId"]})
+        outbox.emit(c, event, doc["customerId"], rendered)
+        outbox.emit(c, "entitlements.updated", doc["customerId"], {"resourceId": doc["resourceId"]})
     return ok(rendered)

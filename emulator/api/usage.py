@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable
 
-from .. import clock, periods, store, webhooks
+from .. import clock, periods, store
 from ..http import (
     ApiError, Request, Response, bad_input, check_keys, dimensions, ok, opt_datetime, opt_enum, opt_str,
     req_list, req_str, route,
 )
+from ..webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def _maybe_exceeded(c: sqlite3.Connection, customer_id: str, resource_id: str | 
     if limit is None or after.get("hasUnlimitedUsage"):
         return
     if _current(before) <= limit < _current(after):
-        webhooks.emit(c, "entitlement.usage_exceeded", customer_id, {
+        outbox.emit(c, "entitlement.usage_exceeded", customer_id, {
             "featureId": feature_id, "resourceId": resource_id, "currentUsage": _current(after),
             "usageLimit": limit,
         })
