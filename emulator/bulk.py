@@ -236,7 +236,7 @@ def apply_direct(plan: BulkPlan, db_path: str, log: Log = print, *, id_seed: int
     a store that already has customers, so it never mixes with another world."""
     os.environ["EMULATOR_DB_PATH"] = db_path
     from . import clock, store
-    from .api import customers as customers_api
+    from .domain import customers
     from .api import governance
 
     store.init_db(db_path)
@@ -260,7 +260,7 @@ def apply_direct(plan: BulkPlan, db_path: str, log: Log = print, *, id_seed: int
                 _dispatch(method, path, body)
         lap("catalog")
         now = clock.iso(clock.now())
-        docs = [customers_api.new_customer(body, now) for body in plan.customers]
+        docs = [customers.new_customer(body, now) for body in plan.customers]
         c.executemany(
             "INSERT INTO customers (id, name, email, created_at, archived_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
             [(d["id"], d.get("name"), d.get("email"), d["createdAt"], d.get("archivedAt"), store.dumps(d))

@@ -795,7 +795,7 @@ def check(req: Request) -> Response:
     dims = req.arg_object("dimensions")
     c = store.conn()
     if feature_id is not None:
-        from .entitlements import evaluate_feature  # written alongside; imported late on purpose
+        from ..domain.entitlements import evaluate_feature  # written alongside; imported late on purpose
 
         result = dict(evaluate_feature(c, customer_id, feature_id, resource_id=resource_id,
                                        requested_usage=requested_usage, requested_values=requested_values))

@@ -89,8 +89,9 @@ def _number(value: Any) -> float | None:
 def _entitlement(c: sqlite3.Connection, customer_id: str, feature_id: str, resource_id: str | None) -> dict[str, Any]:
     """The wire entitlement; without one (no subscription, unknown resource) usage is
     still counted, over all time, so SET and the response stay meaningful (Inferred)."""
-    from . import catalog
-    from .entitlements import evaluate_feature, usage_in_period
+    from ..domain import catalog
+    from ..domain.entitlements import evaluate_feature
+    from ..domain.measurements import usage_in_period
 
     ent = evaluate_feature(c, customer_id, feature_id, resource_id=resource_id)
     if ent.get("currentUsage") is None:
@@ -177,7 +178,7 @@ def _parse_usage(item: Any, where: str, now: datetime) -> UsageReport:
 
 
 def _check_reportable(c: sqlite3.Connection, report: UsageReport, where: str) -> None:
-    from . import catalog, customers
+    from ..domain import catalog, customers
 
     customers.require(c, report.customer_id)
     feature = catalog.require_feature(c, report.feature_id)
@@ -438,7 +439,7 @@ def _estimate(req: Request, required: Iterable[str], feature_key: str | None) ->
         req_str(body, key, "estimate")
     warning = "FEATURE_NOT_CREDIT_BASED"
     if feature_key is not None:
-        from .catalog import load_feature
+        from ..domain.catalog import load_feature
 
         if load_feature(store.conn(), body[feature_key]) is None:
             warning = "FEATURE_NOT_FOUND"
@@ -589,8 +590,8 @@ def _group(rows: list[Measured], key: str) -> dict[str, list[Measured]]:
 
 @route("GET", "/api/v1/usage/{customerId}/history/{featureId}")
 def usage_history(req: Request) -> Response:
-    from . import catalog, customers
-    from .entitlements import period_origin
+    from ..domain import catalog, customers
+    from ..domain.entitlements import period_origin
 
     c = store.conn()
     customer_id, feature_id = req.params["customerId"], req.params["featureId"]

@@ -15,6 +15,7 @@ import time
 import httpx
 
 from .. import store
+from ..domain.promotions import expire_due_promotions
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ def dispatch_once(client: httpx.Client, batch: int = 50) -> int:
 def notice_expirations() -> None:
     """Promotions expire by the clock, not by a request: queue their .expired events.
     Runs whether or not a target is set, so configuring one later sends no backlog."""
-    from ..api.entitlements import expire_due_promotions
-
     expire_due_promotions(store.conn())
 
 
