@@ -237,7 +237,7 @@ def apply_direct(plan: BulkPlan, db_path: str, log: Log = print, *, id_seed: int
     os.environ["EMULATOR_DB_PATH"] = db_path
     from . import clock, store
     from .domain import customers
-    from .api import governance
+    from .domain import governance
 
     store.init_db(db_path)
     c = store.conn()

@@ -104,7 +104,7 @@ def _attribute(c: sqlite3.Connection, customer_id: str, feature_id: str, dims: d
                ts: datetime) -> list[dict[str, Any]]:
     if not dims:
         return []  # §9.4.3: without dimensions usage reaches no entity
-    from .governance import attribute
+    from ..domain.governance import attribute
 
     return attribute(c, customer_id, feature_id, dims, value, ts)
 
