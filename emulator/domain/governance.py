@@ -134,7 +134,9 @@ def ancestors(c: sqlite3.Connection, customer_id: str, entity_id: str) -> list[s
 
 
 def dimension_text(value: Any) -> str:
-    """A dimension value as the entity id it may name (true, 3, not True, 3.0)."""
+    """A dimension value as text: booleans as JSON writes them, whole floats without '.0'.
+    Attribution (the entity id a value names) and meters (conditions, unique values,
+    history groups) read dimension values the same way."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
