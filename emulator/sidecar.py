@@ -34,7 +34,8 @@ def main(db_path: str, base_url: str, api_key: str, seed: bool, parent_pid: int)
 
 
 def _seed(base_url: str, api_key: str) -> None:
-    from . import seed, store
+    from . import store
+    from .demo import seed
 
     try:
         seed.seed_demo_if_empty(base_url, api_key, log=lambda msg: print(msg, flush=True))

@@ -15,8 +15,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from emulator import bulk, periods, seed
-from emulator.simulator import TrafficSimulator
+from emulator import periods
+from emulator.demo import bulk, company, history, seed
+from emulator.demo.catalog import METERED_EVENTS
+from emulator.demo.simulator import TrafficSimulator
+from emulator.demo.usage import plan_usage
 
 from .servers import ROOT, Emulator
 
@@ -166,7 +169,7 @@ def _history(server: Emulator, customer: str, feature: str, start: datetime) -> 
 def test_it_spreads_seeded_usage_over_the_days_of_each_period(demo: Emulator,
                                                               demo_customers: list[dict[str, Any]]) -> None:
     now = datetime.now(timezone.utc)  # the demo never moves the emulator's clock
-    start = (now - timedelta(days=seed.HISTORY_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = (now - timedelta(days=history.HISTORY_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     subscribed = {s["customerId"]: _when(s["startDate"]) for s in walk(demo, "/api/v1/subscriptions")
                   if s["status"] == "ACTIVE"}
     checked = 0
@@ -198,23 +201,23 @@ def test_it_spreads_seeded_usage_over_the_days_of_each_period(demo: Emulator,
 def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
     now = datetime(2026, 11, 21, 10, 30, tzinfo=timezone.utc)
     rng = random.Random(seed.DEFAULT_SEED)
-    specs = seed.build_customers(rng, 60)
-    hierarchies = [seed.build_hierarchy(rng, s) for s in specs if s.plan == "enterprise"][:2]
-    usages, events = seed._plan_usage(rng, specs, hierarchies, now)
+    specs = company.build_customers(rng, 60)
+    hierarchies = [company.build_hierarchy(rng, s) for s in specs if s.plan == "enterprise"][:2]
+    usages, events = plan_usage(rng, specs, hierarchies, now)
     month = datetime(now.year, now.month, 1, tzinfo=timezone.utc)
     timelines = {}
     for spec in specs:
         if spec.plan and not spec.archived:
             since = now - timedelta(days=spec.history[-1][3], minutes=seed.rng_offset(spec.id))
-            subscription_month = seed.Period(periods.reset_window("MONTH", "SubscriptionStart", since, now)[0],
-                                             "MONTH", since)
-            timelines[spec.id] = seed.Timeline(since, {
+            subscription_month = history.Period(periods.reset_window("MONTH", "SubscriptionStart", since, now)[0],
+                                                "MONTH", since)
+            timelines[spec.id] = history.Timeline(since, {
                 "ai-tokens": subscription_month, "agent-runs": subscription_month,
-                "api-calls": seed.Period(month, "MONTH", month),
-                "monthly-active-users": seed.Period(month, "MONTH", month),
-                "seats": seed.Period(None, None, None)})
-    dated = seed._date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
-    assert dated == seed._date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)  # deterministic
+                "api-calls": history.Period(month, "MONTH", month),
+                "monthly-active-users": history.Period(month, "MONTH", month),
+                "seats": history.Period(None, None, None)})
+    dated = history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
+    assert dated == history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)  # deterministic
     dated_usages, dated_events = dated
     assert len(dated_events) > len(events) and len(dated_usages) > len(usages)
 
@@ -224,7 +227,7 @@ def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
         return _when(when) if when else now
 
     def feature_of(item: dict[str, Any]) -> str:
-        return seed.METERED_EVENTS[item["eventName"]]["id"] if "eventName" in item else item["featureId"]
+        return METERED_EVENTS[item["eventName"]]["id"] if "eventName" in item else item["featureId"]
 
     def totals(items: list[dict[str, Any]], current_only: bool) -> dict[tuple[str, str], float]:
         out: dict[tuple[str, str], Any] = {}
@@ -252,7 +255,7 @@ def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
         period = timeline.periods[feature_of(item)]
         if period.start is not None and when < period.start:
             # earlier periods' usage carries only what its meter reads, so it reaches no budget
-            meter = seed.METERED_EVENTS[item["eventName"]]["meter"]["aggregation"] if "eventName" in item else {}
+            meter = METERED_EVENTS[item["eventName"]]["meter"]["aggregation"] if "eventName" in item else {}
             assert set(item.get("dimensions") or {}) <= {meter.get("field")}
 
 

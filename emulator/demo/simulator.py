@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .seed import MAX_EVENTS_PER_CALL, MAX_USAGES_PER_CALL, MODELS, RequestRejected, RestClient, ServiceUnavailable
+from .company import MODELS
+from .rest import MAX_EVENTS_PER_CALL, MAX_USAGES_PER_CALL, RequestRejected, RestClient, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def default_url() -> str:
 
 
 def default_key() -> str:
-    from .config import DEFAULT_SERVER_KEY
+    from ..config import DEFAULT_SERVER_KEY
 
     return os.environ.get("STIGG_API_KEY") or DEFAULT_SERVER_KEY
 
