@@ -18,7 +18,7 @@ import pytest
 from emulator import periods
 from emulator.demo import bulk, company, history, seed
 from emulator.demo.catalog import METERED_EVENTS
-from emulator.demo.simulator import TrafficSimulator
+from emulator.demo.simulator import Target, TrafficSimulator
 from emulator.demo.usage import plan_usage
 
 from .servers import ROOT, Emulator
@@ -149,6 +149,18 @@ def test_it_puts_customers_and_entities_near_and_over_limits(demo: Emulator, dem
         utilizations += [r["utilization"] for r in rows]
     assert sum(0.8 <= u <= 1.0 for u in utilizations) >= 5
     assert sum(u > 1.0 for u in utilizations) >= 5
+
+
+def test_it_keeps_seeded_budgets_within_their_limits_but_a_few_overruns(demo: Emulator, governed: list[str]) -> None:
+    """The seed reports governed usage the way an app that checks governance would: hard
+    budgets stop at their limit; only the few deliberate overruns (about one user per
+    customer, and what that adds up its chain) read above it."""
+    rows = [r for customer in governed for r in walk(demo, f"/api/v1-beta/customers/{customer}/governance",
+                                                      featureIds="ai-tokens,agent-runs,api-calls")]
+    over = [r for r in rows if r["utilization"] is not None and r["utilization"] > 1.0]
+    assert len(rows) > 1000
+    assert 5 <= len(over) <= 2 * len(governed), [(r["entityId"], r["utilization"]) for r in over]
+    assert all(r["entityTypeId"] == "user" for r in over if r["utilization"] > 1.05), over
 
 
 def _when(text: str) -> datetime:
@@ -358,8 +370,9 @@ def test_it_moves_usage_with_the_traffic_simulator_despite_faults(demo: Emulator
         demo.clear_faults()
         sim.close()
     # Not a speed check: however slow the machine, the first one-second tick (400 events)
-    # always completes, its 503s retried rather than lost.
-    assert totals.events >= 400 and totals.dropped_batches == 0
+    # always completes, its 503s retried rather than lost: each event is reported, or left
+    # out because governance denied it.
+    assert totals.events + totals.denied >= 400 and totals.dropped_batches == 0
     assert sim.api.retries > 0
     assert _api_calls_usage(demo, demo_customers) > before
     assert sum(_tree_usage(demo, g) for g in governed[:5]) > tree_before
@@ -398,3 +411,37 @@ def test_it_stops_the_simulate_traffic_command_cleanly_on_ctrl_c(demo: Emulator)
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out
     assert "simulate_traffic:" in out and "events" in out
+
+
+def _budget_usage(server: Emulator, customer: str) -> dict[str, float]:
+    rows = server.data("GET", f"/api/v1-beta/customers/{customer}/governance", params={"featureIds": "ai-tokens"})
+    return {r["entityId"]: r["currentUsage"] for r in rows}
+
+
+def test_it_reports_governed_usage_only_when_the_check_grants_it(demo: Emulator) -> None:
+    """The simulator asks the entitlement check with the usage's dimensions first: a user
+    whose budget is spent gets no more usage, while a user with an unlimited budget does."""
+    customer = f"governed-sim-{int(time.time() * 1000)}"
+    demo.data("POST", "/api/v1/customers", json={"id": customer, "name": "Governed Sim"})
+    demo.data("POST", "/api/v1/subscriptions", json={"customerId": customer, "planId": "enterprise"})
+    demo.data("PUT", f"/api/v1-beta/customers/{customer}/entities", json={"entities": [
+        {"id": "spent-user", "entityTypeId": "user"}, {"id": "free-user", "entityTypeId": "user"}]})
+    demo.data("PUT", f"/api/v1-beta/customers/{customer}/assignments", json={"assignments": [
+        {"entityId": "spent-user", "featureId": "ai-tokens", "usageLimit": 1000, "cadence": "P1M"},
+        {"entityId": "free-user", "featureId": "ai-tokens", "usageLimit": None, "cadence": "P1M"}]})
+    demo.data("POST", "/api/v1/events", json={"events": [
+        {"customerId": customer, "eventName": "llm_completion", "idempotencyKey": f"{customer}-spend",
+         "dimensions": {"userId": "spent-user", "tokens": 1000}}]})
+    assert _budget_usage(demo, customer) == {"spent-user": 1000, "free-user": 0}
+
+    sim = TrafficSimulator(demo.url, demo.key, rate=40, log=lambda m: None)
+    try:
+        sim.targets = [Target(customer, users=["spent-user", "free-user"])]
+        for tick in range(10):
+            sim.tick(tick)
+    finally:
+        sim.close()
+    after = _budget_usage(demo, customer)
+    assert after["spent-user"] == 1000
+    assert after["free-user"] > 0
+    assert sim.totals.denied > 0 and sim.totals.events > 0

@@ -116,6 +116,8 @@ ENTITY_TYPES: list[dict[str, Any]] = [
 
 # event name -> the feature whose meter reads it
 METERED_EVENTS = {f["meter"]["filters"][0]["conditions"][0]["value"]: f for f in FEATURES if f.get("meter")}
+# dimensions that name a governance entity (whose budgets then count the usage)
+ATTRIBUTION_KEYS = {key for t in ENTITY_TYPES for key in t["attributionKeys"]}
 
 
 def catalog_calls() -> list[list[tuple[str, str, dict[str, Any]]]]:
@@ -171,3 +173,19 @@ def effective_plan_limits(plan_id: str) -> dict[str, float | None]:
             elif "usageLimit" in v:
                 limits[fid] = v["usageLimit"]
     return limits
+
+
+def attributed(item: dict[str, Any]) -> tuple[str, str | None, float] | None:
+    """(feature, the dimension that holds the amount or None, amount) of a usage report or
+    event the emulator attributes to governance budgets (stigg-api.md §9.4: usage reports,
+    COUNT and SUM meters); None for one it does not (UNIQUE meters, unmetered events)."""
+    if "eventName" not in item:
+        return item["featureId"], None, item["value"]
+    feature = METERED_EVENTS.get(item["eventName"])
+    function = feature["meter"]["aggregation"]["function"] if feature else None
+    if function == "COUNT":
+        return feature["id"], None, 1
+    if function == "SUM":
+        field = feature["meter"]["aggregation"]["field"]
+        return feature["id"], field, item["dimensions"][field]
+    return None
