@@ -15,8 +15,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from emulator import bulk, periods, seed
-from emulator.simulator import TrafficSimulator
+from emulator import periods
+from emulator.demo import bulk, company, history, seed
+from emulator.demo.catalog import METERED_EVENTS
+from emulator.demo.simulator import Target, TrafficSimulator
+from emulator.demo.usage import plan_usage
 
 from .servers import ROOT, Emulator
 
@@ -148,6 +151,18 @@ def test_it_puts_customers_and_entities_near_and_over_limits(demo: Emulator, dem
     assert sum(u > 1.0 for u in utilizations) >= 5
 
 
+def test_it_keeps_seeded_budgets_within_their_limits_but_a_few_overruns(demo: Emulator, governed: list[str]) -> None:
+    """The seed reports governed usage the way an app that checks governance would: hard
+    budgets stop at their limit; only the few deliberate overruns (about one user per
+    customer, and what that adds up its chain) read above it."""
+    rows = [r for customer in governed for r in walk(demo, f"/api/v1-beta/customers/{customer}/governance",
+                                                      featureIds="ai-tokens,agent-runs,api-calls")]
+    over = [r for r in rows if r["utilization"] is not None and r["utilization"] > 1.0]
+    assert len(rows) > 1000
+    assert 5 <= len(over) <= 2 * len(governed), [(r["entityId"], r["utilization"]) for r in over]
+    assert all(r["entityTypeId"] == "user" for r in over if r["utilization"] > 1.05), over
+
+
 def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -166,7 +181,7 @@ def _history(server: Emulator, customer: str, feature: str, start: datetime) -> 
 def test_it_spreads_seeded_usage_over_the_days_of_each_period(demo: Emulator,
                                                               demo_customers: list[dict[str, Any]]) -> None:
     now = datetime.now(timezone.utc)  # the demo never moves the emulator's clock
-    start = (now - timedelta(days=seed.HISTORY_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = (now - timedelta(days=history.HISTORY_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     subscribed = {s["customerId"]: _when(s["startDate"]) for s in walk(demo, "/api/v1/subscriptions")
                   if s["status"] == "ACTIVE"}
     checked = 0
@@ -198,23 +213,23 @@ def test_it_spreads_seeded_usage_over_the_days_of_each_period(demo: Emulator,
 def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
     now = datetime(2026, 11, 21, 10, 30, tzinfo=timezone.utc)
     rng = random.Random(seed.DEFAULT_SEED)
-    specs = seed.build_customers(rng, 60)
-    hierarchies = [seed.build_hierarchy(rng, s) for s in specs if s.plan == "enterprise"][:2]
-    usages, events = seed._plan_usage(rng, specs, hierarchies, now)
+    specs = company.build_customers(rng, 60)
+    hierarchies = [company.build_hierarchy(rng, s) for s in specs if s.plan == "enterprise"][:2]
+    usages, events = plan_usage(rng, specs, hierarchies, now)
     month = datetime(now.year, now.month, 1, tzinfo=timezone.utc)
     timelines = {}
     for spec in specs:
         if spec.plan and not spec.archived:
             since = now - timedelta(days=spec.history[-1][3], minutes=seed.rng_offset(spec.id))
-            subscription_month = seed.Period(periods.reset_window("MONTH", "SubscriptionStart", since, now)[0],
-                                             "MONTH", since)
-            timelines[spec.id] = seed.Timeline(since, {
+            subscription_month = history.Period(periods.reset_window("MONTH", "SubscriptionStart", since, now)[0],
+                                                "MONTH", since)
+            timelines[spec.id] = history.Timeline(since, {
                 "ai-tokens": subscription_month, "agent-runs": subscription_month,
-                "api-calls": seed.Period(month, "MONTH", month),
-                "monthly-active-users": seed.Period(month, "MONTH", month),
-                "seats": seed.Period(None, None, None)})
-    dated = seed._date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
-    assert dated == seed._date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)  # deterministic
+                "api-calls": history.Period(month, "MONTH", month),
+                "monthly-active-users": history.Period(month, "MONTH", month),
+                "seats": history.Period(None, None, None)})
+    dated = history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
+    assert dated == history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)  # deterministic
     dated_usages, dated_events = dated
     assert len(dated_events) > len(events) and len(dated_usages) > len(usages)
 
@@ -224,7 +239,7 @@ def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
         return _when(when) if when else now
 
     def feature_of(item: dict[str, Any]) -> str:
-        return seed.METERED_EVENTS[item["eventName"]]["id"] if "eventName" in item else item["featureId"]
+        return METERED_EVENTS[item["eventName"]]["id"] if "eventName" in item else item["featureId"]
 
     def totals(items: list[dict[str, Any]], current_only: bool) -> dict[tuple[str, str], float]:
         out: dict[tuple[str, str], Any] = {}
@@ -252,7 +267,7 @@ def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
         period = timeline.periods[feature_of(item)]
         if period.start is not None and when < period.start:
             # earlier periods' usage carries only what its meter reads, so it reaches no budget
-            meter = seed.METERED_EVENTS[item["eventName"]]["meter"]["aggregation"] if "eventName" in item else {}
+            meter = METERED_EVENTS[item["eventName"]]["meter"]["aggregation"] if "eventName" in item else {}
             assert set(item.get("dimensions") or {}) <= {meter.get("field")}
 
 
@@ -355,8 +370,9 @@ def test_it_moves_usage_with_the_traffic_simulator_despite_faults(demo: Emulator
         demo.clear_faults()
         sim.close()
     # Not a speed check: however slow the machine, the first one-second tick (400 events)
-    # always completes, its 503s retried rather than lost.
-    assert totals.events >= 400 and totals.dropped_batches == 0
+    # always completes, its 503s retried rather than lost: each event is reported, or left
+    # out because governance denied it.
+    assert totals.events + totals.denied >= 400 and totals.dropped_batches == 0
     assert sim.api.retries > 0
     assert _api_calls_usage(demo, demo_customers) > before
     assert sum(_tree_usage(demo, g) for g in governed[:5]) > tree_before
@@ -395,3 +411,37 @@ def test_it_stops_the_simulate_traffic_command_cleanly_on_ctrl_c(demo: Emulator)
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out
     assert "simulate_traffic:" in out and "events" in out
+
+
+def _budget_usage(server: Emulator, customer: str) -> dict[str, float]:
+    rows = server.data("GET", f"/api/v1-beta/customers/{customer}/governance", params={"featureIds": "ai-tokens"})
+    return {r["entityId"]: r["currentUsage"] for r in rows}
+
+
+def test_it_reports_governed_usage_only_when_the_check_grants_it(demo: Emulator) -> None:
+    """The simulator asks the entitlement check with the usage's dimensions first: a user
+    whose budget is spent gets no more usage, while a user with an unlimited budget does."""
+    customer = f"governed-sim-{int(time.time() * 1000)}"
+    demo.data("POST", "/api/v1/customers", json={"id": customer, "name": "Governed Sim"})
+    demo.data("POST", "/api/v1/subscriptions", json={"customerId": customer, "planId": "enterprise"})
+    demo.data("PUT", f"/api/v1-beta/customers/{customer}/entities", json={"entities": [
+        {"id": "spent-user", "entityTypeId": "user"}, {"id": "free-user", "entityTypeId": "user"}]})
+    demo.data("PUT", f"/api/v1-beta/customers/{customer}/assignments", json={"assignments": [
+        {"entityId": "spent-user", "featureId": "ai-tokens", "usageLimit": 1000, "cadence": "P1M"},
+        {"entityId": "free-user", "featureId": "ai-tokens", "usageLimit": None, "cadence": "P1M"}]})
+    demo.data("POST", "/api/v1/events", json={"events": [
+        {"customerId": customer, "eventName": "llm_completion", "idempotencyKey": f"{customer}-spend",
+         "dimensions": {"userId": "spent-user", "tokens": 1000}}]})
+    assert _budget_usage(demo, customer) == {"spent-user": 1000, "free-user": 0}
+
+    sim = TrafficSimulator(demo.url, demo.key, rate=40, log=lambda m: None)
+    try:
+        sim.targets = [Target(customer, users=["spent-user", "free-user"])]
+        for tick in range(10):
+            sim.tick(tick)
+    finally:
+        sim.close()
+    after = _budget_usage(demo, customer)
+    assert after["spent-user"] == 1000
+    assert after["free-user"] > 0
+    assert sim.totals.denied > 0 and sim.totals.events > 0

@@ -5,9 +5,10 @@ the catalog, customer bodies, subscription bodies, entities, assignments by dept
 a few events. That plan can be applied two ways that must read back identically:
 
 * ``apply_direct`` writes straight into the SQLite store in ONE transaction. Rows
-  whose shape is simple and exported by the endpoint modules are written with
-  ``executemany`` (customers via ``customers.new_customer``; entities and assignments
-  via ``governance.entity_doc``/``entity_row``/``assignment_doc``/``assignment_row``).
+  whose shape is simple and exported by the domain modules are written with
+  ``executemany`` (customers via ``domain.customers.new_customer``; entities and
+  assignments via ``domain.governance.entity_doc``/``entity_row``/``assignment_doc``/
+  ``assignment_row``).
   Everything whose document is built inside an endpoint (catalog, subscriptions,
   events with their meters and attribution) is applied by calling that endpoint's
   handler in-process, without HTTP, so it is the same code by construction. Inside the
@@ -29,10 +30,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from .seed import (
-    AGENT_KINDS, DEPARTMENTS, FIRST_NAMES, LAST_NAMES, MAX_EVENTS_PER_CALL, MAX_GOVERNANCE_ITEMS, MODELS,
-    NAME_HEADS, NAME_KINDS, NAME_TAILS, PLAN_IDS, TEAMS, RestClient, catalog_calls, chunks,
+from .catalog import PLAN_IDS, catalog_calls
+from .company import (
+    AGENT_KINDS, DEPARTMENTS, FIRST_NAMES, LAST_NAMES, MODELS, NAME_HEADS, NAME_KINDS, NAME_TAILS, TEAMS,
 )
+from .rest import MAX_EVENTS_PER_CALL, MAX_GOVERNANCE_ITEMS, RestClient, chunks
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +215,8 @@ def _one_transaction(c: sqlite3.Connection) -> Iterator[None]:
 def _dispatch(method: str, path: str, body: Any) -> Any:
     """Call an endpoint's handler in-process: the same code a REST call reaches, minus
     HTTP, authentication and fault injection."""
-    from . import app, clock, store  # noqa: F401  (app registers every route)
-    from .http import ApiError, Request, resolve
+    from .. import app, clock, store  # noqa: F401  (app registers every route)
+    from ..http import ApiError, Request, resolve
 
     state = store.get_control()
     clock.set_request_offset(float(state.get("clockOffsetSeconds") or 0))
@@ -235,9 +237,8 @@ def apply_direct(plan: BulkPlan, db_path: str, log: Log = print, *, id_seed: int
     """Write the plan into the SQLite file at ``db_path`` (created if needed). Refuses
     a store that already has customers, so it never mixes with another world."""
     os.environ["EMULATOR_DB_PATH"] = db_path
-    from . import clock, store
-    from .api import customers as customers_api
-    from .api import governance
+    from .. import clock, store
+    from ..domain import customers, governance
 
     store.init_db(db_path)
     c = store.conn()
@@ -260,7 +261,7 @@ def apply_direct(plan: BulkPlan, db_path: str, log: Log = print, *, id_seed: int
                 _dispatch(method, path, body)
         lap("catalog")
         now = clock.iso(clock.now())
-        docs = [customers_api.new_customer(body, now) for body in plan.customers]
+        docs = [customers.new_customer(body, now) for body in plan.customers]
         c.executemany(
             "INSERT INTO customers (id, name, email, created_at, archived_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
             [(d["id"], d.get("name"), d.get("email"), d["createdAt"], d.get("archivedAt"), store.dumps(d))
