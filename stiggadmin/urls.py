@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
@@ -13,4 +14,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("webhooks/stigg", views.stigg_webhook, name="stigg-webhook"),
+    path("admin/", admin.site.urls),  # the audit log, read-only
 ]
