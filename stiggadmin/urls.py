@@ -8,6 +8,9 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("customers/", views.customers, name="customers"),
     # Stigg customer ids may hold any character, "/" included: the id is the rest of the path.
+    # <path:> is greedy, so every "customers/<id>/something" route must come BEFORE the bare
+    # customer route below, or the customer page would take "<id>/something" as an id.
+    path("customers/<path:customer_id>/governance/budget", views.budget_change, name="budget-change"),
     path("customers/<path:customer_id>", views.customer, name="customer"),
     path("refresh/<path:customer_id>", views.refresh_customer, name="refresh-customer"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
