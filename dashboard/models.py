@@ -39,10 +39,11 @@ class AuditEntry(models.Model):
     # PROTECT: a person who changed something stays on record; deactivate them instead.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="audit_entries")
     username = models.CharField(max_length=150, help_text="as it was when the change was made")
-    customer_id = models.CharField(max_length=255, db_index=True)
+    # Stigg's ids have no documented length: text, so no id Stigg accepted can fail the row.
+    customer_id = models.TextField(db_index=True)
     action = models.CharField(max_length=40, choices=Action.choices)
-    entity_id = models.CharField(max_length=255, blank=True)
-    capability = models.CharField(max_length=255, blank=True, help_text='a feature id, or "$" + a currency id')
+    entity_id = models.TextField(blank=True)
+    capability = models.TextField(blank=True, help_text='a feature id, or "$" + a currency id')
     scope = models.JSONField(default=list, blank=True, help_text="scope entity ids; [] = node-wide")
     before = models.JSONField(null=True, blank=True, help_text="null when the budget was added")
     after = models.JSONField(null=True, blank=True)
