@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
@@ -6,9 +7,10 @@ from dashboard import views
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("customers/", views.customers, name="customers"),
-    # Stigg customer ids may hold any character, "/" included: the id is the rest of the path,
-    # so the longer customer paths come first (a customer whose id itself ends in
-    # "/governance" is reached by its own page's links, which the tests pin down).
+    # Stigg customer ids may hold any character, "/" included: the id is the rest of the path.
+    # <path:> is greedy, so every "customers/<id>/something" route must come BEFORE the bare
+    # customer route below, or the customer page would take "<id>/something" as an id.
+    path("customers/<path:customer_id>/governance/budget", views.budget_change, name="budget-change"),
     path("customers/<path:customer_id>/governance/children", views.governance_children, name="governance-children"),
     path("customers/<path:customer_id>/governance", views.governance, name="customer-governance"),
     path("customers/<path:customer_id>", views.customer, name="customer"),
@@ -18,4 +20,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("webhooks/stigg", views.stigg_webhook, name="stigg-webhook"),
+    path("admin/", admin.site.urls),  # the audit log, read-only
 ]

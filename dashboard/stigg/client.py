@@ -25,7 +25,8 @@ wrong, or Stigg is unavailable. Retries, backoff and the rate-limit slot live in
                            (raises GovernanceNotEnabled, a StiggRequestError, on 403 GovernanceNotEnabled)
     client.iter_assignments(customer_id) -> Iterator[Assignment]
     client.upsert_assignment(customer_id, entity_id, feature_id, usage_limit, cadence=None,
-                             scope_entity_ids=()) -> Assignment
+                             scope_entity_ids=(), *, currency_id=None, timeout=None, attempts=None) -> Assignment
+                             (feature_id None with currency_id for a currency budget)
     client.close()
 """
 from __future__ import annotations
@@ -245,14 +246,27 @@ class StiggClient:
     def iter_assignments(self, customer_id: str) -> Iterator[Assignment]:
         return self._paginate(f"/api/v1-beta/customers/{_q(customer_id)}/assignments", _parse_assignment)
 
-    def upsert_assignment(self, customer_id: str, entity_id: str, feature_id: str, usage_limit: float | None,
-                          cadence: str | None = None, scope_entity_ids: tuple[str, ...] | list[str] = ()) -> Assignment:
-        item: dict[str, Any] = {"entityId": entity_id, "featureId": feature_id, "usageLimit": usage_limit,
+    def upsert_assignment(self, customer_id: str, entity_id: str, feature_id: str | None, usage_limit: float | None,
+                          cadence: str | None = None, scope_entity_ids: tuple[str, ...] | list[str] = (), *,
+                          currency_id: str | None = None, timeout: float | None = None,
+                          attempts: int | None = None) -> Assignment:
+        """Create or update one budget (§9.3), keyed by entity, feature or currency, and scope.
+        ``usageLimit`` is always sent (None = unlimited but tracked); a cadence left out is
+        kept by Stigg. ``parentId`` is never sent, so the entity stays where it is in the
+        hierarchy. ``timeout``/``attempts``: see StiggTransport.request."""
+        if (feature_id is None) == (currency_id is None):
+            raise ValueError("an assignment has a feature id or a currency id, exactly one")
+        item: dict[str, Any] = {"entityId": entity_id, "usageLimit": usage_limit,
                                 "scopeEntityIds": list(scope_entity_ids)}
+        if feature_id is not None:
+            item["featureId"] = feature_id
+        else:
+            item["currencyId"] = currency_id
         if cadence is not None:  # left out, Stigg keeps the stored cadence
             item["cadence"] = cadence
         path = f"/api/v1-beta/customers/{_q(customer_id)}/assignments"
-        body = self._transport.request("PUT", path, json_body={"assignments": [item]})
+        body = self._transport.request("PUT", path, json_body={"assignments": [item]}, timeout=timeout,
+                                       attempts=attempts)
         try:
             data = _list(body["data"], "data")
             if len(data) != 1:
