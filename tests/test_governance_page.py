@@ -8,6 +8,7 @@ import re
 import pytest
 import redis
 from django.test import override_settings
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from dashboard import sync, tasks
@@ -178,3 +179,18 @@ def test_it_shows_the_customer_a_governance_summary_and_link(browser, gov, setti
     assert response.status_code == 200
     assert "9 entities" in text and "1 blocked" in text or "blocked now" in text.lower()
     assert reverse("customer-governance", args=[gov["acme"]]) in response.content.decode()
+
+
+def test_it_offers_budget_changes_only_to_those_who_may_make_them(browser, gov):
+    viewer_page = page(browser, gov, open=["eng"]).content.decode()
+    assert "Change budget" not in viewer_page and "raise it" not in viewer_page
+    from django.contrib.auth.models import Group
+
+    user = get_user_model().objects.get(username="casey")
+    user.groups.add(Group.objects.get(name="Customer success"))
+    html = page(browser, gov, open=["eng"]).content.decode()
+    change = reverse("budget-change", args=[gov["acme"]])
+    assert f'href="{change}?entity=platform&amp;capability={gov["calls"]}&amp;scope="' in html
+    # research is blocked by eng: "raise it" changes eng's budget
+    research = re.search(r'data-entity-id="research".*?</tbody>', html, re.S).group(0)
+    assert f'{change}?entity=eng&amp;capability={gov["calls"]}&amp;scope="' in research and "raise it" in research

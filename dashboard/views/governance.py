@@ -18,6 +18,7 @@ from ..tree import Row, TreeFilter, fill_lines, filtered_tree, lines, ranked, tr
 from .common import customer_missing, frame, page_login_required, render_page
 from .tree_cells import line_cells
 
+CHANGE_BUDGET = "dashboard.change_budget"
 # A node filter opens every path to a match; past this many rows the page says so and
 # suggests the ranked list (which pages) instead of sending a page nobody can read.
 MAX_TREE_ROWS = 500
@@ -42,7 +43,7 @@ def governance(request: HttpRequest, customer_id: str) -> HttpResponse:
             context.update(_ranked(rm, customer_id, f, chosen["offset"]))
         else:
             context.update(_tree(rm, customer_id, f, set(form.opened), chosen["node"]))
-        _links(context["rows"], customer_id, context["query"])
+        _links(context["rows"], customer_id, context["query"], request.user.has_perm(CHANGE_BUDGET))
     if request.GET.get("chart") == "sunburst" and summary["entities"]:
         context["sunburst"] = charts.hierarchy_sunburst(
             rm.governance_index(customer_id), lambda eid: _node_url(customer_id, context["query"], eid))
@@ -71,7 +72,8 @@ def governance_children(request: HttpRequest, customer_id: str) -> HttpResponse:
     for row in rows[1:]:
         row.depth = depth + 1
     query = _query(chosen, sorted(opened))
-    context = {"doc": doc, "rows": _links(rows, customer_id, query), "query": query, "chosen": chosen}
+    context = {"doc": doc, "rows": _links(rows, customer_id, query, request.user.has_perm(CHANGE_BUDGET)),
+               "query": query, "chosen": chosen}
     return render_page(request, "dashboard/governance.html#tree-rows", context)
 
 
@@ -122,7 +124,7 @@ def _query(chosen: dict[str, Any], opened: list[str] | set[str]) -> dict[str, An
     return query
 
 
-def _links(rows: list[Row], customer_id: str, query: dict[str, Any]) -> list[Row]:
+def _links(rows: list[Row], customer_id: str, query: dict[str, Any], can_change: bool) -> list[Row]:
     """Every link a row needs, built here so templates only print them: the node itself,
     what blocks it, opening (plain link; htmx loads the level alone) and closing; and
     each line's cells (tree_cells.py)."""
@@ -143,7 +145,7 @@ def _links(rows: list[Row], customer_id: str, query: dict[str, Any]) -> list[Row
         for line in row.lines:
             if line.blocking:
                 line.blocking_url = node_base + quote(line.blocking["entity_id"], safe="")
-            line.cells = line_cells(line)
+            line.cells = line_cells(line, customer_id, eid, can_change)
     return rows
 
 

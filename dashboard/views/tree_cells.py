@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from ..templatetags.budgets import budget_change_url
 from ..templatetags.ui import bar_width, capability_words, level, level_words, num, pct, period_words, until
 from ..tree import Line
 
@@ -22,12 +23,20 @@ def bar(value: float | None) -> SafeString:
                        pct(value), format_html(' <strong class="words">{}</strong>', words) if words else "")
 
 
-def line_cells(line: Line) -> SafeString:
+def line_cells(line: Line, customer_id: str, entity_id: str, can_change: bool) -> SafeString:
     """Every cell of a line after the entity's: budget, usage / limit, utilization,
-    window, time to limit, what blocks it."""
+    window, time to limit, what blocks it; with "Change budget" / "Add a budget" and
+    "raise it" links for those who may change budgets."""
     b = line.budget
     scope = ("scoped to " + ", ".join(b["scope"]) if b["scope"] else "node-wide") if b else "no budget of its own"
-    cells = [format_html('<td>{}<div class="muted small">{}</div></td>', capability_words(line.capability), scope)]
+    action = ""
+    if can_change:
+        href = budget_change_url(customer_id, entity_id, line.capability, b["scope"]) if b \
+            else budget_change_url(customer_id, entity_id)
+        action = format_html(' · <a class="budget-button" href="{}">{}</a>', href,
+                             "Change budget" if b else "Add a budget")
+    cells = [format_html('<td>{}<div class="muted small">{}{}</div></td>', capability_words(line.capability), scope,
+                         action)]
     if b is not None:
         limit = "unlimited" if b["limit"] is None else num(b["limit"])
         resets = format_html('<div class="muted small">resets {}</div>', until(b["period_end"])) \
@@ -37,7 +46,11 @@ def line_cells(line: Line) -> SafeString:
                   format_html("<td>{}{}</td>", period_words(b["cadence"]), resets)]
     else:
         cells.append(_DASH)
-    cells += [format_html("<td>{}</td>", line.ttl_words), format_html("<td>{}</td>", blocking(line))]
+    raise_it = ""
+    if can_change and line.blocking and not line.blocking["is_own"]:
+        raise_it = format_html(' · <a class="budget-button" href="{}">raise it</a>', budget_change_url(
+            customer_id, line.blocking["entity_id"], line.capability, line.blocking["scope"]))
+    cells += [format_html("<td>{}</td>", line.ttl_words), format_html("<td>{}{}</td>", blocking(line), raise_it)]
     return mark_safe("".join(cells))
 
 
