@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from . import process_env
+from .browser import CHROMIUM, CHROMIUM_ARGS
 from .servers import Emulator, RedisServer
 
 
@@ -43,3 +46,15 @@ def browser(db) -> Client:
     c = Client()
     c.force_login(user)
     return c
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

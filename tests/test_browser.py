@@ -3,9 +3,7 @@
 Celery worker and a real Redis."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -15,30 +13,10 @@ from dashboard import sync, tasks
 from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
+from .browser import TIMEOUT_MS
 from .servers import CeleryWorker, django_env
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run
-# under one unless told it is safe (it is: the test is the only user of this thread).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-TIMEOUT_MS = 20_000
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from dashboard.models import AuditEntry
 from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
-from .test_browser import TIMEOUT_MS, chromium  # noqa: F401 (a fixture used below)
+from .browser import TIMEOUT_MS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -60,7 +60,7 @@ def audit_log_emptied_after(transactional_db):
 
 
 @pytest.fixture
-def page(chromium, live_server, audit_log_emptied_after):  # noqa: F811 (the imported fixture)
+def page(chromium, live_server, audit_log_emptied_after):
     # A transactional test's database is emptied after each test, the migrations' roles too:
     # give the person the permission the role would.
     user = get_user_model().objects.create_user("cassie", password="pw-cassie-1")
