@@ -17,12 +17,13 @@ from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
 from .browser import TIMEOUT_MS
+from .servers import CeleryWorker, django_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def governed(emulator):
+def governed(emulator, redis_server):
     stigg_here = override_settings(STIGG_API_URL=emulator.url)
     stigg_here.enable()
     tasks._clients.clear()
@@ -41,7 +42,10 @@ def governed(emulator):
     with StiggClient(e.url, e.key, timeout=10) as client:
         sync.refresh_catalog(client, rm)
         sync.refresh_customer(client, rm, cid, discover=True)
+    # the refresh a change queues is served by a real worker, as in production
+    worker = CeleryWorker(django_env(redis_server.url, emulator, READ_MODEL_PREFIX=rm.prefix), queues="hot")
     yield {"cid": cid, "calls": calls, "emu": e}
+    worker.stop()
     rm.clear()
     stigg_here.disable()
     tasks._clients.clear()
@@ -79,7 +83,8 @@ def page(chromium, live_server, audit_log_emptied_after):
     context.close()
 
 
-def test_it_reviews_and_confirms_a_change_in_place(page, live_server, governed):
+def test_it_reviews_and_confirms_a_change_in_place(page, live_server, governed, settings):
+    settings.PAGE_POLL_SECONDS = 1
     cid, emu = governed["cid"], governed["emu"]
     page.goto(f"{live_server.url}/customers/{cid}/governance/budget?entity=ada&capability={governed['calls']}")
     assert "Now: 10" in page.locator("#budget-form").inner_text()
@@ -99,3 +104,6 @@ def test_it_reviews_and_confirms_a_change_in_place(page, live_server, governed):
     stored = emu.data("GET", f"/api/v1-beta/customers/{cid}/assignments", params={"entityId": "ada"})
     assert [a["usageLimit"] for a in stored] == [25]
     assert AuditEntry.objects.get().outcome == "done"
+    # the refresh lands (worker) and the tree, polling, shows the new figure in place
+    page.wait_for_function("() => document.querySelector('tbody[data-entity-id=\"ada\"]')"
+                           ".innerText.includes('0 / 25')")

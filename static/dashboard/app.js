@@ -43,8 +43,9 @@
   }
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
 
-  // The governance filters keep the tree as it is open on screen: the nodes opened since
-  // the page loaded (by htmx) travel with the filters, so a new order keeps them open.
+  // The governance filters, and the tree's own polling, keep the tree as it is open on
+  // screen: the nodes opened since the page loaded (by htmx) travel with the request, so a
+  // new order, or new numbers, keep them open.
   document.addEventListener("htmx:configRequest", function (evt) {
     var form = evt.detail.elt;
     if (!form.hasAttribute || !form.hasAttribute("data-tree-form")) return;
