@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 from .codec import load
-from .readmodel import BlockingDoc, BudgetDoc, IndexNode, NodeDoc
-from .rules.governance import TimeToLimit, describe_time_to_limit, sibling_sort_key
+from .readmodel import BlockingRef, BudgetDoc, IndexNode, NodeDoc
+from .rules.governance import Budget, TimeToLimit, describe_time_to_limit, sibling_sort_key
 
 ORDERS = ("utilization", "usage")
 SCOPES = ("all", "node-wide", "scoped")
@@ -35,6 +35,56 @@ class TreeFilter:
         return bool(self.entity_type or self.search or self.min_utilization is not None)
 
 
+@dataclass(frozen=True)
+class Blocking:
+    """What stops an entity for one capability, with the figures of the budget that does."""
+
+    capability: str
+    entity_id: str  # whose budget blocks
+    entity_name: str | None
+    scope: list[str]
+    limit: float
+    usage: float | None
+    headroom: float  # what the entity may still use (negative: overspent)
+    own_headroom: float | None  # what its own node-wide budget has left, when it has a limited one
+    ttl: dict[str, Any] | None  # the blocking budget's time to limit
+
+    @property
+    def exhausted(self) -> bool:
+        return self.headroom <= 0
+
+    @property
+    def is_scoped(self) -> bool:
+        return bool(self.scope)
+
+    def is_own(self, entity_id: str) -> bool:
+        return self.entity_id == entity_id and not self.scope
+
+
+def _headroom(b: BudgetDoc) -> float | None:
+    return Budget(entity_id="", capability=b["capability"], limit=b["limit"], usage=b["usage"]).headroom
+
+
+def resolve_blocking(node: NodeDoc, ref: BlockingRef, docs: Mapping[str, NodeDoc]) -> Blocking | None:
+    """The stored reference with the blocking budget's figures, read from its node (this
+    node, or an ancestor in ``docs``); None when that node or budget is not at hand."""
+    holder = node if ref["entity_id"] == node["id"] else docs.get(ref["entity_id"])
+    budget = next((b for b in holder["budgets"] if b["capability"] == ref["capability"]
+                   and b["scope"] == ref["scope"]), None) if holder else None
+    headroom = _headroom(budget) if budget else None
+    if budget is None or headroom is None:
+        return None
+    own = next((b for b in node["budgets"] if b["capability"] == ref["capability"] and not b["scope"]), None)
+    return Blocking(capability=ref["capability"], entity_id=ref["entity_id"], entity_name=holder["name"],
+                    scope=ref["scope"], limit=budget["limit"] or 0.0, usage=budget["usage"], headroom=headroom,
+                    own_headroom=_headroom(own) if own else None, ttl=budget["ttl"])
+
+
+def blockers_to_read(docs: Mapping[str, NodeDoc]) -> set[str]:
+    """The nodes whose budgets block the given ones but are not among them (ancestors)."""
+    return {ref["entity_id"] for d in docs.values() for ref in d["blocking"]} - set(docs)
+
+
 @dataclass
 class Line:
     """One row of a node: one of its own budgets, or (no budget of its own for that
@@ -42,7 +92,7 @@ class Line:
 
     capability: str
     budget: BudgetDoc | None
-    blocking: BlockingDoc | None
+    blocking: Blocking | None
     ttl_words: str
     blocking_url: str = ""  # set by the view
     cells: str = ""  # the line's cells as HTML, set by the view
@@ -91,17 +141,19 @@ def matches(node: Node, f: TreeFilter) -> bool:
     return True
 
 
-def lines(node: NodeDoc, f: TreeFilter, now: datetime) -> list[Line]:
+def lines(node: NodeDoc, f: TreeFilter, now: datetime, docs: Mapping[str, NodeDoc]) -> list[Line]:
     """The node's own budgets under the filter, each with what blocks the node for that
-    capability; then each capability limited only from further up."""
-    blocking = {b["capability"]: b for b in node["blocking"]}
+    capability; then each capability limited only from further up. ``docs``: the nodes
+    at hand, its blockers among them (``blockers_to_read``)."""
+    blocking = {ref["capability"]: resolve_blocking(node, ref, docs) for ref in node["blocking"]}
     out = [Line(b["capability"], b, blocking.get(b["capability"]) if not b["scope"] else None,
                 _ttl_words(b["ttl"], now)) for b in shown_budgets(node, f)]
     own = {b["capability"] for b in node["budgets"] if not b["scope"]}
     for capability, block in sorted(blocking.items()):
-        if capability in own or (f.capability and capability != f.capability) or f.scope == "scoped":
+        if block is None or capability in own or (f.capability and capability != f.capability) \
+                or f.scope == "scoped":
             continue
-        out.append(Line(capability, None, block, _ttl_words(block["ttl"], now)))
+        out.append(Line(capability, None, block, _ttl_words(block.ttl, now)))
     return out
 
 
@@ -138,7 +190,7 @@ def fill_lines(rows: Sequence[Row], docs: Mapping[str, NodeDoc], f: TreeFilter, 
     for row in rows:
         doc = docs.get(row.node["id"])
         if doc is not None:
-            row.node, row.lines = doc, lines(doc, f, now)
+            row.node, row.lines = doc, lines(doc, f, now, docs)
             out.append(row)
     return out
 

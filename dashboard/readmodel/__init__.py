@@ -10,7 +10,7 @@ from .documents import (
     CustomerDocument, EntitlementDoc, PromotionDoc, SubscriptionDoc, UsageHistoryDoc, UsageSeriesDoc,
 )
 from .governance import (
-    BlockingDoc, BudgetDoc, GovernanceSummary, GovernanceWrite, IndexNode, NodeDoc, empty_governance,
+    BlockingRef, BudgetDoc, GovernanceSummary, GovernanceWrite, IndexNode, NodeDoc, empty_governance,
 )
 from .keys import LAYOUT_VERSION
 from .model import ReadModel
@@ -21,7 +21,7 @@ from .values import (
 
 __all__ = [
     "LAYOUT_VERSION", "BudgetRank", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow",
-    "BlockingDoc", "BudgetDoc", "EntitlementDoc", "EntitlementRank", "GovernanceSummary", "GovernanceWrite",
+    "BlockingRef", "BudgetDoc", "EntitlementDoc", "EntitlementRank", "GovernanceSummary", "GovernanceWrite",
     "HistogramBin", "IndexNode", "NodeDoc", "empty_governance", "PromotionDoc", "ReadModel",
     "SubscriptionDoc", "SyncStatus", "ThresholdCounts", "UsageHistoryDoc", "UsageSeriesDoc", "iso", "parse_time",
 ]

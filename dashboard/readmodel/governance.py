@@ -37,37 +37,24 @@ BUDGET_ORDERS = ("utilization", "usage", "urgency")
 
 class BudgetDoc(TypedDict):
     capability: str  # the feature id, or "$" + the currency id
-    feature_id: str | None
-    currency_id: str | None
     scope: list[str]  # sorted scope entity ids; [] = node-wide
     limit: float | None  # None: unlimited but tracked
     usage: float | None
     utilization: float | None
     cadence: str | None
-    period_start: str | None
-    period_end: str | None
-    ttl: dict[str, Any] | None  # the rules' TimeToLimit, as stored by sync's codec
+    period_end: str | None  # when the current window resets
+    ttl: dict[str, Any] | None  # the rules' TimeToLimit, as sync's codec stores it (None fields left out)
     urgency: float
 
 
-class BlockingDoc(TypedDict):
-    """What stops an entity for one capability: its own budget, a scoped one or an ancestor's."""
+class BlockingRef(TypedDict):
+    """What stops an entity for one capability: the budget with the least headroom on its
+    chain (its own, a scoped one, or an ancestor's), named by its node, capability and
+    scope; readers take its figures from that node (``tree.resolve_blocking``)."""
 
     capability: str
-    entity_id: str  # the entity whose budget blocks
-    entity_name: str | None
+    entity_id: str
     scope: list[str]
-    limit: float
-    usage: float | None
-    utilization: float | None
-    headroom: float  # what the entity may still use (negative: overspent)
-    exhausted: bool
-    own_headroom: float | None
-    is_own: bool
-    is_scoped: bool
-    is_ancestor: bool
-    period_end: str | None
-    ttl: dict[str, Any] | None
 
 
 class NodeDoc(TypedDict):
@@ -79,7 +66,7 @@ class NodeDoc(TypedDict):
     children: int
     path: list[str]  # ancestor ids, root first (links and breadcrumbs)
     budgets: list[BudgetDoc]  # the entity's own budgets, node-wide first
-    blocking: list[BlockingDoc]  # one per capability with a finite limit on its chain
+    blocking: list[BlockingRef]  # one per capability with a finite limit on its chain
     utilization: float | None  # the highest of its own budgets (ordering siblings)
     usage: float | None  # the highest of its own budgets' usage
 
@@ -286,7 +273,8 @@ class Governance(Store):
                 continue
             out.append(BudgetRank(
                 customer_id=cid, customer_name=names[cid], entity_id=eid, entity_name=node["name"],
-                feature_id=b["feature_id"], currency_id=b["currency_id"], scope=scope, cadence=b["cadence"],
+                feature_id=None if capability.startswith("$") else capability,
+                currency_id=capability[1:] if capability.startswith("$") else None, scope=scope, cadence=b["cadence"],
                 limit=b["limit"], usage=b["usage"], utilization=b["utilization"],
                 period_end=parse_time(b["period_end"])))
         return out

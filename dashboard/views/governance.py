@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 from .. import charts, tasks
 from ..forms import PAGE_SIZE, GovernanceFilter
 from ..readmodel import ReadModel
-from ..tree import Row, TreeFilter, fill_lines, filtered_tree, lines, ranked, tree_rows
+from ..tree import Row, TreeFilter, blockers_to_read, fill_lines, filtered_tree, lines, ranked, tree_rows
 from .common import customer_missing, frame, page_login_required, render_page
 from .tree_cells import line_cells
 
@@ -67,8 +67,9 @@ def governance_children(request: HttpRequest, customer_id: str) -> HttpResponse:
     opened = {*form.opened, parent["id"]}
     depth = min(int(request.GET["depth"]), 50) if request.GET.get("depth", "").isdigit() else 0
     children = rm.governance_level(customer_id, parent["id"])
-    rows = [Row(parent, depth, lines(parent, f, now), True, children_shown=parent["children"])]
-    rows += fill_lines(tree_rows({}, children, set(), f), {n["id"]: n for n in children}, f, now)
+    docs = _with_blockers(rm, customer_id, {n["id"]: n for n in (parent, *children)})
+    rows = [Row(parent, depth, lines(parent, f, now, docs), True, children_shown=parent["children"])]
+    rows += fill_lines(tree_rows({}, children, set(), f), docs, f, now)
     for row in rows[1:]:
         row.depth = depth + 1
     query = _query(chosen, sorted(opened))
@@ -87,7 +88,8 @@ def _tree(rm: ReadModel, customer_id: str, f: TreeFilter, opened: set[str], focu
     if f.narrows_nodes:
         matched, keep, levels = filtered_tree(rm.governance_index(customer_id), f)
         rows = tree_rows(levels, levels.get("", []), keep, f, keep=keep, matched=matched)[:MAX_TREE_ROWS]
-        docs = {n["id"]: n for n in rm.governance_nodes(customer_id, [r.node["id"] for r in rows])}
+        docs = _with_blockers(rm, customer_id, {n["id"]: n for n in rm.governance_nodes(
+            customer_id, [r.node["id"] for r in rows])})
         return {"rows": fill_lines(rows, docs, f, now), "rows_cut": len(keep) > MAX_TREE_ROWS,
                 "matches": len(matched)}
     focused = rm.governance_node(customer_id, focus) if focus else None
@@ -95,7 +97,8 @@ def _tree(rm: ReadModel, customer_id: str, f: TreeFilter, opened: set[str], focu
         opened |= set(focused["path"])
     levels = rm.governance_levels(customer_id, sorted(opened))
     roots = rm.governance_level(customer_id)
-    docs = {n["id"]: n for n in roots} | {n["id"]: n for level in levels.values() for n in level}
+    docs = _with_blockers(rm, customer_id, {n["id"]: n for n in roots} | {
+        n["id"]: n for level in levels.values() for n in level})
     return {"rows": fill_lines(tree_rows(levels, roots, opened, f), docs, f, now),
             "focus": focused["id"] if focused else ""}
 
@@ -104,11 +107,17 @@ def _ranked(rm: ReadModel, customer_id: str, f: TreeFilter, offset: int) -> dict
     now = datetime.now(timezone.utc)
     nodes = ranked(rm.governance_index(customer_id), f)
     page = nodes[offset:offset + PAGE_SIZE]
-    docs = {n["id"]: n for n in rm.governance_nodes(customer_id, [n["id"] for n in page])}
+    docs = _with_blockers(rm, customer_id, {n["id"]: n for n in rm.governance_nodes(
+        customer_id, [n["id"] for n in page])})
     return {"rows": fill_lines([Row(n, 0, [], False) for n in page], docs, f, now), "total": len(nodes),
             "offset": offset, "next_offset": offset + PAGE_SIZE if offset + PAGE_SIZE < len(nodes) else None,
             "prev_offset": max(0, offset - PAGE_SIZE) if offset else None, "first": offset + 1 if page else 0,
             "last": offset + len(page)}
+
+
+def _with_blockers(rm: ReadModel, customer_id: str, docs: dict[str, Any]) -> dict[str, Any]:
+    """The nodes at hand, and the ancestors whose budgets block them (one read)."""
+    return docs | {n["id"]: n for n in rm.governance_nodes(customer_id, sorted(blockers_to_read(docs)))}
 
 
 def _query(chosen: dict[str, Any], opened: list[str] | set[str]) -> dict[str, Any]:
@@ -144,7 +153,7 @@ def _links(rows: list[Row], customer_id: str, query: dict[str, Any], can_change:
         }
         for line in row.lines:
             if line.blocking:
-                line.blocking_url = node_base + quote(line.blocking["entity_id"], safe="")
+                line.blocking_url = node_base + quote(line.blocking.entity_id, safe="")
             line.cells = line_cells(line, customer_id, eid, can_change)
     return rows
 

@@ -47,28 +47,29 @@ def line_cells(line: Line, customer_id: str, entity_id: str, can_change: bool) -
     else:
         cells.append(_DASH)
     raise_it = ""
-    if can_change and line.blocking and not line.blocking["is_own"]:
+    if can_change and line.blocking and not line.blocking.is_own(entity_id):
         raise_it = format_html(' · <a class="budget-button" href="{}">raise it</a>', budget_change_url(
-            customer_id, line.blocking["entity_id"], line.capability, line.blocking["scope"]))
-    cells += [format_html("<td>{}</td>", line.ttl_words), format_html("<td>{}{}</td>", blocking(line), raise_it)]
+            customer_id, line.blocking.entity_id, line.capability, line.blocking.scope))
+    cells += [format_html("<td>{}</td>", line.ttl_words),
+              format_html("<td>{}{}</td>", blocking(line, entity_id), raise_it)]
     return mark_safe("".join(cells))
 
 
-def blocking(line: Line) -> SafeString:
+def blocking(line: Line, entity_id: str) -> SafeString:
     """What blocks the entity for the line's capability, naming and linking the node."""
     b = line.blocking
     if b is None:
         scoped = line.budget is not None and line.budget["scope"]
         return format_html('<span class="muted">{}</span>', "applies with its scope" if scoped
                            else "nothing limits it")
-    if b["is_own"]:
-        if b["exhausted"]:
+    if b.is_own(entity_id):
+        if b.exhausted:
             return mark_safe('<strong class="error-text">Blocked</strong> by its own budget')
-        return format_html("its own budget: {} left", num(b["headroom"]))
-    verb = mark_safe('<strong class="error-text">Blocked</strong> by') if b["exhausted"] else "Limited by"
-    state = format_html("{} of {} used", num(b["usage"]), num(b["limit"])) if b["exhausted"] \
-        else format_html("{} left", num(b["headroom"]))
-    own = format_html('<div class="muted small">its own budget still has {} left</div>', num(b["own_headroom"])) \
-        if b["own_headroom"] is not None and b["own_headroom"] > 0 else ""
-    return format_html('{} <a href="{}">{}</a>{}: {}{}', verb, line.blocking_url, b["entity_name"] or b["entity_id"],
-                       " (scoped)" if b["is_scoped"] else "", state, own)
+        return format_html("its own budget: {} left", num(b.headroom))
+    verb = mark_safe('<strong class="error-text">Blocked</strong> by') if b.exhausted else "Limited by"
+    state = format_html("{} of {} used", num(b.usage), num(b.limit)) if b.exhausted \
+        else format_html("{} left", num(b.headroom))
+    own = format_html('<div class="muted small">its own budget still has {} left</div>', num(b.own_headroom)) \
+        if b.own_headroom is not None and b.own_headroom > 0 else ""
+    return format_html('{} <a href="{}">{}</a>{}: {}{}', verb, line.blocking_url, b.entity_name or b.entity_id,
+                       " (scoped)" if b.is_scoped else "", state, own)
