@@ -110,6 +110,7 @@ class Row:
     matched: bool = True  # False: shown only as the path to a match
     children_shown: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    html: str = ""  # the node's rows as HTML, set by the view
 
 
 def shown_budgets(node: Node, f: TreeFilter) -> list[Any]:

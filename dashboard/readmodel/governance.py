@@ -24,6 +24,8 @@ customer's transaction (customers.py), so a reader never sees half of it.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from typing import Any, Iterable, Sequence, TypedDict
 from urllib.parse import unquote
 
@@ -32,6 +34,9 @@ from .keys import Keys, part
 from .values import BudgetRank, as_str, parse_time
 
 ROOT = ""  # the children index's key for entities without a parent
+INDEX_CACHE_SIZE = 16  # parsed indexes of the hierarchies last read, per process
+_index_cache: OrderedDict[tuple[str, str, str], list[IndexNode]] = OrderedDict()
+_index_lock = threading.Lock()
 BUDGET_ORDERS = ("utilization", "usage", "urgency")
 
 
@@ -216,10 +221,29 @@ class Governance(Store):
                                                                                for c in ids}))}
         return {p: [nodes[c] for c in ids if c in nodes] for p, ids in children.items()}
 
-    def governance_index(self, customer_id: str) -> list[IndexNode]:
+    def governance_index(self, customer_id: str, fingerprint: str = "") -> list[IndexNode]:
         """Every node of the hierarchy in brief (ranking, filters, the sunburst): the
         fields of a NodeDoc those need, its budgets with capability, scope, utilization
-        and usage only."""
+        and usage only. Read-only for the caller.
+
+        With the hierarchy's ``fingerprint`` (its summary's: equal fingerprints, equal
+        answers from Stigg, equal index), a page polling a large hierarchy reuses the
+        index this process parsed instead of reading and parsing it again."""
+        key = (self.prefix, customer_id, fingerprint)
+        if fingerprint:
+            with _index_lock:
+                if key in _index_cache:
+                    _index_cache.move_to_end(key)
+                    return _index_cache[key]
+        index = self._read_index(customer_id)
+        if fingerprint:
+            with _index_lock:
+                _index_cache[key] = index
+                while len(_index_cache) > INDEX_CACHE_SIZE:
+                    _index_cache.popitem(last=False)
+        return index
+
+    def _read_index(self, customer_id: str) -> list[IndexNode]:
         raw = self.r.get(self.keys.gov_index(customer_id))
         return [{"id": eid, "type": type_, "name": name, "parent": parent, "children": children,
                  "budgets": [{"capability": c, "scope": scope, "utilization": u, "usage": usage}

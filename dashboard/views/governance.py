@@ -16,7 +16,7 @@ from ..forms import PAGE_SIZE, GovernanceFilter
 from ..readmodel import ReadModel
 from ..tree import Row, TreeFilter, blockers_to_read, fill_lines, filtered_tree, lines, ranked, tree_rows
 from .common import customer_missing, frame, page_login_required, render_page
-from .tree_cells import line_cells
+from .tree_cells import line_cells, row_html
 
 CHANGE_BUDGET = "dashboard.change_budget"
 # A node filter opens every path to a match; past this many rows the page says so and
@@ -40,13 +40,14 @@ def governance(request: HttpRequest, customer_id: str) -> HttpResponse:
                                "form": form, "chosen": chosen, "query": _query(chosen, form.opened)}
     if summary["entities"]:
         if chosen["view"] == "ranked":
-            context.update(_ranked(rm, customer_id, f, chosen["offset"]))
+            context.update(_ranked(rm, customer_id, summary["fingerprint"], f, chosen["offset"]))
         else:
-            context.update(_tree(rm, customer_id, f, set(form.opened), chosen["node"]))
-        _links(context["rows"], customer_id, context["query"], request.user.has_perm(CHANGE_BUDGET))
+            context.update(_tree(rm, customer_id, summary["fingerprint"], f, set(form.opened), chosen["node"]))
+        _links(context["rows"], customer_id, context["query"], request.user.has_perm(CHANGE_BUDGET), chosen,
+               context.get("focus", ""))
     if request.GET.get("chart") == "sunburst" and summary["entities"]:
         context["sunburst"] = charts.hierarchy_sunburst(
-            rm.governance_index(customer_id), lambda eid: _node_url(customer_id, context["query"], eid))
+            rm.governance_index(customer_id, summary["fingerprint"]), lambda eid: _node_url(customer_id, context["query"], eid))
     return render_page(request, "dashboard/governance.html", context, frozenset({"governance-body", "sunburst"}))
 
 
@@ -73,7 +74,7 @@ def governance_children(request: HttpRequest, customer_id: str) -> HttpResponse:
     for row in rows[1:]:
         row.depth = depth + 1
     query = _query(chosen, sorted(opened))
-    context = {"doc": doc, "rows": _links(rows, customer_id, query, request.user.has_perm(CHANGE_BUDGET)),
+    context = {"doc": doc, "rows": _links(rows, customer_id, query, request.user.has_perm(CHANGE_BUDGET), chosen),
                "query": query, "chosen": chosen}
     return render_page(request, "dashboard/governance.html#tree-rows", context)
 
@@ -83,10 +84,11 @@ def _tree_filter(chosen: dict[str, Any]) -> TreeFilter:
                       min_utilization=chosen["min_utilization"], scope=chosen["scope"], search=chosen["search"])
 
 
-def _tree(rm: ReadModel, customer_id: str, f: TreeFilter, opened: set[str], focus: str) -> dict[str, Any]:
+def _tree(rm: ReadModel, customer_id: str, fingerprint: str, f: TreeFilter, opened: set[str],
+          focus: str) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     if f.narrows_nodes:
-        matched, keep, levels = filtered_tree(rm.governance_index(customer_id), f)
+        matched, keep, levels = filtered_tree(rm.governance_index(customer_id, fingerprint), f)
         rows = tree_rows(levels, levels.get("", []), keep, f, keep=keep, matched=matched)[:MAX_TREE_ROWS]
         docs = _with_blockers(rm, customer_id, {n["id"]: n for n in rm.governance_nodes(
             customer_id, [r.node["id"] for r in rows])})
@@ -103,9 +105,9 @@ def _tree(rm: ReadModel, customer_id: str, f: TreeFilter, opened: set[str], focu
             "focus": focused["id"] if focused else ""}
 
 
-def _ranked(rm: ReadModel, customer_id: str, f: TreeFilter, offset: int) -> dict[str, Any]:
+def _ranked(rm: ReadModel, customer_id: str, fingerprint: str, f: TreeFilter, offset: int) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
-    nodes = ranked(rm.governance_index(customer_id), f)
+    nodes = ranked(rm.governance_index(customer_id, fingerprint), f)
     page = nodes[offset:offset + PAGE_SIZE]
     docs = _with_blockers(rm, customer_id, {n["id"]: n for n in rm.governance_nodes(
         customer_id, [n["id"] for n in page])})
@@ -133,10 +135,10 @@ def _query(chosen: dict[str, Any], opened: list[str] | set[str]) -> dict[str, An
     return query
 
 
-def _links(rows: list[Row], customer_id: str, query: dict[str, Any], can_change: bool) -> list[Row]:
-    """Every link a row needs, built here so templates only print them: the node itself,
-    what blocks it, opening (plain link; htmx loads the level alone) and closing; and
-    each line's cells (tree_cells.py)."""
+def _links(rows: list[Row], customer_id: str, query: dict[str, Any], can_change: bool, chosen: dict[str, Any],
+           focus: str = "") -> list[Row]:
+    """Every link a row needs — the node itself, what blocks it, opening (plain link;
+    htmx loads the level alone) and closing — and the row's HTML (tree_cells.py)."""
     page = reverse("customer-governance", args=[customer_id])
     children = reverse("governance-children", args=[customer_id])
     opened = set(query.get("open", ()))
@@ -155,6 +157,7 @@ def _links(rows: list[Row], customer_id: str, query: dict[str, Any], can_change:
             if line.blocking:
                 line.blocking_url = node_base + quote(line.blocking.entity_id, safe="")
             line.cells = line_cells(line, customer_id, eid, can_change)
+        row.html = row_html(row, chosen["view"] == "ranked", focus, chosen["capability"])
     return rows
 
 
