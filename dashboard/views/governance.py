@@ -38,16 +38,17 @@ def governance(request: HttpRequest, customer_id: str) -> HttpResponse:
     f = _tree_filter(chosen)
     context: dict[str, Any] = {**frame(rm), "doc": doc, "profile": doc["profile"], "summary": summary,
                                "form": form, "chosen": chosen, "query": _query(chosen, form.opened)}
-    if summary["entities"]:
-        if chosen["view"] == "ranked":
-            context.update(_ranked(rm, customer_id, summary["fingerprint"], f, chosen["offset"]))
-        else:
-            context.update(_tree(rm, customer_id, summary["fingerprint"], f, set(form.opened), chosen["node"]))
+    chart_only = bool(request.htmx) and request.htmx.target == "sunburst"  # its own request, lazily
+    if summary["entities"] and not chart_only:
+        context.update(_ranked(rm, customer_id, summary["fingerprint"], f, chosen["offset"])
+                       if chosen["view"] == "ranked"
+                       else _tree(rm, customer_id, summary["fingerprint"], f, set(form.opened), chosen["node"]))
         _links(context["rows"], customer_id, context["query"], request.user.has_perm(CHANGE_BUDGET), chosen,
                context.get("focus", ""))
     if request.GET.get("chart") == "sunburst" and summary["entities"]:
+        base = _node_base(customer_id, context["query"])
         context["sunburst"] = charts.hierarchy_sunburst(
-            rm.governance_index(customer_id, summary["fingerprint"]), lambda eid: _node_url(customer_id, context["query"], eid))
+            rm.governance_index(customer_id, summary["fingerprint"]), lambda eid: base + quote(eid, safe=""))
     return render_page(request, "dashboard/governance.html", context, frozenset({"governance-body", "sunburst"}))
 
 
@@ -143,8 +144,7 @@ def _links(rows: list[Row], customer_id: str, query: dict[str, Any], can_change:
     children = reverse("governance-children", args=[customer_id])
     opened = set(query.get("open", ()))
     rest = {k: v for k, v in query.items() if k != "open"}
-    kept = urlencode({k: v for k, v in rest.items() if k != "view"})
-    node_base = f"{page}?{kept}&node=" if kept else f"{page}?node="
+    node_base = _node_base(customer_id, query)
     for row in rows:
         eid = row.node["id"]
         row.extra = {
@@ -161,6 +161,8 @@ def _links(rows: list[Row], customer_id: str, query: dict[str, Any], can_change:
     return rows
 
 
-def _node_url(customer_id: str, query: dict[str, Any], entity_id: str) -> str:
-    kept = {k: v for k, v in query.items() if k not in ("open", "view")}
-    return f"{reverse('customer-governance', args=[customer_id])}?{urlencode({**kept, 'node': entity_id})}"
+def _node_base(customer_id: str, query: dict[str, Any]) -> str:
+    """A node's link, but for its encoded id: the tree with the page's order and filters."""
+    page = reverse("customer-governance", args=[customer_id])
+    kept = urlencode({k: v for k, v in query.items() if k not in ("open", "view")})
+    return f"{page}?{kept}&node=" if kept else f"{page}?node="
