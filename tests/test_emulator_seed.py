@@ -19,7 +19,7 @@ from emulator import periods
 from emulator.demo import bulk, company, history, seed
 from emulator.demo.catalog import METERED_EVENTS
 from emulator.demo.simulator import Target, TrafficSimulator
-from emulator.demo.usage import plan_usage
+from emulator.demo.usage import GOVERNED_PER, plan_usage
 
 from .servers import ROOT, Emulator
 
@@ -210,8 +210,10 @@ def test_it_spreads_seeded_usage_over_the_days_of_each_period(demo: Emulator,
     assert checked >= 20
 
 
-def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
-    now = datetime(2026, 11, 21, 10, 30, tzinfo=timezone.utc)
+def _small_company(now: datetime) -> tuple[list[company.Hierarchy], list[dict[str, Any]], list[dict[str, Any]],
+                                          dict[str, history.Timeline]]:
+    """60 customers, two of them governed, their planned usage (undated) and the reset
+    periods the emulator would report for them at ``now``."""
     rng = random.Random(seed.DEFAULT_SEED)
     specs = company.build_customers(rng, 60)
     hierarchies = [company.build_hierarchy(rng, s) for s in specs if s.plan == "enterprise"][:2]
@@ -228,25 +230,33 @@ def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
                 "api-calls": history.Period(month, "MONTH", month),
                 "monthly-active-users": history.Period(month, "MONTH", month),
                 "seats": history.Period(None, None, None)})
+    return hierarchies, usages, events, timelines
+
+
+def _dated_at(item: dict[str, Any], now: datetime) -> datetime:
+    """Undated usage (a period that began moments ago) goes at server time."""
+    when = item.get("timestamp") or item.get("createdAt")
+    return _when(when) if when else now
+
+
+def _feature_of(item: dict[str, Any]) -> str:
+    return METERED_EVENTS[item["eventName"]]["id"] if "eventName" in item else item["featureId"]
+
+
+def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
+    now = datetime(2026, 11, 21, 10, 30, tzinfo=timezone.utc)
+    _, usages, events, timelines = _small_company(now)
     dated = history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
     assert dated == history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)  # deterministic
     dated_usages, dated_events = dated
     assert len(dated_events) > len(events) and len(dated_usages) > len(usages)
 
-    def dated_at(item: dict[str, Any]) -> datetime:
-        """Undated usage (a period that began moments ago) goes at server time."""
-        when = item.get("timestamp") or item.get("createdAt")
-        return _when(when) if when else now
-
-    def feature_of(item: dict[str, Any]) -> str:
-        return METERED_EVENTS[item["eventName"]]["id"] if "eventName" in item else item["featureId"]
-
     def totals(items: list[dict[str, Any]], current_only: bool) -> dict[tuple[str, str], float]:
         out: dict[tuple[str, str], Any] = {}
-        for item in sorted(items, key=dated_at):
-            customer, feature = item["customerId"], feature_of(item)
+        for item in sorted(items, key=lambda item: _dated_at(item, now)):
+            customer, feature = item["customerId"], _feature_of(item)
             period = timelines[customer].periods[feature]
-            if current_only and period.start is not None and dated_at(item) < period.start:
+            if current_only and period.start is not None and _dated_at(item, now) < period.start:
                 continue
             if item.get("eventName") == "user_active":
                 out.setdefault((customer, feature), set()).add(item["dimensions"]["userId"])
@@ -261,14 +271,63 @@ def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
 
     assert totals(dated_usages + dated_events, current_only=True) == totals(usages + events, current_only=False)
     for item in dated_usages + dated_events:
-        when = dated_at(item)
+        when = _dated_at(item, now)
         timeline = timelines[item["customerId"]]
         assert timeline.since <= when <= now
-        period = timeline.periods[feature_of(item)]
+        period = timeline.periods[_feature_of(item)]
         if period.start is not None and when < period.start:
             # earlier periods' usage carries only what its meter reads, so it reaches no budget
             meter = METERED_EVENTS[item["eventName"]]["meter"]["aggregation"] if "eventName" in item else {}
             assert set(item.get("dimensions") or {}) <= {meter.get("field")}
+
+
+def test_it_dates_governed_usage_in_its_budgets_windows_at_each_entitys_pace() -> None:
+    """Budgets set up 10 days ago: attributed usage is dated inside the window of the
+    budgets it reaches (a day's for runs), and is the share of the planned amount that
+    an entity at its own pace has used by now; the user left over its budget keeps all of
+    it. Usage before the window reaches no entity."""
+    now = datetime(2026, 11, 21, 10, 30, tzinfo=timezone.utc)
+    hierarchies, usages, events, timelines = _small_company(now)
+    set_up = now - timedelta(days=10, hours=5)
+    governance = {h.customer_id: history.Governance(set_up, h.overrun) for h in hierarchies}
+    dated = history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED, governance)
+    assert dated == history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED, governance)
+    windows = {f: periods.cadence_window(cadence, set_up, now) for f, cadence in GOVERNED_PER.items()}
+    assert windows["ai-tokens"][0] == set_up and windows["agent-runs"][0] > now - timedelta(days=1)
+
+    def attributed_to(item: dict[str, Any]) -> str | None:
+        dims = item.get("dimensions") or {}
+        return dims.get("userId") or dims.get("agentId")
+
+    def tokens(items: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for item in items:
+            if item.get("eventName") == "llm_completion" and item["customerId"] in governance:
+                key = (item["customerId"], attributed_to(item) or "")
+                out[key] = out.get(key, 0) + item["dimensions"]["tokens"]
+        return out
+
+    checked = 0
+    for item in dated[0] + dated[1]:
+        feature = _feature_of(item)
+        if item["customerId"] not in governance or feature not in GOVERNED_PER:
+            continue
+        start, _ = windows[feature]
+        if attributed_to(item) is not None:
+            assert start <= _dated_at(item, now) <= now, item
+            checked += 1
+        else:
+            assert _dated_at(item, now) < start, item
+    assert checked > 1000
+
+    planned, got = tokens(events), tokens(dated[1])
+    assert all(got.get(key, 0) <= amount for key, amount in planned.items())
+    overruns = {(h.customer_id, h.overrun) for h in hierarchies}
+    assert overruns and all(got[key] == planned[key] for key in overruns)
+    behind = (now - history.MARGIN - set_up) / (windows["ai-tokens"][1] - set_up)
+    paced = sum(got.get(key, 0) for key in planned if key not in overruns and key[1])
+    aimed = sum(amount for key, amount in planned.items() if key not in overruns and key[1])
+    assert history.PACE[0] * behind * 0.99 <= paced / aimed <= history.PACE[1] * behind * 1.01
 
 
 def _normalize(value: Any) -> Any:

@@ -142,6 +142,7 @@ class Hierarchy:
     users: list[tuple[str, str, str]] = field(default_factory=list)  # (userId, teamId, budget)
     agents: list[tuple[str, str]] = field(default_factory=list)  # (agentId, teamId)
     budgets: dict[tuple[str, str], float] = field(default_factory=dict)  # (entity, feature) -> limit
+    overrun: str | None = None  # the user usage.py leaves over its budget (an unchecked report)
 
 
 def build_hierarchy(rng: random.Random, spec: CustomerSpec) -> Hierarchy:
