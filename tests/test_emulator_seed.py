@@ -10,11 +10,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import pytest
 
+from dashboard.rules.governance import Budget, capability_key, time_to_limit
 from emulator import periods
 from emulator.demo import bulk, company, history, seed
 from emulator.demo.catalog import METERED_EVENTS
@@ -60,6 +62,13 @@ def demo_customers(demo: Emulator) -> list[dict[str, Any]]:
 def governed(demo: Emulator, demo_customers: list[dict[str, Any]]) -> list[str]:
     return [c["id"] for c in demo_customers
             if demo.data("GET", f"/api/v1-beta/customers/{c['id']}/entities", params={"limit": 1})]
+
+
+@pytest.fixture(scope="module")
+def budget_rows(demo: Emulator, governed: list[str]) -> list[dict[str, Any]]:
+    """Every governed customer's budgets as the hydrated tree has them, after the seed."""
+    return [r for customer in governed for r in walk(demo, f"/api/v1-beta/customers/{customer}/governance",
+                                                      featureIds="ai-tokens,agent-runs,api-calls")]
 
 
 def test_it_seeds_the_demo_without_errors(demo: Emulator) -> None:
@@ -151,12 +160,12 @@ def test_it_puts_customers_and_entities_near_and_over_limits(demo: Emulator, dem
     assert sum(u > 1.0 for u in utilizations) >= 5
 
 
-def test_it_keeps_seeded_budgets_within_their_limits_but_a_few_overruns(demo: Emulator, governed: list[str]) -> None:
+def test_it_keeps_seeded_budgets_within_their_limits_but_a_few_overruns(governed: list[str],
+                                                                        budget_rows: list[dict[str, Any]]) -> None:
     """The seed reports governed usage the way an app that checks governance would: hard
     budgets stop at their limit; only the few deliberate overruns (about one user per
     customer, and what that adds up its chain) read above it."""
-    rows = [r for customer in governed for r in walk(demo, f"/api/v1-beta/customers/{customer}/governance",
-                                                      featureIds="ai-tokens,agent-runs,api-calls")]
+    rows = budget_rows
     over = [r for r in rows if r["utilization"] is not None and r["utilization"] > 1.0]
     assert len(rows) > 1000
     assert 5 <= len(over) <= 2 * len(governed), [(r["entityId"], r["utilization"]) for r in over]
@@ -165,6 +174,55 @@ def test_it_keeps_seeded_budgets_within_their_limits_but_a_few_overruns(demo: Em
 
 def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_it_sets_budgets_up_days_ago_and_puts_the_clock_back(demo: Emulator,
+                                                              budget_rows: list[dict[str, Any]]) -> None:
+    """Each governed customer's budgets were created with the emulator's clock set back,
+    on a day of its own: monthly windows began days ago, weekly ones a day or more ago,
+    daily ones hours ago. Then the seed put the clock back to real time."""
+    state = demo.data("GET", "/_emulator/state")
+    assert state["clockOffsetSeconds"] == 0
+    now = _when(state["now"])
+    assert abs(now - datetime.now(timezone.utc)) < timedelta(seconds=10)
+    behind: dict[str, list[float]] = {}  # cadence -> days each window has run
+    for r in budget_rows:
+        behind.setdefault(r["cadence"], []).append((now - _when(r["usagePeriodStart"])) / timedelta(days=1))
+    monthly, weekly, daily = behind["P1M"], behind["P1W"], behind["P1D"]
+    assert sum(days >= 1 for days in monthly) >= 0.9 * len(monthly)
+    assert max(monthly) < 27 and max(monthly) - min(monthly) >= 10
+    assert len({round(days) for days in monthly}) >= 8  # set up on different days
+    assert sum(1 <= days < 7 for days in weekly) >= 0.9 * len(weekly)
+    assert all(0 < days < 1 for days in daily) and max(daily) - min(daily) >= 0.25
+
+
+def test_it_puts_the_clock_back_when_setting_budgets_up_fails() -> None:
+    """With governance off every budget write fails while the clock is set back; the seed
+    goes on and leaves the clock at real time."""
+    server = Emulator()
+    try:
+        server.data("PUT", "/_emulator/settings", json={"governanceEnabled": False})
+        summary = seed.seed_demo(server.url, server.key, log=lambda m: None, customers=60, governed=3)
+        assert [e for e in summary["errors"] if e.startswith("governance hierarchies")]
+        assert server.data("GET", "/_emulator/state")["clockOffsetSeconds"] == 0
+    finally:
+        server.stop()
+
+
+def test_it_gives_the_governance_page_budgets_it_can_project(demo: Emulator,
+                                                              budget_rows: list[dict[str, Any]]) -> None:
+    """The page's time to limit (usage so far over time so far) over the seeded budgets:
+    most will not reach their limit this window, some will before the reset, a few
+    already have; hardly any are too young or too idle to project."""
+    now = _when(demo.data("GET", "/_emulator/state")["now"])
+    states = Counter(time_to_limit(Budget(
+        r["entityId"], capability_key(r["featureId"], None), tuple(r["scopeEntityIds"]), r["usageLimit"],
+        r["currentUsage"], r["cadence"], _when(r["usagePeriodStart"]), _when(r["usagePeriodEnd"])), now).state
+        for r in budget_rows)
+    assert states["not_this_window"] > len(budget_rows) / 2, states
+    assert states["before_reset"] >= 50, states
+    assert 5 <= states["exhausted"] < states["before_reset"], states
+    assert states["unknown"] < len(budget_rows) / 10, states
 
 
 def _entitlement(server: Emulator, customer: str, feature: str) -> dict[str, Any] | None:
@@ -180,7 +238,7 @@ def _history(server: Emulator, customer: str, feature: str, start: datetime) -> 
 
 def test_it_spreads_seeded_usage_over_the_days_of_each_period(demo: Emulator,
                                                               demo_customers: list[dict[str, Any]]) -> None:
-    now = datetime.now(timezone.utc)  # the demo never moves the emulator's clock
+    now = datetime.now(timezone.utc)  # the demo leaves the emulator's clock at real time
     start = (now - timedelta(days=history.HISTORY_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     subscribed = {s["customerId"]: _when(s["startDate"]) for s in walk(demo, "/api/v1/subscriptions")
                   if s["status"] == "ACTIVE"}
