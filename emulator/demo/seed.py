@@ -21,16 +21,15 @@ import random
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from .catalog import catalog_calls
-from .company import CustomerSpec, Hierarchy, build_customers, build_hierarchy
+from .company import SET_UP_DAYS, CustomerSpec, Hierarchy, budgets_set_up_ago, build_customers, build_hierarchy
 from .history import Governance, date_usage, read_timeline
 from .rest import (
     MAX_EVENTS_PER_CALL, MAX_GOVERNANCE_ITEMS, MAX_USAGES_PER_CALL, RequestRejected, RestClient, ServiceUnavailable,
-    chunks, iso, parse_time, quiet_http_logs,
+    chunks, clock_back, iso, parse_time, quiet_http_logs,
 )
 from .usage import plan_usage
 
@@ -42,11 +41,6 @@ THREADS = 6
 # lapse: Stigg only grants future end dates, and the demo moves the clock only to create
 # budgets in the past.
 EXPIRING_PROMO_SECONDS = 4.0
-# A governed customer's budgets were all set up this many whole days ago (none a whole
-# number of weeks, so weekly windows are a day or more in) plus 1-23 hours: a monthly
-# budget is that far into its first window, a weekly one the days left over from whole
-# weeks, a daily one those hours.
-SET_UP_DAYS = (2, 25)
 
 
 def _subscription_body(spec: CustomerSpec, plan: str, addons: list[dict[str, Any]], trial: bool,
@@ -68,35 +62,6 @@ def _emulator_now(api: RestClient) -> datetime:
         return datetime.fromisoformat(state["now"].replace("Z", "+00:00"))
     except (RequestRejected, ServiceUnavailable, KeyError, TypeError, ValueError):
         return datetime.now(timezone.utc)
-
-
-def _clock_offset(api: RestClient) -> float:
-    """How far the emulator's clock is from real time (seconds) as the seed finds it, and
-    leaves it."""
-    try:
-        return float(api.get("/_emulator/state")["clockOffsetSeconds"] or 0)
-    except (RequestRejected, ServiceUnavailable, KeyError, TypeError, ValueError):
-        return 0.0
-
-
-@contextmanager
-def _clock_back(api: RestClient, by: timedelta, offset: float) -> Iterator[None]:
-    """The emulator's clock ``by`` earlier while the block runs, so what it creates is
-    created then, and at ``offset`` again afterwards, whatever happened in the block. The
-    clock is the emulator's, not one customer's: nothing else may run meanwhile."""
-    api.post("/_emulator/clock", {"offsetSeconds": offset - by.total_seconds()})
-    try:
-        yield
-    finally:
-        api.post("/_emulator/clock", {"offsetSeconds": offset})
-
-
-def _set_up_ago(rng: random.Random, subscribed_for: timedelta) -> timedelta:
-    """How long ago a governed customer set its budgets up (see SET_UP_DAYS), never
-    before its subscription began."""
-    days = rng.choice([d for d in range(SET_UP_DAYS[0], SET_UP_DAYS[1] + 1) if d % 7])
-    ago = timedelta(days=days, hours=rng.uniform(1, 23))
-    return max(timedelta(0), min(ago, subscribed_for - timedelta(hours=1)))
 
 
 class _Runner:
@@ -147,7 +112,6 @@ def seed_demo(base_url: str, api_key: str, log: Log = print, *, customers: int =
     api = RestClient(base_url, api_key, rng=random.Random(seed + 1))
     runner = _Runner(api, log)
     now = _emulator_now(api)
-    offset = _clock_offset(api)
     log(f"Seeding the demo company into {base_url} ...")
     try:
         specs = build_customers(rng, customers)
@@ -235,10 +199,10 @@ def seed_demo(base_url: str, api_key: str, log: Log = print, *, customers: int =
 
         def place(h: Hierarchy) -> None:
             # the whole hierarchy at one moment in the past: every budget's window is anchored there
-            ago = _set_up_ago(random.Random(f"{seed}:set-up:{h.customer_id}"),
-                              now - subscribed_at.get(h.customer_id, now - timedelta(days=SET_UP_DAYS[1] + 1)))
+            ago = budgets_set_up_ago(random.Random(f"{seed}:set-up:{h.customer_id}"),
+                                     now - subscribed_at.get(h.customer_id, now - timedelta(days=SET_UP_DAYS[1] + 1)))
             created: list[dict[str, Any]] = []
-            with _clock_back(api, ago, offset):
+            with clock_back(api, ago):
                 for batch in chunks(h.entities, MAX_GOVERNANCE_ITEMS):
                     api.put(f"/api/v1-beta/customers/{h.customer_id}/entities", {"entities": list(batch)})
                 for level in h.assignments:
