@@ -443,6 +443,15 @@ def test_it_reads_back_a_bulk_seed_like_an_api_built_one() -> None:
                 sep = "&" if "?" in path else "?"
                 a2, b2 = by_api.call("GET", f"{path}{sep}after={next_a}"), by_bulk.call("GET", f"{path}{sep}after={next_b}")
                 assert _normalize(a2.json()["data"]) == _normalize(b2.json()["data"]), path + " page 2"
+        # both worlds' budgets were set up days ago, each customer's on a day of its own
+        starts = [{(g.customer_id, r["entityId"], *r["scopeEntityIds"]): _when(r["usagePeriodStart"])
+                   for g in plan.governed
+                   for r in walk(server, f"/api/v1-beta/customers/{g.customer_id}/governance", featureIds="ai-tokens")
+                   if r["cadence"] == "P1M"} for server in (by_api, by_bulk)]
+        assert starts[0].keys() == starts[1].keys() and len(starts[0]) > 1000
+        assert all(abs(starts[1][key] - began) < timedelta(minutes=2) for key, began in starts[0].items())
+        days_ago = {round((datetime.now(timezone.utc) - began) / timedelta(days=1)) for began in starts[1].values()}
+        assert min(days_ago) >= 2 and len(days_ago) >= 5
         tree = by_bulk.data("GET", f"/api/v1-beta/customers/{governed}/governance",
                             params={"featureIds": "ai-tokens", "sortBy": "utilization", "limit": 50})
         assert len(tree) == 50 and any(row["currentUsage"] for row in tree)
