@@ -29,7 +29,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from ..periods import add_months, cadence_window
 from .catalog import METERED_EVENTS
@@ -227,6 +227,34 @@ def _seat_history(rng: random.Random, item: dict[str, Any], start: datetime, end
     return out
 
 
+def _spread(rng: random.Random, items: list[dict[str, Any]], days: _Days, kind: str,
+            share: Callable[[dict[str, Any]], float] | None = None) -> list[dict[str, Any]]:
+    """The items dated over ``days``: a divisible amount (times ``share``) in a few pieces,
+    an item that counts as one kept with the probability ``share``."""
+    if _amount(items[0]) is None:
+        kept = [item for item in items if share is None or rng.random() < share(item)]
+        return [_dated(item, when, item["idempotencyKey"]) for item, when in zip(kept, days.times(len(kept)))]
+    out: list[dict[str, Any]] = []
+    pieces = min(MAX_PIECES, -(-round(PIECES_PER_DAY[kind] * days.days) // len(items)))
+    for item in items:
+        amount = _amount(item) or 0
+        parts = _split(rng, round(amount * share(item)) if share else amount, pieces)
+        out += [_dated(item, when, f"{item['idempotencyKey']}-{i}", amount=part)
+                for i, (part, when) in enumerate(zip(parts, days.times(len(parts))))]
+    return out
+
+
+def _unattributed(rng: random.Random, item: dict[str, Any], days: _Days, total: int, pieces: int,
+                  key: str) -> list[dict[str, Any]]:
+    """``total`` more usage like ``item`` over ``days`` that reaches no budget: a divisible
+    amount in ``pieces`` pieces, otherwise ``total`` items of one."""
+    if _amount(item) is None:
+        return [_bare(item, when, f"{key}{i}") for i, when in enumerate(days.times(total))]
+    parts = _split(rng, total, pieces) if total > 0 else []
+    return [_bare(item, when, f"{key}{i}", amount=part)
+            for i, (part, when) in enumerate(zip(parts, days.times(len(parts))))]
+
+
 def _entity(item: dict[str, Any]) -> str | None:
     """The user or agent a governed customer's item is attributed to."""
     dims = item.get("dimensions") or {}
@@ -241,8 +269,6 @@ def _date_governed(rng: random.Random, governance: Governance, feature_id: str, 
     attributed items begin: the start of the budgets' current window."""
     start, stop = cadence_window(GOVERNED_PER[feature_id], governance.set_up, end)
     behind = (end - start) / (stop - start)
-    divisible = _amount(items[0]) is not None
-    kind = "event" if "eventName" in items[0] else "report"
     pace: dict[str | None, float] = {}
     for item in items:
         pace.setdefault(_entity(item), rng.uniform(*PACE))
@@ -251,33 +277,15 @@ def _date_governed(rng: random.Random, governance: Governance, feature_id: str, 
         who = _entity(item)
         return 1.0 if who is not None and who == governance.overrun else min(1.0, pace[who] * behind)
 
-    days = _Days(rng, start, end)
-    attributed: list[tuple[datetime, dict[str, Any]]] = []
-    if divisible:
-        pieces = min(MAX_PIECES, -(-round(PIECES_PER_DAY[kind] * days.days) // len(items)))
-        for item in items:
-            parts = _split(rng, round((_amount(item) or 0) * share(item)), pieces)
-            attributed += [(when, _dated(item, when, f"{item['idempotencyKey']}-{i}", amount=part))
-                           for i, (part, when) in enumerate(zip(parts, days.times(len(parts))))]
-    else:
-        kept = [item for item in items if rng.random() < share(item)]
-        attributed = [(when, _dated(item, when, item["idempotencyKey"]))
-                      for item, when in zip(kept, days.times(len(kept)))]
-
+    kind = "event" if "eventName" in items[0] else "report"
+    attributed = _spread(rng, items, _Days(rng, start, end), kind, share)
     # Before the window, in this period, the same entities at the same pace, a piece a day.
     per_day = sum((_amount(item) or 1) * pace[_entity(item)] for item in items) / ((stop - start) / timedelta(days=1))
-    before: list[dict[str, Any]] = []
     if window is not None and window[0] < start:
         past = _Days(rng, window[0], start)
         total = round(per_day * (start - window[0]) / timedelta(days=1) * rng.uniform(0.85, 1.15))
-        key = f"demo-{feature_id}-p0-"
-        if divisible:
-            parts = _split(rng, total, past.days) if total > 0 else []
-            before = [_bare(items[0], when, f"{key}{i}", amount=part)
-                      for i, (part, when) in enumerate(zip(parts, past.times(len(parts))))]
-        else:
-            before = [_bare(items[0], when, f"{key}{i}") for i, when in enumerate(past.times(total))]
-    return [item for _, item in attributed] + before, per_day, start
+        attributed += _unattributed(rng, items[0], past, total, past.days, f"demo-{feature_id}-p0-")
+    return attributed, per_day, start
 
 
 def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str, Any]], usages: list[dict[str, Any]],
@@ -308,8 +316,8 @@ def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str
                 out_usages.extend(_seat_history(rng, item, max(timeline.since, horizon), end))
             continue
         period = timeline.periods.get(feature_id)
-        governed = governance is not None and feature_id in GOVERNED_PER
-        if period is None and not governed:
+        budgets = governance if feature_id in GOVERNED_PER else None
+        if period is None and budgets is None:
             sink.extend(items)
             continue
         window = _current_window(period, timeline.since, horizon, end)
@@ -320,21 +328,13 @@ def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str
         # governed feature the days of that period at its entities' pace
         per_day: float | None = None
         covered: datetime | None = None  # from there on, earlier periods are already dated
-        if governance is not None and governed:
-            dated, per_day, covered = _date_governed(rng, governance, feature_id, items, window, end)
+        if budgets is not None:
+            dated, per_day, covered = _date_governed(rng, budgets, feature_id, items, window, end)
             sink.extend(dated)
         elif window is None:
             sink.extend(items)
-        elif divisible:
-            days = _Days(rng, *window)
-            pieces = min(MAX_PIECES, -(-round(PIECES_PER_DAY[kind] * days.days) // len(items)))
-            for item in items:
-                parts = _split(rng, _amount(item) or 0, pieces)
-                for i, (part, when) in enumerate(zip(parts, days.times(len(parts)))):
-                    sink.append(_dated(item, when, f"{item['idempotencyKey']}-{i}", amount=part))
         else:
-            days = _Days(rng, *window, early=early)
-            sink.extend(_dated(item, when, item["idempotencyKey"]) for item, when in zip(items, days.times(len(items))))
+            sink.extend(_spread(rng, items, _Days(rng, *window, early=early), kind))
 
         if period is None:
             continue
@@ -355,19 +355,14 @@ def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str
             # (a period that began at a promotion granted moments ago ends after ``end``)
             past = _Days(rng, start, min(stop, end), early=early)
             key = f"demo-{feature_id}-p{n + 1}-"
-            if divisible:
-                total = round(base * ratio)
-                parts = _split(rng, total, round(EARLIER_PIECES_PER_DAY[kind] * past.days)) if total > 0 else []
-                sink.extend(_bare(items[0], when, f"{key}{i}", amount=part)
-                            for i, (part, when) in enumerate(zip(parts, past.times(len(parts)))))
-            elif early:
+            if early:
                 users = sorted({str(item["dimensions"]["userId"]) for item in items})
                 active = rng.sample(users, min(len(users), round(len(users) * ratio)))
                 sink.extend(_bare(items[0], when, f"{key}{i}", user=user)
                             for i, (user, when) in enumerate(zip(active, past.times(len(active)))))
             else:
-                calls = past.times(round(base * ratio))
-                sink.extend(_bare(items[0], when, f"{key}{i}") for i, when in enumerate(calls))
+                pieces = round(EARLIER_PIECES_PER_DAY[kind] * past.days)
+                sink.extend(_unattributed(rng, items[0], past, round(base * ratio), pieces, key))
     return out_events, out_usages
 
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from .catalog import catalog_calls
-from .company import SET_UP_DAYS, CustomerSpec, Hierarchy, budgets_set_up_ago, build_customers, build_hierarchy
+from .company import CustomerSpec, Hierarchy, budgets_set_up_ago, build_customers, build_hierarchy
 from .history import Governance, date_usage, read_timeline
 from .rest import (
     MAX_EVENTS_PER_CALL, MAX_GOVERNANCE_ITEMS, MAX_USAGES_PER_CALL, RequestRejected, RestClient, ServiceUnavailable,
@@ -199,8 +199,8 @@ def seed_demo(base_url: str, api_key: str, log: Log = print, *, customers: int =
 
         def place(h: Hierarchy) -> None:
             # the whole hierarchy at one moment in the past: every budget's window is anchored there
-            ago = budgets_set_up_ago(random.Random(f"{seed}:set-up:{h.customer_id}"),
-                                     now - subscribed_at.get(h.customer_id, now - timedelta(days=SET_UP_DAYS[1] + 1)))
+            since = subscribed_at.get(h.customer_id)
+            ago = budgets_set_up_ago(random.Random(f"{seed}:set-up:{h.customer_id}"), now - since if since else None)
             created: list[dict[str, Any]] = []
             with clock_back(api, ago):
                 for batch in chunks(h.entities, MAX_GOVERNANCE_ITEMS):
