@@ -8,14 +8,15 @@ a few events. That plan can be applied two ways that must read back identically:
   whose shape is simple and exported by the domain modules are written with
   ``executemany`` (customers via ``domain.customers.new_customer``; entities and
   assignments via ``domain.governance.entity_doc``/``entity_row``/``assignment_doc``/
-  ``assignment_row``).
+  ``assignment_row``, created when the customer set its budgets up, days ago).
   Everything whose document is built inside an endpoint (catalog, subscriptions,
   events with their meters and attribution) is applied by calling that endpoint's
   handler in-process, without HTTP, so it is the same code by construction. Inside the
   outer transaction ``store.write()`` nests as a SAVEPOINT, so each handler keeps its
   all-or-nothing behaviour while everything commits once.
-* ``apply_via_api`` sends the very same plan over HTTP, call by call. The tests use it
-  to prove that the bulk path is indistinguishable from the API path.
+* ``apply_via_api`` sends the very same plan over HTTP, call by call, with the emulator's
+  clock set back while it creates a customer's budgets. The tests use it to prove that
+  the bulk path is indistinguishable from the API path.
 """
 from __future__ import annotations
 
@@ -28,13 +29,15 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Callable, Iterator
 
 from .catalog import PLAN_IDS, catalog_calls
 from .company import (
     AGENT_KINDS, DEPARTMENTS, FIRST_NAMES, LAST_NAMES, MODELS, NAME_HEADS, NAME_KINDS, NAME_TAILS, TEAMS,
+    budgets_set_up_ago,
 )
-from .rest import MAX_EVENTS_PER_CALL, MAX_GOVERNANCE_ITEMS, RestClient, chunks
+from .rest import MAX_EVENTS_PER_CALL, MAX_GOVERNANCE_ITEMS, RestClient, chunks, clock_back
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,8 @@ class GovernedCustomer:
     # assignment upsert bodies by depth (roots first), so parents are placed first
     levels: list[list[dict[str, Any]]] = field(default_factory=lambda: [[], [], [], [], []])
     users: list[str] = field(default_factory=list)
+    # when its entities and budgets were created, before the plan is applied: their windows' anchor
+    set_up_ago: timedelta = timedelta(0)
 
 
 @dataclass
@@ -101,6 +106,8 @@ def build_plan(customers: int = 10_000, nodes: int = 100_000, *, governed: int |
     key = 0
     for k in range(governed):
         g = _hierarchy(rng, bodies[k]["id"], per_customer[k])
+        # a generator of its own, so the rest of the fleet is drawn as before
+        g.set_up_ago = budgets_set_up_ago(random.Random(f"{seed}:set-up:{g.customer_id}"))
         plan_out.governed.append(g)
         for _ in range(EVENTS_PER_GOVERNED_CUSTOMER if g.users else 0):
             key += 1
@@ -183,11 +190,12 @@ def apply_via_api(plan: BulkPlan, base_url: str, api_key: str, log: Log = print)
         for body in plan.subscriptions:
             api.post("/api/v1/subscriptions", body)
         for g in plan.governed:
-            for batch in chunks(g.entities, MAX_GOVERNANCE_ITEMS):
-                api.put(f"/api/v1-beta/customers/{g.customer_id}/entities", {"entities": list(batch)})
-            for level in g.levels:
-                for batch in chunks(level, MAX_GOVERNANCE_ITEMS):
-                    api.put(f"/api/v1-beta/customers/{g.customer_id}/assignments", {"assignments": list(batch)})
+            with clock_back(api, g.set_up_ago):
+                for batch in chunks(g.entities, MAX_GOVERNANCE_ITEMS):
+                    api.put(f"/api/v1-beta/customers/{g.customer_id}/entities", {"entities": list(batch)})
+                for level in g.levels:
+                    for batch in chunks(level, MAX_GOVERNANCE_ITEMS):
+                        api.put(f"/api/v1-beta/customers/{g.customer_id}/assignments", {"assignments": list(batch)})
         for batch in chunks(plan.events, MAX_EVENTS_PER_CALL):
             api.post("/api/v1/events", {"events": list(batch)})
         log(f"bulk plan applied over HTTP: {api.requests} requests")
@@ -272,17 +280,18 @@ def apply_direct(plan: BulkPlan, db_path: str, log: Log = print, *, id_seed: int
         lap(f"{len(plan.subscriptions)} subscriptions")
         entity_rows, assignment_rows = [], []
         for g in plan.governed:
+            created = clock.iso(clock.now() - g.set_up_ago)
             for item in g.entities:
                 doc = governance.entity_doc(item["id"], item["entityTypeId"], item.get("displayName") or None,
                                             {k: v for k, v in (item.get("metadata") or {}).items() if v != ""},
-                                            now, now)
+                                            created, created)
                 entity_rows.append(governance.entity_row(g.customer_id, doc, g.parents[item["id"]]))
             for level in g.levels:
                 for item in level:
                     doc = governance.assignment_doc(
                         str(uuid.UUID(int=ids.getrandbits(128), version=4)), item["entityId"], item.get("featureId"),
                         item.get("currencyId"), item.get("scopeEntityIds") or [], item["usageLimit"], item["cadence"],
-                        now, now)
+                        created, created)
                     assignment_rows.append(governance.assignment_row(g.customer_id, doc))
         c.executemany(governance.ENTITY_INSERT, entity_rows)
         c.executemany(governance.ASSIGNMENT_INSERT, assignment_rows)

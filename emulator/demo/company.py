@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 FIRST_NAMES = [
@@ -45,6 +46,11 @@ TEAMS = {
 AGENT_KINDS = ["code-reviewer", "triage-bot", "sql-copilot", "doc-writer", "test-generator", "support-agent",
                "forecast-agent", "lead-scorer"]
 MODELS = ["gpt-4o", "claude-sonnet", "llama-3-70b"]
+# A governed customer's budgets were all set up this many whole days ago (none a whole
+# number of weeks, so weekly windows are a day or more in) plus 1-23 hours: a monthly
+# budget is that far into its first window, a weekly one the days left over from whole
+# weeks, a daily one those hours.
+SET_UP_DAYS = (2, 25)
 
 
 @dataclass
@@ -133,6 +139,16 @@ def build_customers(rng: random.Random, count: int) -> list[CustomerSpec]:
 # --- governance hierarchies ---------------------------------------------------------------
 
 
+def budgets_set_up_ago(rng: random.Random, subscribed_for: timedelta | None = None) -> timedelta:
+    """How long ago a governed customer set its budgets up (see SET_UP_DAYS), never before
+    its subscription began when that is known."""
+    days = rng.choice([d for d in range(SET_UP_DAYS[0], SET_UP_DAYS[1] + 1) if d % 7])
+    ago = timedelta(days=days, hours=rng.uniform(1, 23))
+    if subscribed_for is not None:
+        ago = max(timedelta(0), min(ago, subscribed_for - timedelta(hours=1)))
+    return ago
+
+
 @dataclass
 class Hierarchy:
     customer_id: str
@@ -142,6 +158,7 @@ class Hierarchy:
     users: list[tuple[str, str, str]] = field(default_factory=list)  # (userId, teamId, budget)
     agents: list[tuple[str, str]] = field(default_factory=list)  # (agentId, teamId)
     budgets: dict[tuple[str, str], float] = field(default_factory=dict)  # (entity, feature) -> limit
+    overrun: str | None = None  # the user usage.py leaves over its budget (an unchecked report)
 
 
 def build_hierarchy(rng: random.Random, spec: CustomerSpec) -> Hierarchy:

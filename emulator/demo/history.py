@@ -8,24 +8,33 @@ dated: the current period's amounts are spread over the days since that period s
 month), and every earlier period inside the charted range gets usage of its own, dated
 there, so the history climbs day by day and drops at each reset.
 
-Governance budgets are created by the seed moments before the usage, with windows
-anchored at their creation; the emulator counts usage dated earlier in a budget's first
-window (emulator/periods.py: an instant before the anchor maps to the first window). So
-attributed usage keeps its budgets where usage.py aimed them, whatever its date. Earlier
-periods' usage carries only what its meter reads (no userId on an API call, no model on
-a completion): it reaches no budget, and an event without attribution dimensions costs
-the emulator half as much to ingest.
+A governed customer's budgets were all set up at one moment some days ago (seed.py sets
+the emulator's clock back to create them), so their windows, anchored there, are part
+way through: a monthly one days in, a daily one hours in. Its attributed usage is dated
+inside the current window of the budgets it reaches, the window of usage.GOVERNED_PER
+(later windows of shorter budgets, e.g. the weekly ones on tokens, hold what falls in
+them), and scaled to the part of that window behind it at each entity's own pace: an
+entity on course for its planned amount has used that share of it so far, so the
+dashboard's time to limit (usage so far over time so far) projects what usage.py aimed
+at. Only the user deliberately left over its budget keeps its whole amount. Before the
+window the same entities used the same pace, reported unattributed.
+
+Usage outside the budgets' current windows (earlier periods, and the part of this one
+before them) carries only what its meter reads (no userId on an API call, no model on a
+completion): it reaches no budget, and an event without attribution dimensions costs the
+emulator half as much to ingest.
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
-from ..periods import add_months
+from ..periods import add_months, cadence_window
 from .catalog import METERED_EVENTS
 from .rest import RestClient, iso, parse_time
+from .usage import GOVERNED_PER
 
 HISTORY_DAYS = 62  # what the dashboard charts (settings.USAGE_HISTORY_DAYS)
 FRESH_PERIOD = timedelta(hours=1)  # a period this young (a promotion just granted): server time
@@ -39,6 +48,10 @@ EARLIER_PIECES_PER_DAY = {"event": 0.4, "report": 0.15}
 MAX_PIECES = 6  # one current amount is split into no more than this many pieces
 EARLIER_PERIODS = 3  # at most this many periods before the current one
 FIXED_STEPS = {"WEEK": timedelta(weeks=1), "DAY": timedelta(days=1), "HOUR": timedelta(hours=1)}
+# How fast each governed entity has used its budget so far, against the pace that would
+# use its planned amount by the window's end: those above 1 that were aimed near their
+# limit are projected to reach it before the reset.
+PACE = (0.7, 1.4)
 
 
 @dataclass
@@ -54,6 +67,15 @@ class Period:
 class Timeline:
     since: datetime  # the current subscription's start: no usage is dated before it
     periods: dict[str, Period] = field(default_factory=dict)
+
+
+@dataclass
+class Governance:
+    """A governed customer's budgets: when they were set up (their windows' anchor) and
+    the user left over its budget."""
+
+    set_up: datetime
+    overrun: str | None = None
 
 
 def read_timeline(api: RestClient, customer_id: str, since: datetime) -> Timeline:
@@ -205,10 +227,73 @@ def _seat_history(rng: random.Random, item: dict[str, Any], start: datetime, end
     return out
 
 
+def _spread(rng: random.Random, items: list[dict[str, Any]], days: _Days, kind: str,
+            share: Callable[[dict[str, Any]], float] | None = None) -> list[dict[str, Any]]:
+    """The items dated over ``days``: a divisible amount (times ``share``) in a few pieces,
+    an item that counts as one kept with the probability ``share``."""
+    if _amount(items[0]) is None:
+        kept = [item for item in items if share is None or rng.random() < share(item)]
+        return [_dated(item, when, item["idempotencyKey"]) for item, when in zip(kept, days.times(len(kept)))]
+    out: list[dict[str, Any]] = []
+    pieces = min(MAX_PIECES, -(-round(PIECES_PER_DAY[kind] * days.days) // len(items)))
+    for item in items:
+        amount = _amount(item) or 0
+        parts = _split(rng, round(amount * share(item)) if share else amount, pieces)
+        out += [_dated(item, when, f"{item['idempotencyKey']}-{i}", amount=part)
+                for i, (part, when) in enumerate(zip(parts, days.times(len(parts))))]
+    return out
+
+
+def _unattributed(rng: random.Random, item: dict[str, Any], days: _Days, total: int, pieces: int,
+                  key: str) -> list[dict[str, Any]]:
+    """``total`` more usage like ``item`` over ``days`` that reaches no budget: a divisible
+    amount in ``pieces`` pieces, otherwise ``total`` items of one."""
+    if _amount(item) is None:
+        return [_bare(item, when, f"{key}{i}") for i, when in enumerate(days.times(total))]
+    parts = _split(rng, total, pieces) if total > 0 else []
+    return [_bare(item, when, f"{key}{i}", amount=part)
+            for i, (part, when) in enumerate(zip(parts, days.times(len(parts))))]
+
+
+def _entity(item: dict[str, Any]) -> str | None:
+    """The user or agent a governed customer's item is attributed to."""
+    dims = item.get("dimensions") or {}
+    return dims.get("userId") or dims.get("agentId")
+
+
+def _date_governed(rng: random.Random, governance: Governance, feature_id: str, items: list[dict[str, Any]],
+                   window: tuple[datetime, datetime] | None,
+                   end: datetime) -> tuple[list[dict[str, Any]], float, datetime]:
+    """A governed feature's usage (see the module docstring): every item dated, how much
+    a day its entities use at their paces (earlier periods get as much), and where the
+    attributed items begin: the start of the budgets' current window."""
+    start, stop = cadence_window(GOVERNED_PER[feature_id], governance.set_up, end)
+    behind = (end - start) / (stop - start)
+    pace: dict[str | None, float] = {}
+    for item in items:
+        pace.setdefault(_entity(item), rng.uniform(*PACE))
+
+    def share(item: dict[str, Any]) -> float:
+        who = _entity(item)
+        return 1.0 if who is not None and who == governance.overrun else min(1.0, pace[who] * behind)
+
+    kind = "event" if "eventName" in items[0] else "report"
+    attributed = _spread(rng, items, _Days(rng, start, end), kind, share)
+    # Before the window, in this period, the same entities at the same pace, a piece a day.
+    per_day = sum((_amount(item) or 1) * pace[_entity(item)] for item in items) / ((stop - start) / timedelta(days=1))
+    if window is not None and window[0] < start:
+        past = _Days(rng, window[0], start)
+        total = round(per_day * (start - window[0]) / timedelta(days=1) * rng.uniform(0.85, 1.15))
+        attributed += _unattributed(rng, items[0], past, total, past.days, f"demo-{feature_id}-p0-")
+    return attributed, per_day, start
+
+
 def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str, Any]], usages: list[dict[str, Any]],
-                   horizon: datetime, end: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """One customer's usage, dated: the current period's spread over its days, plus usage
-    for the earlier periods in the charted range."""
+                   horizon: datetime, end: datetime,
+                   governance: Governance | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One customer's usage, dated: the current period's spread over its days (a governed
+    customer's attributed usage over its budgets' windows), plus usage for the earlier
+    periods in the charted range."""
     out_events: list[dict[str, Any]] = []
     out_usages: list[dict[str, Any]] = []
     by_feature: dict[str, list[dict[str, Any]]] = {}
@@ -231,56 +316,63 @@ def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str
                 out_usages.extend(_seat_history(rng, item, max(timeline.since, horizon), end))
             continue
         period = timeline.periods.get(feature_id)
-        if period is None:
+        budgets = governance if feature_id in GOVERNED_PER else None
+        if period is None and budgets is None:
             sink.extend(items)
             continue
         window = _current_window(period, timeline.since, horizon, end)
         early = feature_id == "monthly-active-users"
         divisible = _amount(items[0]) is not None
         kind = "event" if "eventName" in items[0] else "report"
-        if window is None:
+        # what a whole earlier period is measured against: this period so far, or for a
+        # governed feature the days of that period at its entities' pace
+        per_day: float | None = None
+        covered: datetime | None = None  # from there on, earlier periods are already dated
+        if budgets is not None:
+            dated, per_day, covered = _date_governed(rng, budgets, feature_id, items, window, end)
+            sink.extend(dated)
+        elif window is None:
             sink.extend(items)
-        elif divisible:
-            days = _Days(rng, *window)
-            pieces = min(MAX_PIECES, -(-round(PIECES_PER_DAY[kind] * days.days) // len(items)))
-            for item in items:
-                parts = _split(rng, _amount(item) or 0, pieces)
-                for i, (part, when) in enumerate(zip(parts, days.times(len(parts)))):
-                    sink.append(_dated(item, when, f"{item['idempotencyKey']}-{i}", amount=part))
         else:
-            days = _Days(rng, *window, early=early)
-            sink.extend(_dated(item, when, item["idempotencyKey"]) for item, when in zip(items, days.times(len(items))))
+            sink.extend(_spread(rng, items, _Days(rng, *window, early=early), kind))
 
+        if period is None:
+            continue
         # One event per API call or active user is the costly part of the seed, so those
         # fill an earlier period only from the charted range's first day; tokens and runs
         # come in a few pieces and fill whole periods.
         floor = timeline.since if divisible else max(timeline.since, horizon)
         for n, (start, stop, share) in enumerate(_earlier_windows(period, floor, horizon)):
+            if per_day is None:
+                base = sum(_amount(item) or 0 for item in items) if divisible else len(items)
+            else:
+                base = per_day * (stop - start) / share / timedelta(days=1)
+            if covered is not None and covered < stop:
+                if covered <= start:
+                    continue
+                share, stop = share * ((covered - start) / (stop - start)), covered
             ratio = trend[n] * rng.uniform(0.85, 1.15) * share
             # (a period that began at a promotion granted moments ago ends after ``end``)
             past = _Days(rng, start, min(stop, end), early=early)
             key = f"demo-{feature_id}-p{n + 1}-"
-            if divisible:
-                total = round(sum(_amount(item) or 0 for item in items) * ratio)
-                parts = _split(rng, total, round(EARLIER_PIECES_PER_DAY[kind] * past.days)) if total > 0 else []
-                sink.extend(_bare(items[0], when, f"{key}{i}", amount=part)
-                            for i, (part, when) in enumerate(zip(parts, past.times(len(parts)))))
-            elif early:
+            if early:
                 users = sorted({str(item["dimensions"]["userId"]) for item in items})
                 active = rng.sample(users, min(len(users), round(len(users) * ratio)))
                 sink.extend(_bare(items[0], when, f"{key}{i}", user=user)
                             for i, (user, when) in enumerate(zip(active, past.times(len(active)))))
             else:
-                calls = past.times(round(len(items) * ratio))
-                sink.extend(_bare(items[0], when, f"{key}{i}") for i, when in enumerate(calls))
+                pieces = round(EARLIER_PIECES_PER_DAY[kind] * past.days)
+                sink.extend(_unattributed(rng, items[0], past, round(base * ratio), pieces, key))
     return out_events, out_usages
 
 
 def date_usage(usages: list[dict[str, Any]], events: list[dict[str, Any]], timelines: dict[str, Timeline],
-               now: datetime, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+               now: datetime, seed: int, governance: dict[str, Governance] | None = None,
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every customer's usage dated (see above); a customer whose periods could not be
-    read keeps its usage undated. Each customer draws from its own generator, so the
-    amounts stay the same company whatever day the seed runs on."""
+    read keeps its usage undated. ``governance`` has the governed customers' budgets.
+    Each customer draws from its own generator, so the amounts stay the same company
+    whatever day the seed runs on."""
     horizon = (now - timedelta(days=HISTORY_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     end = now - MARGIN
     events_of: dict[str, list[dict[str, Any]]] = {}
@@ -299,7 +391,8 @@ def date_usage(usages: list[dict[str, Any]], events: list[dict[str, Any]], timel
             continue
         rng = random.Random(f"{seed}:{customer_id}")
         dated_events, dated_usages = _date_customer(rng, timeline, events_of.get(customer_id, []),
-                                                    usages_of.get(customer_id, []), horizon, end)
+                                                    usages_of.get(customer_id, []), horizon, end,
+                                                    (governance or {}).get(customer_id))
         out_events += dated_events
         out_usages += dated_usages
     return out_usages, out_events

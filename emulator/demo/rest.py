@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from datetime import datetime, timezone
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -131,6 +132,20 @@ class RestClient:
 
     def put(self, path: str, body: Any) -> Any:
         return self.request("PUT", path, json=body)
+
+
+@contextmanager
+def clock_back(api: RestClient, by: timedelta) -> Iterator[None]:
+    """The emulator's clock ``by`` earlier while the block runs, so what it creates is
+    created then (an emulator control, POST /_emulator/clock), and where it was again
+    afterwards, whatever happened in the block. The clock is the whole emulator's: nothing
+    else may run meanwhile."""
+    offset = float(api.get("/_emulator/state")["clockOffsetSeconds"] or 0)
+    api.post("/_emulator/clock", {"offsetSeconds": offset - by.total_seconds()})
+    try:
+        yield
+    finally:
+        api.post("/_emulator/clock", {"offsetSeconds": offset})
 
 
 def quiet_http_logs() -> None:

@@ -5,7 +5,9 @@ features of every shape, four plans with parent inheritance, two add-ons (catalo
 varied subscriptions, promotions, and Governance hierarchies for the largest customers
 (company.py), with usage spread so that some customers and entities sit near or over
 their limits (usage.py), and dated over the past weeks so that usage history climbs day
-by day and drops at resets (history.py).
+by day and drops at resets (history.py). Each governed customer's budgets were set up
+days ago: the seed sets the emulator's clock back to create them, then back to where it
+was, so their windows are part way through and the dashboard can project them.
 
 Everything goes over HTTP (httpx, one pooled client, a few threads), so the demo is
 exactly what a real integration would have produced, and it doubles as a smoke test
@@ -23,11 +25,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from .catalog import catalog_calls
-from .company import CustomerSpec, Hierarchy, build_customers, build_hierarchy
-from .history import date_usage, read_timeline
+from .company import CustomerSpec, Hierarchy, budgets_set_up_ago, build_customers, build_hierarchy
+from .history import Governance, date_usage, read_timeline
 from .rest import (
     MAX_EVENTS_PER_CALL, MAX_GOVERNANCE_ITEMS, MAX_USAGES_PER_CALL, RequestRejected, RestClient, ServiceUnavailable,
-    chunks, iso, parse_time, quiet_http_logs,
+    chunks, clock_back, iso, parse_time, quiet_http_logs,
 )
 from .usage import plan_usage
 
@@ -36,7 +38,8 @@ Log = Callable[[str], None]
 DEFAULT_SEED = 20261121
 THREADS = 6
 # Expired promotions are granted with an end date this far ahead and simply left to
-# lapse: Stigg only grants future end dates, and the demo must not move the clock.
+# lapse: Stigg only grants future end dates, and the demo moves the clock only to create
+# budgets in the past.
 EXPIRING_PROMO_SECONDS = 4.0
 
 
@@ -68,11 +71,13 @@ class _Runner:
     def __init__(self, api: RestClient, log: Log):
         self.api, self.log = api, log
         self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="seed")
+        self.one = ThreadPoolExecutor(1, thread_name_prefix="seed-serial")
         self.errors: list[str] = []
 
-    def run(self, step: str, jobs: Iterable[Callable[[], Any]]) -> list[Any]:
+    def run(self, step: str, jobs: Iterable[Callable[[], Any]], *, one_at_a_time: bool = False) -> list[Any]:
         started = time.monotonic()
-        futures = [self.pool.submit(job) for job in jobs]
+        pool = self.one if one_at_a_time else self.pool
+        futures = [pool.submit(job) for job in jobs]
         results, failed = [], []
         for fut in futures:
             try:
@@ -190,14 +195,26 @@ def seed_demo(base_url: str, api_key: str, log: Log = print, *, customers: int =
                          key=lambda s: -s.employees)[:governed]
         hierarchies = [build_hierarchy(rng, s) for s in largest]
 
-        def place(h: Hierarchy) -> None:
-            for batch in chunks(h.entities, MAX_GOVERNANCE_ITEMS):
-                api.put(f"/api/v1-beta/customers/{h.customer_id}/entities", {"entities": list(batch)})
-            for level in h.assignments:
-                for batch in chunks(level, MAX_GOVERNANCE_ITEMS):
-                    api.put(f"/api/v1-beta/customers/{h.customer_id}/assignments", {"assignments": list(batch)})
+        set_up_at: dict[str, datetime] = {}
 
-        runner.run("governance hierarchies", [(lambda h=h: place(h)) for h in hierarchies])
+        def place(h: Hierarchy) -> None:
+            # the whole hierarchy at one moment in the past: every budget's window is anchored there
+            since = subscribed_at.get(h.customer_id)
+            ago = budgets_set_up_ago(random.Random(f"{seed}:set-up:{h.customer_id}"), now - since if since else None)
+            created: list[dict[str, Any]] = []
+            with clock_back(api, ago):
+                for batch in chunks(h.entities, MAX_GOVERNANCE_ITEMS):
+                    api.put(f"/api/v1-beta/customers/{h.customer_id}/entities", {"entities": list(batch)})
+                for level in h.assignments:
+                    for batch in chunks(level, MAX_GOVERNANCE_ITEMS):
+                        created += api.put(f"/api/v1-beta/customers/{h.customer_id}/assignments",
+                                           {"assignments": list(batch)})
+            set_up = max(filter(None, (parse_time(a.get("createdAt")) for a in created)), default=None)
+            if set_up is not None:
+                set_up_at[h.customer_id] = set_up
+
+        # one customer at a time: the clock they are set up at is the whole emulator's
+        runner.run("governance hierarchies", [(lambda h=h: place(h)) for h in hierarchies], one_at_a_time=True)
 
         # Each customer's reset periods as the emulator computes them (plan, add-ons and
         # promotions decide the winner, and so the anchor), so usage can be dated inside them.
@@ -213,7 +230,9 @@ def seed_demo(base_url: str, api_key: str, log: Log = print, *, customers: int =
                 periods["ai-tokens"] = periods["agent-runs"]
 
         usages, events = plan_usage(rng, specs, hierarchies, now)
-        usages, events = date_usage(usages, events, timelines, now, seed)
+        governance = {h.customer_id: Governance(set_up_at[h.customer_id], h.overrun)
+                      for h in hierarchies if h.customer_id in set_up_at}
+        usages, events = date_usage(usages, events, timelines, now, seed, governance)
         runner.run("usage reports", [
             (lambda b=b: api.post("/api/v1/usage", {"usages": list(b)})) for b in _usage_batches(usages)])
         runner.run("events", [
@@ -223,14 +242,15 @@ def seed_demo(base_url: str, api_key: str, log: Log = print, *, customers: int =
         runner.run("archive customers", [
             (lambda s=s: api.post(f"/api/v1/customers/{s.id}/archive")) for s in specs if s.archived])
 
-        # Let the short promotions lapse naturally (the clock is never moved by the demo).
-        remaining = (expire_at - _emulator_now(api)).total_seconds()
+        # Let the short promotions lapse naturally (the clock is never moved forward).
+        remaining = min((expire_at - _emulator_now(api)).total_seconds(), EXPIRING_PROMO_SECONDS)
         if remaining > 0:
             time.sleep(remaining + 0.2)
         summary = {
             "customers": len(specs), "governed": [h.customer_id for h in hierarchies],
             "entities": sum(len(h.entities) for h in hierarchies),
             "assignments": sum(len(level) for h in hierarchies for level in h.assignments),
+            "budgetsSetUpDaysAgo": {c: round((now - g.set_up) / timedelta(days=1), 1) for c, g in governance.items()},
             "usages": len(usages), "events": len(events), "expiredPromotions": [s.id for s in expiring],
             "requests": api.requests, "retries": api.retries, "errors": runner.errors,
             "seconds": round(time.monotonic() - started, 1),
@@ -241,6 +261,7 @@ def seed_demo(base_url: str, api_key: str, log: Log = print, *, customers: int =
         return summary
     finally:
         runner.pool.shutdown(wait=True)
+        runner.one.shutdown(wait=True)
         api.close()
 
 

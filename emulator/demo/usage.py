@@ -2,7 +2,8 @@
 events aimed at a chosen utilization of its plan's limits (its "pressure"), and, for
 governed customers, attributed usage aimed at each user's and agent's budgets and kept
 within the budgets it reaches, as an application that checks governance would report
-it. The amounts are undated here; history.py spreads them over time."""
+it. The amounts are undated here; history.py spreads them over time, and scales the
+attributed ones to the part of their budgets' window already behind them."""
 from __future__ import annotations
 
 import math
@@ -19,6 +20,11 @@ UTILIZATION = {"idle": (0.0, 0.05), "normal": (0.1, 0.65), "near": (0.8, 0.97), 
 # The seed fills each pool to at most a share of its limit drawn from POOL_FILL, so the
 # pools keep room for live traffic (which then fills them, checking, up to the limit).
 POOL_FILL = (0.6, 0.98)
+# A governed customer's attributed amounts are one window's usage of this cadence: tokens
+# are aimed at monthly user budgets and runs at daily agent budgets; API calls (a few per
+# user) are a month's, so the weekly budgets on them see about a quarter. history.py
+# dates them, and scales them to the part of the window already behind the budgets.
+GOVERNED_PER = {"ai-tokens": "P1M", "api-calls": "P1M", "agent-runs": "P1D"}
 
 
 def _target(rng: random.Random, pressure: str, limit: float | None, fallback: float) -> float:
@@ -124,6 +130,7 @@ def _governed_usage(rng: random.Random, h: Hierarchy, usages: list[dict[str, Any
             planned.append({"customerId": h.customer_id, "eventName": "llm_completion", "idempotencyKey": key(),
                             "dimensions": {"tokens": max(1, round(tokens / 3)), "agentId": agent_id,
                                            "model": rng.choice(MODELS)}})
+    h.overrun = overrun
     # A generator of its own, so the rest of the company is drawn as before.
     for item in _within_budgets(h, planned, overrun, random.Random(f"budgets:{h.customer_id}")):
         (events if "eventName" in item else usages).append(item)
