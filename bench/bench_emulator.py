@@ -34,7 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emulator import bulk  # noqa: E402
+from emulator.demo import bulk  # noqa: E402
 from tests.servers import Emulator  # noqa: E402
 
 

@@ -61,7 +61,7 @@ def main() -> None:
 
         from dashboard import sync, tasks
         from dashboard.stigg import StiggClient
-        from emulator import bulk
+        from emulator.demo import bulk
 
         call_command("migrate", verbosity=0)
         t = time.monotonic()

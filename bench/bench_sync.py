@@ -46,7 +46,7 @@ from celery import Celery  # noqa: E402
 from dashboard import sync  # noqa: E402
 from dashboard.readmodel import ReadModel  # noqa: E402
 from dashboard.stigg import StiggClient  # noqa: E402
-from emulator import bulk  # noqa: E402
+from emulator.demo import bulk  # noqa: E402
 from bench.figures import pct, say  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env  # noqa: E402
 

@@ -3,7 +3,7 @@ the locally served plotly.js. Built as dicts rather than ``plotly.graph_objects`
 figures are small and fixed, and skipping the validation layer keeps page views fast."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .readmodel import EntitlementDoc, HistogramBin, UsageSeriesDoc
 
@@ -82,3 +82,34 @@ def usage_over_time(ent: EntitlementDoc, series: UsageSeriesDoc) -> dict[str, An
                           xaxis={"type": "date", "showgrid": False},
                           yaxis={"rangemode": "tozero", "title": {"text": _plain(ent["units"] or "usage")}}),
     }
+
+
+def hierarchy_sunburst(nodes: Sequence[dict[str, Any]], url_of: Callable[[str], str]) -> dict[str, Any]:
+    """The whole hierarchy as a sunburst: a segment per entity, sized by the entities
+    below it, coloured by its highest budget utilization (grey: no budget of its own);
+    ``customdata`` holds each segment's link (app.js opens it on click)."""
+    ids = {n["id"] for n in nodes}
+    utils = [max((b["utilization"] for b in n["budgets"] if b["utilization"] is not None), default=None)
+             for n in nodes]
+    data = {
+        "type": "sunburst", "branchvalues": "remainder", "maxdepth": 3, "insidetextorientation": "radial",
+        "ids": [n["id"] for n in nodes],
+        "labels": [_plain(n["name"] or n["id"]) for n in nodes],
+        "parents": [n["parent"] if n["parent"] in ids else "" for n in nodes],
+        "customdata": [url_of(n["id"]) for n in nodes],
+        "marker": {"colors": [min(u, 1.2) if u is not None else -0.2 for u in utils],
+                   "cmin": -0.2, "cmax": 1.2, "line": {"color": "#ffffff", "width": 1},
+                   # bands, not a blend (blue into amber reads as mud): no budget, under 50 %,
+                   # under 80 %, near the limit, at or over it
+                   "colorscale": [[0.0, "#d5d9de"], [0.1428, "#d5d9de"], [0.1429, "#a9c8ea"], [0.4999, "#a9c8ea"],
+                                  [0.5, BLUE], [0.7142, BLUE], [0.7143, AMBER], [0.857, AMBER], [0.8571, RED],
+                                  [1.0, RED]],
+                   "colorbar": {"title": {"text": "utilization"}, "tickvals": [-0.2, 0, 0.5, 0.8, 1.0, 1.2],
+                                "ticktext": ["no budget", "0 %", "50 %", "80 %", "100 %", "≥ 120 %"],
+                                "thickness": 12}},
+        "hovertext": [f"{n['type']} · " + (f"{u:.0%} of its nearest limit" if u is not None
+                                          else "no budget of its own") for n, u in zip(nodes, utils)],
+        "hovertemplate": "<b>%{label}</b><br>%{hovertext}<extra></extra>",
+    }
+    return {"data": [data], "layout": _layout(height=460, margin={"l": 8, "r": 8, "t": 8, "b": 8},
+                                              showlegend=False, hovermode="closest")}

@@ -38,6 +38,51 @@ class CustomerFilter(forms.Form):
         }
 
 
+ORDERS = (("utilization", "Utilization"), ("usage", "Usage"))
+VIEWS = (("tree", "Tree"), ("ranked", "Ranked list"))
+SCOPES = (("all", "All budgets"), ("node-wide", "Node-wide"), ("scoped", "Scoped"))
+MAX_OPEN = 200  # opened nodes kept in a link; more is not a tree anyone reads
+
+
+class GovernanceFilter(forms.Form):
+    """The governance page's query: order, view and filters (names kept for scripts)."""
+
+    order = forms.ChoiceField(required=False, label="Order by", choices=ORDERS)
+    view = forms.ChoiceField(required=False, label="View", choices=VIEWS)
+    capability = forms.ChoiceField(required=False, label="Budget for")
+    entity_type = forms.ChoiceField(required=False, label="Entity type")
+    min_utilization = forms.FloatField(required=False, min_value=0, max_value=100, label="Min. utilization",
+                                       widget=forms.NumberInput(attrs={"step": "0.05", "placeholder": "e.g. 0.8"}))
+    scope = forms.ChoiceField(required=False, label="Scope", choices=SCOPES)
+    q = forms.CharField(required=False, max_length=200, strip=True, label="Search",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "entity id or name",
+                                                      "autocomplete": "off"}))
+    node = forms.CharField(required=False, max_length=1000, widget=forms.HiddenInput)
+    offset = forms.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, widget=forms.HiddenInput)
+
+    def __init__(self, data, capabilities: list[str], types: list[str]) -> None:
+        super().__init__(data)
+        self.fields["capability"].choices = [("", "Every feature and currency"),
+                                             *((c, c[1:] + " (currency)" if c.startswith("$") else c)
+                                               for c in capabilities)]
+        self.fields["entity_type"].choices = [("", "Every type"), *((t, t) for t in types)]
+        self.opened = [v for v in data.getlist("open")[:MAX_OPEN] if v] if hasattr(data, "getlist") else []
+
+    def values(self) -> dict:
+        cleaned = getattr(self, "cleaned_data", {})
+        return {
+            "order": cleaned.get("order") or "utilization",
+            "view": cleaned.get("view") or "tree",
+            "capability": cleaned.get("capability") or "",
+            "entity_type": cleaned.get("entity_type") or "",
+            "min_utilization": cleaned.get("min_utilization"),
+            "scope": cleaned.get("scope") or "all",
+            "search": cleaned.get("q") or "",
+            "node": cleaned.get("node") or "",
+            "offset": cleaned.get("offset") or 0,
+        }
+
+
 NEAR_LIMIT_ORDERS = (("utilization", "Utilization"), ("usage", "Usage"), ("urgency", "Urgency (time to limit)"))
 NEAR_LIMIT_THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
 DEFAULT_MIN_UTILIZATION = 0.8
@@ -54,7 +99,7 @@ class NearLimitFilter(forms.Form):
     outside them, or any bad value, is named on the page and ignored."""
 
     min_utilization = forms.FloatField(required=False, min_value=0, max_value=MAX_MIN_UTILIZATION,
-                                       label="Utilization", widget=forms.Select)
+                                       label="Utilization")
     order = forms.ChoiceField(required=False, label="Order by", choices=NEAR_LIMIT_ORDERS)
     customer = forms.CharField(required=False, max_length=1000, strip=False, label="Customer id",
                                widget=forms.TextInput(attrs={"placeholder": "any customer", "autocomplete": "off"}))
@@ -72,19 +117,6 @@ class NearLimitFilter(forms.Form):
                                               *((v, v) for v, _ in choices.get("entity_type", []))]
         self.fields["plan"].choices = [("", "Any plan"), *((v, plan_names.get(v, v)) for v, _ in choices.get("plan", []))]
         self.fields["owner"].choices = [("", "Any owner"), *((v, f"{v} ({n})") for v, n in choices.get("owner", []))]
-        thresholds = list(NEAR_LIMIT_THRESHOLDS)
-        asked = self._asked_threshold()
-        if asked is not None and asked not in thresholds:
-            thresholds = sorted([*thresholds, asked])
-        self.fields["min_utilization"].widget.choices = [(f"{t:g}", threshold_label(t)) for t in thresholds]
-
-    def _asked_threshold(self) -> float | None:
-        """A valid threshold from the query that is not one of the usual ones: offered too."""
-        try:
-            value = float(self.data.get("min_utilization", ""))
-        except (TypeError, ValueError):
-            return None
-        return value if 0 <= value <= MAX_MIN_UTILIZATION else None
 
     def values(self) -> dict:
         """The query to run: the valid fields, defaults for the invalid ones."""

@@ -13,7 +13,9 @@ from . import clock, config, stats, store
 from .http import MAX_BODY_BYTES, ApiError, Request, Response, parse_query, resolve
 
 # Endpoint modules register their routes on import.
-from .api import catalog, control, customers, entitlements, governance, subscriptions, usage  # noqa: F401
+from .api import (  # noqa: F401
+    catalog, control, customers, entitlements, governance, packages, promotions, subscriptions, usage,
+)
 
 log = logging.getLogger(__name__)
 

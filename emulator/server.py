@@ -1,6 +1,7 @@
 """Serve the emulator with gunicorn: several worker processes with threads each, the
-webhook dispatcher in the master, optional demo seeding once the port is open, and an
-optional watchdog that stops the server when the process that started it is gone."""
+webhook dispatcher and the optional demo seed in a sidecar process started once the
+port is open (see sidecar.py), and an optional watchdog that stops the server when the
+process that started it is gone."""
 from __future__ import annotations
 
 import logging

@@ -17,11 +17,12 @@ import time
 
 def main(db_path: str, base_url: str, api_key: str, seed: bool, parent_pid: int) -> None:
     os.environ["EMULATOR_DB_PATH"] = db_path
-    from . import store, webhooks
+    from . import store
+    from .webhooks import delivery
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    webhooks.start_dispatcher(stop)
+    delivery.start_dispatcher(stop)
     if seed:
         threading.Thread(target=_seed, args=(base_url, api_key), name="demo-seed", daemon=True).start()
     # Stop with the server: its exit reparents us.
@@ -33,7 +34,8 @@ def main(db_path: str, base_url: str, api_key: str, seed: bool, parent_pid: int)
 
 
 def _seed(base_url: str, api_key: str) -> None:
-    from . import seed, store
+    from . import store
+    from .demo import seed
 
     try:
         seed.seed_demo_if_empty(base_url, api_key, log=lambda msg: print(msg, flush=True))

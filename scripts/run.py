@@ -20,10 +20,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-# The demo logins: (username, password, what they are for). Printed at start-up.
+# The demo logins: (username, password, what they are for, ensure_demo_user's role options).
+# Printed at start-up. "demo" is staff only to read the audit log in /admin/.
 DEMO_USERS = (
-    ("demo", "demo-password", "customer-success manager"),
-    ("viewer", "viewer-password", "read-only colleague"),
+    ("demo", "demo-password", "customer-success manager: may change budgets",
+     ("--group", "Customer success", "--staff")),
+    ("viewer", "viewer-password", "read-only colleague", ("--group", "Viewers")),
 )
 
 children: list[tuple[str, subprocess.Popen]] = []
@@ -149,8 +151,8 @@ def main() -> int:
         env["DJANGO_SECRET_KEY"] = demo_secret_key()
     ensure_redis(env)
     manage("migrate", "--noinput", "-v", "0", env=env)
-    for username, password, _ in DEMO_USERS:
-        manage("ensure_demo_user", username, password, env=env)
+    for username, password, _, role in DEMO_USERS:
+        manage("ensure_demo_user", username, password, *role, env=env)
     # Pre-compressed static files (plotly.js is 4.8 MB, about 1.4 MB gzipped).
     manage("collectstatic", "--noinput", "-v", "0", env=env)
 
@@ -197,7 +199,7 @@ def main() -> int:
         say(f"Using real Stigg at {env.get('STIGG_API_URL', 'https://api.stigg.io')}")
     manage("sync_now", env=env)
     say(f"Dashboard: http://127.0.0.1:{web_port}/  (health: /healthz, Stigg webhooks: /webhooks/stigg)")
-    for username, password, role in DEMO_USERS:
+    for username, password, role, _ in DEMO_USERS:
         say(f"  sign in as {username} / {password}  ({role})")
     say("Ctrl-C stops everything")
 

@@ -25,6 +25,8 @@ def main() -> None:
                         "first of the overview's nearest-their-limit list)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     parser.add_argument("--full-page", action="store_true")
+    parser.add_argument("--governed", default="", help="customer id for the governance pages (default: the "
+                        "customer with the largest hierarchy on the near-limit page's first budget row)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -56,8 +58,40 @@ def main() -> None:
         budget_link.wait_for_selector("#usage-charts .main-svg", timeout=30_000)
         budget_link.screenshot(path=str(out / "customer-governance.png"))
         budget_link.close()
+        governance_pages(context, args.url, out, args.governed)
         browser.close()
     print(f"screenshots in {out}")
+
+
+def governance_pages(context, url: str, out: Path, governed: str) -> None:
+    """The governance tree (top level, then a department opened and a blocked node in
+    focus), the ranked list, the sunburst, the budget form, the near-limit view and the
+    entity types."""
+    page = context.new_page()
+    page.goto(f"{url}/near-limit/")
+    page.screenshot(path=str(out / "near-limit.png"))
+    if not governed:
+        first = page.locator("tbody [data-entity-id] a[href*='/governance']").first.get_attribute("href")
+        governed = first.split("/customers/", 1)[1].split("/governance", 1)[0]
+    base = f"{url}/customers/{governed}/governance"
+    page.goto(base)
+    page.screenshot(path=str(out / "governance-tree.png"))
+    page.locator("tbody.tnode a.toggle[aria-expanded=false]").first.click()
+    page.wait_for_selector("tbody.tnode.depth-1")
+    page.screenshot(path=str(out / "governance-tree-open.png"))
+    page.goto(f"{base}?view=ranked")
+    page.screenshot(path=str(out / "governance-ranked.png"))
+    page.goto(f"{base}?chart=sunburst#sunburst")
+    page.wait_for_selector("#sunburst .main-svg")
+    page.locator("#sunburst").scroll_into_view_if_needed()
+    page.screenshot(path=str(out / "governance-sunburst.png"))
+    page.goto(base)
+    page.locator("a.budget-button").first.click()
+    page.wait_for_selector("#budget-form")
+    page.screenshot(path=str(out / "budget-form.png"))
+    page.goto(f"{url}/governance/entity-types")
+    page.screenshot(path=str(out / "entity-types.png"))
+    page.close()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()]
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # the audit log, read-only (dashboard/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -119,6 +120,9 @@ SYNC_SWEEP_RATE_SHARE = env_float("SYNC_SWEEP_BUDGET_SHARE", 0.6, minimum=0.05)
 # refreshes somebody waits for (webhooks, Refresh now, after a dashboard write).
 SYNC_HOT_RATE_SHARE = env_float("SYNC_HOT_BUDGET_SHARE", 0.25, minimum=0.01)
 STIGG_TIMEOUT_SECONDS = env_float("STIGG_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+# A write somebody waits for (a budget change): one attempt with this timeout, then the
+# form says what happened.
+STIGG_WRITE_TIMEOUT_SECONDS = env_float("STIGG_WRITE_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 STIGG_WEBHOOK_SECRET = env_str("STIGG_WEBHOOK_SECRET", "")
 SYNC_SWEEP_INTERVAL_SECONDS = env_float("SYNC_SWEEP_INTERVAL_SECONDS", 300.0, minimum=1)
 SYNC_HOT_INTERVAL_SECONDS = env_float("SYNC_HOT_INTERVAL_SECONDS", 15.0, minimum=1)

@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
@@ -9,10 +10,17 @@ urlpatterns = [
     path("near-limit/", views.near_limit, name="near-limit"),
     path("near-limit.csv", views.near_limit_csv, name="near-limit-csv"),
     # Stigg customer ids may hold any character, "/" included: the id is the rest of the path.
+    # <path:> is greedy, so every "customers/<id>/something" route must come BEFORE the bare
+    # customer route below, or the customer page would take "<id>/something" as an id.
+    path("customers/<path:customer_id>/governance/budget", views.budget_change, name="budget-change"),
+    path("customers/<path:customer_id>/governance/children", views.governance_children, name="governance-children"),
+    path("customers/<path:customer_id>/governance", views.governance, name="customer-governance"),
     path("customers/<path:customer_id>", views.customer, name="customer"),
+    path("governance/entity-types", views.entity_types, name="entity-types"),
     path("refresh/<path:customer_id>", views.refresh_customer, name="refresh-customer"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("webhooks/stigg", views.stigg_webhook, name="stigg-webhook"),
+    path("admin/", admin.site.urls),  # the audit log, read-only
 ]

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import shutil
+
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 
 from . import process_env
+from .browser import CHROMIUM, CHROMIUM_ARGS
 from .servers import Emulator, RedisServer
 
 
@@ -32,3 +37,24 @@ def stigg(emulator):
     client = Stigg(base_url=emulator.url, api_key=emulator.key, _strict_response_validation=True, max_retries=0)
     yield client
     client.close()
+
+
+@pytest.fixture
+def browser(db) -> Client:
+    """Django's test client, signed in as an ordinary user."""
+    user = get_user_model().objects.create_user("casey", password="pw-casey-1")
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

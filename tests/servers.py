@@ -153,6 +153,10 @@ class Emulator:
     def advance_clock(self, seconds: float) -> None:
         self.data("POST", "/_emulator/clock", json={"advanceSeconds": seconds})
 
+    def set_clock_offset(self, seconds: float) -> None:
+        """The emulator's time = real time + ``seconds`` (negative: in the past)."""
+        self.data("POST", "/_emulator/clock", json={"offsetSeconds": seconds})
+
     def stop(self, keep_files: bool = False) -> None:
         if self.proc is not None:
             _stop(self.proc)

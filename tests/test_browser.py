@@ -3,9 +3,7 @@
 Celery worker and a real Redis."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -15,30 +13,10 @@ from dashboard import sync, tasks
 from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
+from .browser import TIMEOUT_MS
 from .servers import CeleryWorker, django_env
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run
-# under one unless told it is safe (it is: the test is the only user of this thread).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-TIMEOUT_MS = 20_000
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +138,36 @@ def test_it_updates_numbers_in_place_and_stops_polling_when_hidden(page, live_se
     set_tab_hidden(page, False)
     page.wait_for_timeout(2500)
     assert len(polls) >= 2
+
+
+@pytest.fixture(scope="module")
+def governed(stack, emulator):
+    """A governance hierarchy (tests/governance_world.py) synced into the same read model."""
+    from . import governance_world
+
+    world = governance_world.build(emulator)
+    with StiggClient(emulator.url, emulator.key, timeout=10) as client:
+        sync.refresh_catalog(client, tasks.read_model())
+        sync.refresh_customer(client, tasks.read_model(), world["acme"], discover=True)
+    return world
+
+
+def node_order(page) -> list[str]:
+    return page.eval_on_selector_all("tbody.tnode", "els => els.map(e => e.dataset.entityId)")
+
+
+def test_it_expands_the_tree_and_reorders_it_in_place(page, live_server, governed):
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/customers/{governed['acme']}/governance")
+    assert node_order(page) == ["eng", "sales", "lonely"]
+    url = page.url
+    page.locator('tbody[data-entity-id="eng"] a.toggle').click()  # one level, loaded by htmx
+    page.wait_for_selector('tbody[data-entity-id="platform"]')
+    assert node_order(page) == ["eng", "platform", "research", "sales", "lonely"] and page.url == url
+    page.locator('tbody[data-entity-id="research"] a.toggle').click()
+    page.wait_for_selector('tbody[data-entity-id="bot/7:x"]')
+    assert page.locator('tbody[data-entity-id="research"]').inner_text().count("Blocked by") >= 1
+    page.select_option("#id_order", "usage")  # the order changes, the address follows
+    page.wait_for_url(re.compile(r"order=usage"))
+    page.wait_for_function("() => document.querySelectorAll('tbody.tnode')[1].dataset.entityId === 'research'")
+    assert node_order(page)[:3] == ["eng", "research", "bot/7:x"]

@@ -11,7 +11,7 @@ import pytest
 import stigg as stigg_module
 
 from emulator import store
-from emulator.api import governance
+from emulator.domain import governance
 
 BETA = "/api/v1-beta"
 

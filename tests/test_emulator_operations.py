@@ -130,6 +130,10 @@ def test_it_moves_its_clock_forward(emulator):
     after = emulator.data("GET", "/_emulator/state")["now"]
     assert after[:10] > before[:10]
     assert emulator.call("POST", "/_emulator/clock", json={"advanceSeconds": -5}).status_code == 400
+    # the clock may be set into the past (a world whose windows began earlier), up to a year
+    state = emulator.data("POST", "/_emulator/clock", json={"offsetSeconds": -86400})
+    assert state["clockOffsetSeconds"] == -86400
+    assert emulator.call("POST", "/_emulator/clock", json={"offsetSeconds": -400 * 86400}).status_code == 400
     emulator.data("POST", "/_emulator/clock", json={"offsetSeconds": 0})
 
 

@@ -209,7 +209,7 @@ def test_it_announces_each_expiry_once(emulator, world):
     promotional_entitlement.expired once per promotion past its endDate. It runs here
     against the emulator's own storage, the way the dispatcher runs it."""
     from emulator import store
-    from emulator.api import entitlements
+    from emulator.domain import promotions as entitlements  # promotional entitlements (§6)
 
     emulator.data("PUT", "/_emulator/webhook", json={"url": "http://127.0.0.1:9/hook"})
     conn = store.connect(emulator.db_path)

@@ -10,13 +10,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import pytest
 
-from emulator import bulk, periods, seed
-from emulator.simulator import TrafficSimulator
+from dashboard.rules.governance import Budget, capability_key, time_to_limit
+from emulator import periods
+from emulator.demo import bulk, company, history, seed
+from emulator.demo.catalog import METERED_EVENTS
+from emulator.demo.simulator import Target, TrafficSimulator
+from emulator.demo.usage import GOVERNED_PER, plan_usage
 
 from .servers import ROOT, Emulator
 
@@ -57,6 +62,13 @@ def demo_customers(demo: Emulator) -> list[dict[str, Any]]:
 def governed(demo: Emulator, demo_customers: list[dict[str, Any]]) -> list[str]:
     return [c["id"] for c in demo_customers
             if demo.data("GET", f"/api/v1-beta/customers/{c['id']}/entities", params={"limit": 1})]
+
+
+@pytest.fixture(scope="module")
+def budget_rows(demo: Emulator, governed: list[str]) -> list[dict[str, Any]]:
+    """Every governed customer's budgets as the hydrated tree has them, after the seed."""
+    return [r for customer in governed for r in walk(demo, f"/api/v1-beta/customers/{customer}/governance",
+                                                      featureIds="ai-tokens,agent-runs,api-calls")]
 
 
 def test_it_seeds_the_demo_without_errors(demo: Emulator) -> None:
@@ -148,8 +160,69 @@ def test_it_puts_customers_and_entities_near_and_over_limits(demo: Emulator, dem
     assert sum(u > 1.0 for u in utilizations) >= 5
 
 
+def test_it_keeps_seeded_budgets_within_their_limits_but_a_few_overruns(governed: list[str],
+                                                                        budget_rows: list[dict[str, Any]]) -> None:
+    """The seed reports governed usage the way an app that checks governance would: hard
+    budgets stop at their limit; only the few deliberate overruns (about one user per
+    customer, and what that adds up its chain) read above it."""
+    rows = budget_rows
+    over = [r for r in rows if r["utilization"] is not None and r["utilization"] > 1.0]
+    assert len(rows) > 1000
+    assert 5 <= len(over) <= 2 * len(governed), [(r["entityId"], r["utilization"]) for r in over]
+    assert all(r["entityTypeId"] == "user" for r in over if r["utilization"] > 1.05), over
+
+
 def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_it_sets_budgets_up_days_ago_and_puts_the_clock_back(demo: Emulator,
+                                                              budget_rows: list[dict[str, Any]]) -> None:
+    """Each governed customer's budgets were created with the emulator's clock set back,
+    on a day of its own: monthly windows began days ago, weekly ones a day or more ago,
+    daily ones hours ago. Then the seed put the clock back to real time."""
+    state = demo.data("GET", "/_emulator/state")
+    assert state["clockOffsetSeconds"] == 0
+    now = _when(state["now"])
+    assert abs(now - datetime.now(timezone.utc)) < timedelta(seconds=10)
+    behind: dict[str, list[float]] = {}  # cadence -> days each window has run
+    for r in budget_rows:
+        behind.setdefault(r["cadence"], []).append((now - _when(r["usagePeriodStart"])) / timedelta(days=1))
+    monthly, weekly, daily = behind["P1M"], behind["P1W"], behind["P1D"]
+    assert sum(days >= 1 for days in monthly) >= 0.9 * len(monthly)
+    assert max(monthly) < 27 and max(monthly) - min(monthly) >= 10
+    assert len({round(days) for days in monthly}) >= 8  # set up on different days
+    assert sum(1 <= days < 7 for days in weekly) >= 0.9 * len(weekly)
+    assert all(0 < days < 1 for days in daily) and max(daily) - min(daily) >= 0.25
+
+
+def test_it_puts_the_clock_back_when_setting_budgets_up_fails() -> None:
+    """With governance off every budget write fails while the clock is set back; the seed
+    goes on and leaves the clock at real time."""
+    server = Emulator()
+    try:
+        server.data("PUT", "/_emulator/settings", json={"governanceEnabled": False})
+        summary = seed.seed_demo(server.url, server.key, log=lambda m: None, customers=60, governed=3)
+        assert [e for e in summary["errors"] if e.startswith("governance hierarchies")]
+        assert server.data("GET", "/_emulator/state")["clockOffsetSeconds"] == 0
+    finally:
+        server.stop()
+
+
+def test_it_gives_the_governance_page_budgets_it_can_project(demo: Emulator,
+                                                              budget_rows: list[dict[str, Any]]) -> None:
+    """The page's time to limit (usage so far over time so far) over the seeded budgets:
+    most will not reach their limit this window, some will before the reset, a few
+    already have; hardly any are too young or too idle to project."""
+    now = _when(demo.data("GET", "/_emulator/state")["now"])
+    states = Counter(time_to_limit(Budget(
+        r["entityId"], capability_key(r["featureId"], None), tuple(r["scopeEntityIds"]), r["usageLimit"],
+        r["currentUsage"], r["cadence"], _when(r["usagePeriodStart"]), _when(r["usagePeriodEnd"])), now).state
+        for r in budget_rows)
+    assert states["not_this_window"] > len(budget_rows) / 2, states
+    assert states["before_reset"] >= 50, states
+    assert 5 <= states["exhausted"] < states["before_reset"], states
+    assert states["unknown"] < len(budget_rows) / 10, states
 
 
 def _entitlement(server: Emulator, customer: str, feature: str) -> dict[str, Any] | None:
@@ -165,8 +238,8 @@ def _history(server: Emulator, customer: str, feature: str, start: datetime) -> 
 
 def test_it_spreads_seeded_usage_over_the_days_of_each_period(demo: Emulator,
                                                               demo_customers: list[dict[str, Any]]) -> None:
-    now = datetime.now(timezone.utc)  # the demo never moves the emulator's clock
-    start = (now - timedelta(days=seed.HISTORY_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    now = datetime.now(timezone.utc)  # the demo leaves the emulator's clock at real time
+    start = (now - timedelta(days=history.HISTORY_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     subscribed = {s["customerId"]: _when(s["startDate"]) for s in walk(demo, "/api/v1/subscriptions")
                   if s["status"] == "ACTIVE"}
     checked = 0
@@ -195,43 +268,53 @@ def test_it_spreads_seeded_usage_over_the_days_of_each_period(demo: Emulator,
     assert checked >= 20
 
 
-def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
-    now = datetime(2026, 11, 21, 10, 30, tzinfo=timezone.utc)
+def _small_company(now: datetime) -> tuple[list[company.Hierarchy], list[dict[str, Any]], list[dict[str, Any]],
+                                          dict[str, history.Timeline]]:
+    """60 customers, two of them governed, their planned usage (undated) and the reset
+    periods the emulator would report for them at ``now``."""
     rng = random.Random(seed.DEFAULT_SEED)
-    specs = seed.build_customers(rng, 60)
-    hierarchies = [seed.build_hierarchy(rng, s) for s in specs if s.plan == "enterprise"][:2]
-    usages, events = seed._plan_usage(rng, specs, hierarchies, now)
+    specs = company.build_customers(rng, 60)
+    hierarchies = [company.build_hierarchy(rng, s) for s in specs if s.plan == "enterprise"][:2]
+    usages, events = plan_usage(rng, specs, hierarchies, now)
     month = datetime(now.year, now.month, 1, tzinfo=timezone.utc)
     timelines = {}
     for spec in specs:
         if spec.plan and not spec.archived:
             since = now - timedelta(days=spec.history[-1][3], minutes=seed.rng_offset(spec.id))
-            subscription_month = seed.Period(periods.reset_window("MONTH", "SubscriptionStart", since, now)[0],
-                                             "MONTH", since)
-            timelines[spec.id] = seed.Timeline(since, {
+            subscription_month = history.Period(periods.reset_window("MONTH", "SubscriptionStart", since, now)[0],
+                                                "MONTH", since)
+            timelines[spec.id] = history.Timeline(since, {
                 "ai-tokens": subscription_month, "agent-runs": subscription_month,
-                "api-calls": seed.Period(month, "MONTH", month),
-                "monthly-active-users": seed.Period(month, "MONTH", month),
-                "seats": seed.Period(None, None, None)})
-    dated = seed._date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
-    assert dated == seed._date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)  # deterministic
+                "api-calls": history.Period(month, "MONTH", month),
+                "monthly-active-users": history.Period(month, "MONTH", month),
+                "seats": history.Period(None, None, None)})
+    return hierarchies, usages, events, timelines
+
+
+def _dated_at(item: dict[str, Any], now: datetime) -> datetime:
+    """Undated usage (a period that began moments ago) goes at server time."""
+    when = item.get("timestamp") or item.get("createdAt")
+    return _when(when) if when else now
+
+
+def _feature_of(item: dict[str, Any]) -> str:
+    return METERED_EVENTS[item["eventName"]]["id"] if "eventName" in item else item["featureId"]
+
+
+def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
+    now = datetime(2026, 11, 21, 10, 30, tzinfo=timezone.utc)
+    _, usages, events, timelines = _small_company(now)
+    dated = history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
+    assert dated == history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)  # deterministic
     dated_usages, dated_events = dated
     assert len(dated_events) > len(events) and len(dated_usages) > len(usages)
 
-    def dated_at(item: dict[str, Any]) -> datetime:
-        """Undated usage (a period that began moments ago) goes at server time."""
-        when = item.get("timestamp") or item.get("createdAt")
-        return _when(when) if when else now
-
-    def feature_of(item: dict[str, Any]) -> str:
-        return seed.METERED_EVENTS[item["eventName"]]["id"] if "eventName" in item else item["featureId"]
-
     def totals(items: list[dict[str, Any]], current_only: bool) -> dict[tuple[str, str], float]:
         out: dict[tuple[str, str], Any] = {}
-        for item in sorted(items, key=dated_at):
-            customer, feature = item["customerId"], feature_of(item)
+        for item in sorted(items, key=lambda item: _dated_at(item, now)):
+            customer, feature = item["customerId"], _feature_of(item)
             period = timelines[customer].periods[feature]
-            if current_only and period.start is not None and dated_at(item) < period.start:
+            if current_only and period.start is not None and _dated_at(item, now) < period.start:
                 continue
             if item.get("eventName") == "user_active":
                 out.setdefault((customer, feature), set()).add(item["dimensions"]["userId"])
@@ -246,14 +329,63 @@ def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
 
     assert totals(dated_usages + dated_events, current_only=True) == totals(usages + events, current_only=False)
     for item in dated_usages + dated_events:
-        when = dated_at(item)
+        when = _dated_at(item, now)
         timeline = timelines[item["customerId"]]
         assert timeline.since <= when <= now
-        period = timeline.periods[feature_of(item)]
+        period = timeline.periods[_feature_of(item)]
         if period.start is not None and when < period.start:
             # earlier periods' usage carries only what its meter reads, so it reaches no budget
-            meter = seed.METERED_EVENTS[item["eventName"]]["meter"]["aggregation"] if "eventName" in item else {}
+            meter = METERED_EVENTS[item["eventName"]]["meter"]["aggregation"] if "eventName" in item else {}
             assert set(item.get("dimensions") or {}) <= {meter.get("field")}
+
+
+def test_it_dates_governed_usage_in_its_budgets_windows_at_each_entitys_pace() -> None:
+    """Budgets set up 10 days ago: attributed usage is dated inside the window of the
+    budgets it reaches (a day's for runs), and is the share of the planned amount that
+    an entity at its own pace has used by now; the user left over its budget keeps all of
+    it. Usage before the window reaches no entity."""
+    now = datetime(2026, 11, 21, 10, 30, tzinfo=timezone.utc)
+    hierarchies, usages, events, timelines = _small_company(now)
+    set_up = now - timedelta(days=10, hours=5)
+    governance = {h.customer_id: history.Governance(set_up, h.overrun) for h in hierarchies}
+    dated = history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED, governance)
+    assert dated == history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED, governance)
+    windows = {f: periods.cadence_window(cadence, set_up, now) for f, cadence in GOVERNED_PER.items()}
+    assert windows["ai-tokens"][0] == set_up and windows["agent-runs"][0] > now - timedelta(days=1)
+
+    def attributed_to(item: dict[str, Any]) -> str | None:
+        dims = item.get("dimensions") or {}
+        return dims.get("userId") or dims.get("agentId")
+
+    def tokens(items: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for item in items:
+            if item.get("eventName") == "llm_completion" and item["customerId"] in governance:
+                key = (item["customerId"], attributed_to(item) or "")
+                out[key] = out.get(key, 0) + item["dimensions"]["tokens"]
+        return out
+
+    checked = 0
+    for item in dated[0] + dated[1]:
+        feature = _feature_of(item)
+        if item["customerId"] not in governance or feature not in GOVERNED_PER:
+            continue
+        start, _ = windows[feature]
+        if attributed_to(item) is not None:
+            assert start <= _dated_at(item, now) <= now, item
+            checked += 1
+        else:
+            assert _dated_at(item, now) < start, item
+    assert checked > 1000
+
+    planned, got = tokens(events), tokens(dated[1])
+    assert all(got.get(key, 0) <= amount for key, amount in planned.items())
+    overruns = {(h.customer_id, h.overrun) for h in hierarchies}
+    assert overruns and all(got[key] == planned[key] for key in overruns)
+    behind = (now - history.MARGIN - set_up) / (windows["ai-tokens"][1] - set_up)
+    paced = sum(got.get(key, 0) for key in planned if key not in overruns and key[1])
+    aimed = sum(amount for key, amount in planned.items() if key not in overruns and key[1])
+    assert history.PACE[0] * behind * 0.99 <= paced / aimed <= history.PACE[1] * behind * 1.01
 
 
 def _normalize(value: Any) -> Any:
@@ -311,6 +443,15 @@ def test_it_reads_back_a_bulk_seed_like_an_api_built_one() -> None:
                 sep = "&" if "?" in path else "?"
                 a2, b2 = by_api.call("GET", f"{path}{sep}after={next_a}"), by_bulk.call("GET", f"{path}{sep}after={next_b}")
                 assert _normalize(a2.json()["data"]) == _normalize(b2.json()["data"]), path + " page 2"
+        # both worlds' budgets were set up days ago, each customer's on a day of its own
+        starts = [{(g.customer_id, r["entityId"], *r["scopeEntityIds"]): _when(r["usagePeriodStart"])
+                   for g in plan.governed
+                   for r in walk(server, f"/api/v1-beta/customers/{g.customer_id}/governance", featureIds="ai-tokens")
+                   if r["cadence"] == "P1M"} for server in (by_api, by_bulk)]
+        assert starts[0].keys() == starts[1].keys() and len(starts[0]) > 1000
+        assert all(abs(starts[1][key] - began) < timedelta(minutes=2) for key, began in starts[0].items())
+        days_ago = {round((datetime.now(timezone.utc) - began) / timedelta(days=1)) for began in starts[1].values()}
+        assert min(days_ago) >= 2 and len(days_ago) >= 5
         tree = by_bulk.data("GET", f"/api/v1-beta/customers/{governed}/governance",
                             params={"featureIds": "ai-tokens", "sortBy": "utilization", "limit": 50})
         assert len(tree) == 50 and any(row["currentUsage"] for row in tree)
@@ -355,8 +496,9 @@ def test_it_moves_usage_with_the_traffic_simulator_despite_faults(demo: Emulator
         demo.clear_faults()
         sim.close()
     # Not a speed check: however slow the machine, the first one-second tick (400 events)
-    # always completes, its 503s retried rather than lost.
-    assert totals.events >= 400 and totals.dropped_batches == 0
+    # always completes, its 503s retried rather than lost: each event is reported, or left
+    # out because governance denied it.
+    assert totals.events + totals.denied >= 400 and totals.dropped_batches == 0
     assert sim.api.retries > 0
     assert _api_calls_usage(demo, demo_customers) > before
     assert sum(_tree_usage(demo, g) for g in governed[:5]) > tree_before
@@ -395,3 +537,37 @@ def test_it_stops_the_simulate_traffic_command_cleanly_on_ctrl_c(demo: Emulator)
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out
     assert "simulate_traffic:" in out and "events" in out
+
+
+def _budget_usage(server: Emulator, customer: str) -> dict[str, float]:
+    rows = server.data("GET", f"/api/v1-beta/customers/{customer}/governance", params={"featureIds": "ai-tokens"})
+    return {r["entityId"]: r["currentUsage"] for r in rows}
+
+
+def test_it_reports_governed_usage_only_when_the_check_grants_it(demo: Emulator) -> None:
+    """The simulator asks the entitlement check with the usage's dimensions first: a user
+    whose budget is spent gets no more usage, while a user with an unlimited budget does."""
+    customer = f"governed-sim-{int(time.time() * 1000)}"
+    demo.data("POST", "/api/v1/customers", json={"id": customer, "name": "Governed Sim"})
+    demo.data("POST", "/api/v1/subscriptions", json={"customerId": customer, "planId": "enterprise"})
+    demo.data("PUT", f"/api/v1-beta/customers/{customer}/entities", json={"entities": [
+        {"id": "spent-user", "entityTypeId": "user"}, {"id": "free-user", "entityTypeId": "user"}]})
+    demo.data("PUT", f"/api/v1-beta/customers/{customer}/assignments", json={"assignments": [
+        {"entityId": "spent-user", "featureId": "ai-tokens", "usageLimit": 1000, "cadence": "P1M"},
+        {"entityId": "free-user", "featureId": "ai-tokens", "usageLimit": None, "cadence": "P1M"}]})
+    demo.data("POST", "/api/v1/events", json={"events": [
+        {"customerId": customer, "eventName": "llm_completion", "idempotencyKey": f"{customer}-spend",
+         "dimensions": {"userId": "spent-user", "tokens": 1000}}]})
+    assert _budget_usage(demo, customer) == {"spent-user": 1000, "free-user": 0}
+
+    sim = TrafficSimulator(demo.url, demo.key, rate=40, log=lambda m: None)
+    try:
+        sim.targets = [Target(customer, users=["spent-user", "free-user"])]
+        for tick in range(10):
+            sim.tick(tick)
+    finally:
+        sim.close()
+    after = _budget_usage(demo, customer)
+    assert after["spent-user"] == 1000
+    assert after["free-user"] > 0
+    assert sim.totals.denied > 0 and sim.totals.events > 0

@@ -36,7 +36,7 @@ def world(emulator):
     tasks._clients.clear()
     rm = tasks.read_model()
     rm.clear()
-    rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0)
+    rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0, entity_types=[])
     for doc, gov in (
         customer_snapshot("acme", name="Acme Rockets", plan="pro", owner="Ada Lovelace", api=950, budgets=(
             budget("research", 90, 100, name="Research"), budget("ada", 120, 100, type_="user", parent="research"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from html import unescape
 from urllib.parse import quote
 
 import pytest
@@ -19,6 +18,7 @@ from dashboard.readmodel import ReadModel
 from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
+from .pages import htmx, text_of
 
 HOSTILE = "<script>alert(1)</script>"
 pytestmark = pytest.mark.django_db
@@ -101,25 +101,6 @@ def world(emulator):
     rm.clear()
     stigg_here.disable()
     tasks._clients.clear()
-
-
-@pytest.fixture
-def browser(db) -> Client:
-    user = get_user_model().objects.create_user("casey", password="pw-casey-1")
-    c = Client()
-    c.force_login(user)
-    return c
-
-
-def htmx(target: str) -> dict[str, str]:
-    return {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": target}
-
-
-def text_of(response) -> str:
-    """The page's visible text, tags removed, whitespace collapsed."""
-    html = response.content.decode()
-    html = re.sub(r"<script\b.*?</script>", " ", html, flags=re.S)
-    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html))).strip()
 
 
 def test_it_sends_anonymous_visitors_to_sign_in(world):

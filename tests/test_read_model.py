@@ -347,15 +347,16 @@ def test_it_never_releases_a_lock_it_no_longer_owns(rm):
 
 def test_it_stores_the_catalog(rm):
     assert rm.catalog() is None
-    rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0)
+    rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0, entity_types=[])
     cat = rm.catalog()
     assert cat.fetched_at == T0 and cat.features["region"]["enum_options"][1]["value"] == "eu"
+    assert (cat.governance_enabled, cat.entity_types) == (True, {})
     assert rm.plans() == [("free", "Free"), ("pro", "Pro")]
 
 
 def test_it_clears_only_its_own_prefix(rm, redis_server):
     rm.write_customer(*snapshot("c1", nodes=(node("a", 1, 2),)))
-    rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0)
+    rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0, entity_types=None)
     rm.r.set("celery-broker-key", "keep me")
     assert rm.clear() > 5
     # all that is left is the mark of an empty read model in this layout
@@ -459,7 +460,7 @@ def test_it_keeps_members_consistent_under_concurrent_writers_of_one_customer(rm
         t.join()
     doc = rm.customer("c1")
     assert doc["fetched_at"] == (T0 + timedelta(seconds=40)).isoformat()
-    assert [b.entity_id for b in rm.top_budgets(100)] == [n["id"] for n in rm.governance_tree("c1")] == ["e40"]
+    assert [b.entity_id for b in rm.top_budgets(100)] == [n["id"] for n in rm.governance_index("c1")] == ["e40"]
 
 
 def test_it_finds_a_renamed_customer_by_its_new_name_and_email_only(rm):
@@ -550,3 +551,11 @@ def test_it_empties_a_read_model_written_in_another_layout(rm):
     rm.r.delete(rm.prefix + "layout")  # written before layouts were recorded
     assert rm.ensure_layout() is True and rm.customer_count() == 0
     assert rm.r.get(rm.prefix + "layout") == LAYOUT_VERSION
+
+
+def test_it_reads_only_the_budgets_at_or_above_a_threshold(rm):
+    # one entity with a budget near its limit and one far from it, for two features
+    rm.write_customer(*snapshot("c1", nodes=(node("a", 90, 100), node("a", 10, 100, feature="storage"),
+                                             node("b", 5, 100))))
+    assert rm.budgets_at_or_above("c1", 0.8) == {("a", "api", ()): 90}
+    assert set(rm.budgets_at_or_above("c1", 0.0)) == {("a", "api", ()), ("a", "storage", ()), ("b", "api", ())}

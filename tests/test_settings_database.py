@@ -27,7 +27,7 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-def test_it_migrates_and_creates_the_demo_login_on_postgresql():
+def test_it_migrates_and_creates_the_demo_logins_on_postgresql():
     admin = _admin_connection()
     name = f"stiggadmin_test_{uuid.uuid4().hex[:8]}"
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -36,16 +36,43 @@ def test_it_migrates_and_creates_the_demo_login_on_postgresql():
         env = {**os.environ, "DATABASE_URL": f"{base}/{name}", "DJANGO_SETTINGS_MODULE": "stiggadmin.settings"}
         migrated = _manage("migrate", "--noinput", env=env)
         assert migrated.returncode == 0, migrated.stderr
-        created = _manage("ensure_demo_user", "demo", "pw-123456", env=env)
+        created = _manage("ensure_demo_user", "demo", "pw-123456", "--group", "Customer success", "--staff", env=env)
         assert created.returncode == 0, created.stderr
+        created = _manage("ensure_demo_user", "viewer", "pw-654321", "--group", "Viewers", env=env)
+        assert created.returncode == 0, created.stderr
+        unknown = _manage("ensure_demo_user", "x", "pw-x", "--group", "Admins", env=env)
+        assert unknown.returncode != 0 and "no such group: Admins" in unknown.stderr
         import psycopg
 
-        with psycopg.connect(env["DATABASE_URL"]) as db:
-            row = db.execute("SELECT username, is_staff FROM auth_user").fetchone()
-        assert row == ("demo", True)
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as db:
+            rows = db.execute("SELECT u.username, u.is_staff, u.is_superuser, g.name FROM auth_user u "
+                              "JOIN auth_user_groups ug ON ug.user_id = u.id JOIN auth_group g ON g.id = ug.group_id "
+                              "ORDER BY u.username").fetchall()
+            assert rows == [("demo", True, False, "Customer success"), ("viewer", False, False, "Viewers")]
+            perms = db.execute("SELECT g.name, p.codename FROM auth_group g JOIN auth_group_permissions gp "
+                               "ON gp.group_id = g.id JOIN auth_permission p ON p.id = gp.permission_id "
+                               "ORDER BY 1, 2").fetchall()
+            assert perms == [("Customer success", "change_budget"), ("Customer success", "view_auditentry"),
+                             ("Viewers", "view_auditentry")]
+            _assert_the_audit_log_is_append_only(db)
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def _assert_the_audit_log_is_append_only(db) -> None:
+    """The database itself refuses to rewrite the audit log, whoever asks."""
+    import psycopg
+
+    user_id = db.execute("SELECT id FROM auth_user WHERE username = 'demo'").fetchone()[0]
+    db.execute("INSERT INTO dashboard_auditentry (at, user_id, username, customer_id, action, entity_id, capability, "
+               "scope, reason, ticket, stigg_answer, outcome, idempotency_key) VALUES (now(), %s, 'demo', 'c', "
+               "'budget.change', 'e', 'f', '[]', 'r', '', '', 'done', %s)", (user_id, uuid.uuid4()))
+    for sql in ("UPDATE dashboard_auditentry SET outcome = 'failed'", "DELETE FROM dashboard_auditentry",
+                "TRUNCATE dashboard_auditentry"):
+        with pytest.raises(psycopg.errors.RestrictViolation, match="append-only"):
+            db.execute(sql)
+    assert db.execute("SELECT outcome FROM dashboard_auditentry").fetchall() == [("done",)]
 
 
 def test_it_refuses_a_malformed_setting_with_a_clear_message():

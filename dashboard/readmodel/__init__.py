@@ -11,7 +11,9 @@ returned. Nothing here knows Stigg's wire format: sync shapes Stigg's answers fi
 from .documents import (
     CustomerDocument, EntitlementDoc, PromotionDoc, SubscriptionDoc, UsageHistoryDoc, UsageSeriesDoc,
 )
-from .governance import BlockingDoc, BudgetDoc, GovernanceSummary, GovernanceWrite, NodeDoc, empty_governance
+from .governance import (
+    BlockingRef, BudgetDoc, GovernanceSummary, GovernanceWrite, IndexNode, NodeDoc, empty_governance,
+)
 from .keys import LAYOUT_VERSION
 from .model import ReadModel
 from .nearlimit import Facets, NearLimitQuery
@@ -22,8 +24,9 @@ from .values import (
 )
 
 __all__ = [
-    "LAYOUT_VERSION", "BudgetRank", "Facets", "NearLimitPage", "NearLimitQuery", "NearLimitRow", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow",
-    "BlockingDoc", "BudgetDoc", "EntitlementDoc", "EntitlementRank", "GovernanceSummary", "GovernanceWrite",
-    "HistogramBin", "NodeDoc", "empty_governance", "PromotionDoc", "ReadModel",
+    "LAYOUT_VERSION", "BudgetRank", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow", "Facets",
+    "BlockingRef", "BudgetDoc", "EntitlementDoc", "EntitlementRank", "GovernanceSummary", "GovernanceWrite",
+    "HistogramBin", "IndexNode", "NearLimitPage", "NearLimitQuery", "NearLimitRow", "NodeDoc", "empty_governance",
+    "PromotionDoc", "ReadModel",
     "SubscriptionDoc", "SyncStatus", "ThresholdCounts", "UsageHistoryDoc", "UsageSeriesDoc", "iso", "parse_time",
 ]

@@ -9,8 +9,10 @@ Per customer (ids percent-encoded, see keys.py):
     gov:{id}:children   hash   parent id ("" for the roots) -> JSON list of child entity ids
     gov:{id}:budgets    zset   "{entity}|{capability}|{scope}" -> utilization (the customer
                                page's nearest-their-limits list)
-    gov:{id}:members    string its members of the fleet rankings, one a line (to remove exactly
-                               those; a string costs half what a set of them did)
+    gov:{id}:index      string JSON: every node in a few fields, with its budgets' capability,
+                               scope, utilization and usage: what ranking, filtering and the
+                               sunburst need of the whole tree, parsed in a few milliseconds;
+                               also what a rewrite reads to remove exactly its old ranking members
 
 and for the fleet, ``rank:budgets:{utilization|usage|urgency}`` (negated scores) with
 members that also carry the near-limit facets (nearlimit.py; a row is read back from the
@@ -23,51 +25,43 @@ customer's transaction (customers.py), so a reader never sees half of it.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from typing import Any, Iterable, Sequence, TypedDict
 from urllib.parse import unquote
 
 from .base import Store
 from .keys import Keys, part
-from .nearlimit import budget_member, join_members, split_budget_member, split_members
+from .nearlimit import budget_member, split_budget_member
 from .values import BudgetRank, as_str, parse_time, to_json
 
 ROOT = ""  # the children index's key for entities without a parent
+INDEX_CACHE_SIZE = 16  # parsed indexes of the hierarchies last read, per process
+_index_cache: OrderedDict[tuple[str, str, str], list[IndexNode]] = OrderedDict()
+_index_lock = threading.Lock()
 BUDGET_ORDERS = ("utilization", "usage", "urgency")
 
 
 class BudgetDoc(TypedDict):
     capability: str  # the feature id, or "$" + the currency id
-    feature_id: str | None
-    currency_id: str | None
     scope: list[str]  # sorted scope entity ids; [] = node-wide
     limit: float | None  # None: unlimited but tracked
     usage: float | None
     utilization: float | None
     cadence: str | None
-    period_start: str | None
-    period_end: str | None
-    ttl: dict[str, Any] | None  # the rules' TimeToLimit, as stored by sync's codec
+    period_end: str | None  # when the current window resets
+    ttl: dict[str, Any] | None  # the rules' TimeToLimit, as sync's codec stores it (None fields left out)
     urgency: float
 
 
-class BlockingDoc(TypedDict):
-    """What stops an entity for one capability: its own budget, a scoped one or an ancestor's."""
+class BlockingRef(TypedDict):
+    """What stops an entity for one capability: the budget with the least headroom on its
+    chain (its own, a scoped one, or an ancestor's), named by its node, capability and
+    scope; readers take its figures from that node (``tree.resolve_blocking``)."""
 
     capability: str
-    entity_id: str  # the entity whose budget blocks
-    entity_name: str | None
+    entity_id: str
     scope: list[str]
-    limit: float
-    usage: float | None
-    utilization: float | None
-    headroom: float  # what the entity may still use (negative: overspent)
-    exhausted: bool
-    own_headroom: float | None
-    is_own: bool
-    is_scoped: bool
-    is_ancestor: bool
-    period_end: str | None
-    ttl: dict[str, Any] | None
 
 
 class NodeDoc(TypedDict):
@@ -79,9 +73,27 @@ class NodeDoc(TypedDict):
     children: int
     path: list[str]  # ancestor ids, root first (links and breadcrumbs)
     budgets: list[BudgetDoc]  # the entity's own budgets, node-wide first
-    blocking: list[BlockingDoc]  # one per capability with a finite limit on its chain
+    blocking: list[BlockingRef]  # one per capability with a finite limit on its chain
     utilization: float | None  # the highest of its own budgets (ordering siblings)
     usage: float | None  # the highest of its own budgets' usage
+
+
+class IndexBudget(TypedDict):
+    capability: str
+    scope: list[str]
+    utilization: float | None
+    usage: float | None
+
+
+class IndexNode(TypedDict):
+    """A node in brief (``gov:{id}:index``): the NodeDoc fields a whole-tree read needs."""
+
+    id: str
+    type: str
+    name: str | None
+    parent: str | None
+    children: int
+    budgets: list[IndexBudget]
 
 
 class GovernanceSummary(TypedDict):
@@ -110,9 +122,13 @@ def empty_governance(enabled: bool) -> GovernanceWrite:
             "nodes": {}, "children": {}}
 
 
+def _budget_key(entity_id: str, capability: str, scope: Sequence[str]) -> str:
+    return f"{part(entity_id)}|{part(capability)}|{','.join(part(s) for s in scope)}"
+
+
 def budget_key(entity_id: str, budget: BudgetDoc) -> str:
     """A budget within its customer: entity, capability and scope, each encoded."""
-    return f"{part(entity_id)}|{part(budget['capability'])}|{','.join(part(s) for s in budget['scope'])}"
+    return _budget_key(entity_id, budget["capability"], budget["scope"])
 
 
 def fleet_member(customer_id: str, node: NodeDoc, budget: BudgetDoc) -> str:
@@ -123,9 +139,13 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     """Queue (inside MULTI) the commands that replace the customer's hierarchy and its
     place in the fleet rankings. ``old_members`` were read under WATCH (``members_of``)."""
     cid = customer_id
-    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid))
+    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_index(cid))
     if gov["nodes"]:
         pipe.hset(keys.gov_nodes(cid), mapping={eid: to_json(doc) for eid, doc in gov["nodes"].items()})
+        pipe.set(keys.gov_index(cid), json.dumps(
+            [[n["id"], n["type"], n["name"], n["parent"], n["children"],
+              [[b["capability"], b["scope"], b["utilization"], b["usage"]] for b in n["budgets"]]]
+             for n in gov["nodes"].values()], separators=(",", ":")))
     if gov["children"]:
         pipe.hset(keys.gov_children(cid), mapping={p: to_json(ids) for p, ids in gov["children"].items()})
     scores: dict[str, dict[str, float]] = {order: {} for order in BUDGET_ORDERS}
@@ -146,8 +166,6 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     for order, mapping in scores.items():
         if mapping:
             pipe.zadd(keys.rank_budgets(order), mapping)
-    if members:
-        pipe.set(keys.gov_members(cid), join_members(members))
     if own:
         pipe.zadd(keys.gov_budgets(cid), own)
         pipe.zadd(keys.budget_utilization(), {cid: max(own.values())})
@@ -157,7 +175,7 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
 
 def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members: set[str]) -> None:
     cid = customer_id
-    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_members(cid))
+    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_index(cid))
     if old_members:
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *old_members)
@@ -165,7 +183,10 @@ def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members
 
 
 def members_of(pipe: Any, keys: Keys, customer_id: str) -> set[str]:
-    return split_members(pipe.get(keys.gov_members(customer_id)))
+    """The customer's members of the fleet rankings, as its stored index lists them."""
+    raw = pipe.get(keys.gov_index(customer_id))
+    return {budget_member(customer_id, eid, c, scope, type_)
+            for eid, type_, _, _, _, budgets in (json.loads(raw) if raw else ()) for c, scope, _, _ in budgets}
 
 
 class Governance(Store):
@@ -186,9 +207,44 @@ class Governance(Store):
         raw = self.r.hget(self.keys.gov_nodes(customer_id), entity_id)
         return json.loads(raw) if raw else None
 
-    def governance_tree(self, customer_id: str) -> list[NodeDoc]:
-        """Every node of the customer's hierarchy (ranked views, filters, the sunburst)."""
-        return [json.loads(raw) for raw in self.r.hvals(self.keys.gov_nodes(customer_id))]
+    def governance_levels(self, customer_id: str, parent_ids: Sequence[str]) -> dict[str, list[NodeDoc]]:
+        """Several levels at once (a tree opened down to a node): two round trips."""
+        if not parent_ids:
+            return {}
+        raw = self.r.hmget(self.keys.gov_children(customer_id), list(parent_ids))
+        children = {p: json.loads(r) if r else [] for p, r in zip(parent_ids, raw)}
+        nodes = {n["id"]: n for n in self.governance_nodes(customer_id, sorted({c for ids in children.values()
+                                                                               for c in ids}))}
+        return {p: [nodes[c] for c in ids if c in nodes] for p, ids in children.items()}
+
+    def governance_index(self, customer_id: str, fingerprint: str = "") -> list[IndexNode]:
+        """Every node of the hierarchy in brief (ranking, filters, the sunburst): the
+        fields of a NodeDoc those need, its budgets with capability, scope, utilization
+        and usage only. Read-only for the caller.
+
+        With the hierarchy's ``fingerprint`` (its summary's: equal fingerprints, equal
+        answers from Stigg, equal index), a page polling a large hierarchy reuses the
+        index this process parsed instead of reading and parsing it again."""
+        key = (self.prefix, customer_id, fingerprint)
+        if fingerprint:
+            with _index_lock:
+                if key in _index_cache:
+                    _index_cache.move_to_end(key)
+                    return _index_cache[key]
+        index = self._read_index(customer_id)
+        if fingerprint:
+            with _index_lock:
+                _index_cache[key] = index
+                while len(_index_cache) > INDEX_CACHE_SIZE:
+                    _index_cache.popitem(last=False)
+        return index
+
+    def _read_index(self, customer_id: str) -> list[IndexNode]:
+        raw = self.r.get(self.keys.gov_index(customer_id))
+        return [{"id": eid, "type": type_, "name": name, "parent": parent, "children": children,
+                 "budgets": [{"capability": c, "scope": scope, "utilization": u, "usage": usage}
+                             for c, scope, u, usage in budgets]}
+                for eid, type_, name, parent, children, budgets in (json.loads(raw) if raw else ())]
 
     def nearest_budgets(self, customer_id: str, n: int = 10) -> list[tuple[NodeDoc, BudgetDoc]]:
         """The customer's ``n`` budgets of highest utilization, with their nodes."""
@@ -200,8 +256,9 @@ class Governance(Store):
         """(entity, capability, scope) -> usage of the customer's budgets at or above
         ``threshold`` utilization (what a hot-tier poll compares Stigg's answer with)."""
         members = [as_str(m) for m in self.r.zrangebyscore(self.keys.gov_budgets(customer_id), threshold, "+inf")]
+        found = self._budgets(customer_id, members)
         return {(node["id"], b["capability"], tuple(b["scope"])): b["usage"]
-                for node, b in self._budgets(customer_id, members).values()}
+                for node, b in (found[m] for m in members if m in found)}
 
     def _budgets(self, customer_id: str, members: Iterable[str]) -> dict[str, tuple[NodeDoc, BudgetDoc]]:
         members = list(members)
@@ -236,7 +293,8 @@ class Governance(Store):
                 continue
             out.append(BudgetRank(
                 customer_id=cid, customer_name=names[cid], entity_id=eid, entity_name=node["name"],
-                feature_id=b["feature_id"], currency_id=b["currency_id"], scope=scope, cadence=b["cadence"],
+                feature_id=None if capability.startswith("$") else capability,
+                currency_id=capability[1:] if capability.startswith("$") else None, scope=scope, cadence=b["cadence"],
                 limit=b["limit"], usage=b["usage"], utilization=b["utilization"],
                 period_end=parse_time(b["period_end"])))
         return out

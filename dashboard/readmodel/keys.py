@@ -5,11 +5,11 @@ Redis server, so nothing of ours may live outside it, and ``clear()`` deletes ex
 prefix.
 
     layout                               string  the key layout these keys follow (LAYOUT_VERSION)
-    catalog                              string  JSON: features and packages, fetched_at
+    catalog                              string  JSON: features, packages, entity types (governance_enabled), fetched_at
     customer:{id}                        string  JSON CustomerDocument (the customer page)
     customer:{id}:members                string  its members of the entitlement rankings, one a line
     customer:{id}:history                string  JSON UsageHistoryDoc: usage over time per metered feature
-    gov:{id}:nodes, :children, :budgets, :members    the customer's governance hierarchy (governance.py)
+    gov:{id}:nodes, :children, :budgets, :index    its governance hierarchy (governance.py)
     customers:rows                       hash    id -> JSON CustomerRow fields (list pages)
     customers:order:name[:plan:{p}][:status:{s}]
                                          zset    score 0, member "{name}\\0{id}\\0{search text}" (lex order)
@@ -163,8 +163,8 @@ class Keys:
     def gov_budgets(self, customer_id: str) -> str:
         return f"{self.prefix}gov:{part(customer_id)}:budgets"
 
-    def gov_members(self, customer_id: str) -> str:
-        return f"{self.prefix}gov:{part(customer_id)}:members"
+    def gov_index(self, customer_id: str) -> str:
+        return f"{self.prefix}gov:{part(customer_id)}:index"
 
     # --- sync state ------------------------------------------------------------------------------
 

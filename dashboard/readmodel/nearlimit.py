@@ -23,8 +23,8 @@ match (entitlements for an entity type or a currency, budgets for a plan nobody 
 is never read. A query is planned (``_plan``):
 
 * a customer, or a plan or owner whose customers are few (their rows at most PER_CUSTOMER_MAX_ROWS):
-  those customers' own ranking members (gov:{id}:members, customer:{id}:members), scored
-  and filtered in one script, sorted here — exact total;
+  those customers' own rows (their hierarchies' index, customer:{id}:members), filtered,
+  scored in one round trip and sorted here — exact total;
 * otherwise one read-only script walks the two rankings of the order at once (a merge: the
   lower score first, budgets first on a tie), from the top, testing each member, and stops
   as soon as the page and one more row are found. By utilization the walk is the range at
@@ -38,13 +38,15 @@ rows): the index adds no copy of them. Measured in bench/bench_near_limit.py.
 """
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from urllib.parse import unquote
 
 from .base import Store
 from .keys import BUDGET_RANKINGS, NEAR_FACETS, Keys, part
-from .nearlimit_scripts import PER_CUSTOMER_SCRIPT, WALK_SCRIPT
+from .nearlimit_scripts import WALK_SCRIPT
 from .values import as_str
 
 if TYPE_CHECKING:
@@ -303,17 +305,42 @@ class NearLimitIndex(Store):
                 self._ranking("budgets", "utilization"), self._ranking("entitlements", "utilization")]
 
     def _per_customer(self, query: NearLimitQuery, customer_ids: Iterable[str]) -> list[str]:
-        keys = self._order_keys(query.order)
-        for cid in customer_ids:
-            keys += [self.keys.gov_members(cid), self.keys.members(cid)]
-        if len(keys) == 4:
-            return []
-        flat = self._script("per_customer", PER_CUSTOMER_SCRIPT)(
-            keys, [-query.min_utilization, "1" if query.order == "utilization" else "0", *self._tokens(query)])
-        scored = [(float(as_str(flat[i + 1])), as_str(flat[i])) for i in range(0, len(flat), 2)]
+        """The customers' own rows that match, in order: their budgets from their
+        hierarchies' index (gov:{id}:index), their entitlements from customer:{id}:members,
+        scored in one round trip and sorted here (a few thousand at most)."""
+        ids = list(customer_ids)
+        pipe = self.r.pipeline(transaction=True)
+        for cid in ids:
+            pipe.get(self.keys.gov_index(cid))
+            pipe.get(self.keys.members(cid))
+        replies = pipe.execute()
+        budgets, entitlements = [], []
+        for cid, index, members in zip(ids, replies[::2], replies[1::2]):
+            for eid, entity_type, _, _, _, own in (json.loads(index) if index else ()):
+                if query.entity_type is not None and entity_type != query.entity_type:
+                    continue
+                budgets += [budget_member(cid, eid, capability, scope, entity_type) for capability, scope, _, _ in own
+                            if query.capability is None or capability == query.capability]
+            if query.entity_type is None:
+                entitlements += [m for m in split_members(members)
+                                 if query.capability is None or split_entitlement_member(m)[1] == query.capability]
+        pipe = self.r.pipeline(transaction=True)
+        for kind, members in (("budgets", budgets), ("entitlements", entitlements)):
+            if members:
+                pipe.zmscore(self._ranking(kind, "utilization"), members)
+                pipe.zmscore(self._ranking(kind, query.order), members)
+        replies = iter(pipe.execute())
+        scored = []
+        for kind, members in (("b", budgets), ("e", entitlements)):
+            if not members:
+                continue
+            utilizations, scores = next(replies), next(replies)
+            scored += [(score if score is not None else math.inf, kind, member)
+                       for member, u, score in zip(members, utilizations, scores)
+                       if u is not None and u <= -query.min_utilization]
         # by score, budgets before entitlements on a tie, then by member: the walk's order
-        scored.sort(key=lambda sm: (sm[0], sm[1][0], sm[1][1:]))
-        return [m for _, m in scored]
+        scored.sort(key=lambda skm: (skm[0], skm[1], skm[2].encode()))
+        return [kind + member for _, kind, member in scored]
 
     def _kinds(self, query: NearLimitQuery) -> tuple[bool, bool]:
         """Whether budgets, and entitlements, can match at all: a filter value that no

@@ -1,6 +1,7 @@
-"""The two read-only Lua scripts behind the near-limit reads (nearlimit.py says when each
-runs). Both test a member's own facets by plain substring ("|c=…|", "|t=…|": an encoded
-part holds neither "|" nor "=", so these match only the capability and the entity type)."""
+"""The read-only Lua script behind the near-limit reads of many customers (nearlimit.py says
+when it runs). It tests a member's own facets by plain substring ("|c=…|", "|t=…|": an
+encoded part holds neither "|" nor "=", so these match only the capability and the entity
+type)."""
 
 # Walk the budgets' and the entitlements' rankings of one order together, from the top,
 # in chunks: each chunk is filtered first (substring tests; plan and owner looked up once per
@@ -150,44 +151,4 @@ end
 local bx, bm = cursor(sb)
 local ex, em = cursor(se)
 return {page, bx, bm, ex, em, more, matched, done}
-"""
-
-# One set of customers' own rows: their ranking members (gov:{id}:members and
-# customer:{id}:members, one a line), kept when their facets match and their utilization is at or above
-# the threshold, with their score in the order (the caller sorts: a handful of thousands).
-# KEYS: budgets in the order, entitlements in the order, budgets by utilization,
-#       entitlements by utilization, then per customer its budget and entitlement member sets.
-# ARGV: -threshold, by utilization (1/0), capability token, entity-type token.
-# Returns {member prefixed b/e, score, ...}.
-PER_CUSTOMER_SCRIPT = r"""
-local threshold, by_util = tonumber(ARGV[1]), ARGV[2] == '1'
-local cap, etype = ARGV[3], ARGV[4]
-local find = string.find
-local out = {}
-local function scores(key, members, from, to)
-  return redis.call('zmscore', key, unpack(members, from, to))
-end
-for k = 5, #KEYS do
-  local budgets = (k - 5) % 2 == 0
-  local kind = budgets and 'b' or 'e'
-  local keep = {}
-  for m in string.gmatch(redis.call('get', KEYS[k]) or '', '[^\n]+') do
-    if (cap == '' or find(m, cap, 1, true)) and (etype == '' or (budgets and find(m, etype, 1, true))) then
-      keep[#keep + 1] = m
-    end
-  end
-  for from = 1, #keep, 1000 do
-    local to = math.min(from + 999, #keep)
-    local us = scores(budgets and KEYS[3] or KEYS[4], keep, from, to)
-    local xs = us
-    if not by_util then xs = scores(budgets and KEYS[1] or KEYS[2], keep, from, to) end
-    for i = 1, to - from + 1 do
-      if us[i] and tonumber(us[i]) <= threshold then
-        out[#out + 1] = kind .. keep[from + i - 1]
-        out[#out + 1] = xs[i] or 'inf'  -- no value in this order: last
-      end
-    end
-  end
-end
-return out
 """

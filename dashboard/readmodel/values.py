@@ -3,7 +3,7 @@ the time and text conversions shared by its modules."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -80,6 +80,9 @@ class Catalog:
     features: dict[str, dict[str, Any]]
     packages: dict[str, dict[str, Any]]
     fetched_at: datetime | None
+    entity_types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # False: Stigg said governance is not enabled; None: not known yet (never read).
+    governance_enabled: bool | None = None
 
 
 @dataclass(frozen=True)

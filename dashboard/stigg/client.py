@@ -11,18 +11,22 @@ wrong, or Stigg is unavailable. Retries, backoff and the rate-limit slot live in
     client.get_customer(customer_id) -> Customer
     client.iter_subscriptions(customer_id=None) -> Iterator[Subscription]   (None: every customer)
     client.iter_features() -> Iterator[Feature]
-    client.iter_packages() -> Iterator[Package]   plans and add-ons, each with its entitlements
+    client.iter_packages() -> Iterator[Package]   plans and add-ons, each with its feature entitlements
+                                                  and credit grants (currencies)
     client.customer_entitlements(customer_id) -> CustomerEntitlements
     client.iter_promotions(customer_id, statuses=("Active", "Expired")) -> Iterator[Promotion]
     client.grant_promotions(customer_id, grants: list[PromotionGrant]) -> list[Promotion]
     client.revoke_promotion(customer_id, feature_id) -> Promotion
     client.usage_history(customer_id, feature_id, start, end=None, group_by=None) -> UsageHistory
+    client.iter_entity_types() -> Iterator[EntityType]
+                           (raises GovernanceNotEnabled, a StiggRequestError, on 403 GovernanceNotEnabled)
     client.iter_governance(customer_id, feature_ids=(), currency_ids=(), sort_by="utilization",
                            order="desc", min_utilization=None) -> Iterator[GovernanceNode]
                            (raises GovernanceNotEnabled, a StiggRequestError, on 403 GovernanceNotEnabled)
     client.iter_assignments(customer_id) -> Iterator[Assignment]
     client.upsert_assignment(customer_id, entity_id, feature_id, usage_limit, cadence=None,
-                             scope_entity_ids=()) -> Assignment
+                             scope_entity_ids=(), *, currency_id=None, timeout=None, attempts=None) -> Assignment
+                             (feature_id None with currency_id for a currency budget)
     client.close()
 """
 from __future__ import annotations
@@ -43,10 +47,11 @@ from .parsing import (
     _parse,
     _parse_assignment,
     _parse_customer,
+    _parse_entity_type,
     _parse_entitlement,
     _parse_feature,
     _parse_node,
-    _parse_package_entitlement,
+    _parse_package,
     _parse_promotion,
     _parse_subscription,
     _parse_usage_history,
@@ -57,6 +62,7 @@ from .types import (
     Assignment,
     Customer,
     CustomerEntitlements,
+    EntityType,
     Feature,
     GovernanceNode,
     Package,
@@ -169,20 +175,11 @@ class StiggClient:
             for head in self._paginate(f"/api/v1/{plural}", lambda d: d):
                 try:
                     package_id = _str(head, "id")
-                    display_name, product_id = _str(head, "displayName"), _str(head, "productId")
-                    status = _str(head, "status")
-                    parent = _opt_str(head, "parentPlanId") if kind == "plan" else None
                 except _Malformed as exc:
                     raise _malformed(f"/api/v1/{plural}: {exc}") from None
-                # CREDIT entitlements (id = a currency) are not feature entitlements.
-                path = f"/api/v1/{plural}/{_q(package_id)}/entitlements"
-                entitlements = tuple(
-                    _parse(_parse_package_entitlement, e, path)
-                    for e in self._paginate(path, lambda d: d)
-                    if (e.get("type") or "FEATURE") == "FEATURE"
-                )
-                yield Package(id=package_id, kind=kind, display_name=display_name, product_id=product_id,
-                              status=status, parent_plan_id=parent, entitlements=entitlements)
+                path = f"/api/v1/{plural}/{_q(package_id)}"
+                entitlements = list(self._paginate(f"{path}/entitlements", lambda d: d))
+                yield _parse(lambda h: _parse_package(h, kind, entitlements), head, path)
 
     def customer_entitlements(self, customer_id: str) -> CustomerEntitlements:
         def parse(d: dict[str, Any]) -> CustomerEntitlements:
@@ -232,6 +229,9 @@ class StiggClient:
         return self._get_one(f"/api/v1/usage/{_q(customer_id)}/history/{_q(feature_id)}", _parse_usage_history,
                              {k: v for k, v in params.items() if v is not None})
 
+    def iter_entity_types(self) -> Iterator[EntityType]:
+        return self._paginate("/api/v1-beta/entity-types", _parse_entity_type)
+
     def iter_governance(self, customer_id: str, feature_ids: tuple[str, ...] | list[str] = (),
                         currency_ids: tuple[str, ...] | list[str] = (), sort_by: str = "utilization",
                         order: str = "desc", min_utilization: float | None = None) -> Iterator[GovernanceNode]:
@@ -246,14 +246,27 @@ class StiggClient:
     def iter_assignments(self, customer_id: str) -> Iterator[Assignment]:
         return self._paginate(f"/api/v1-beta/customers/{_q(customer_id)}/assignments", _parse_assignment)
 
-    def upsert_assignment(self, customer_id: str, entity_id: str, feature_id: str, usage_limit: float | None,
-                          cadence: str | None = None, scope_entity_ids: tuple[str, ...] | list[str] = ()) -> Assignment:
-        item: dict[str, Any] = {"entityId": entity_id, "featureId": feature_id, "usageLimit": usage_limit,
+    def upsert_assignment(self, customer_id: str, entity_id: str, feature_id: str | None, usage_limit: float | None,
+                          cadence: str | None = None, scope_entity_ids: tuple[str, ...] | list[str] = (), *,
+                          currency_id: str | None = None, timeout: float | None = None,
+                          attempts: int | None = None) -> Assignment:
+        """Create or update one budget (§9.3), keyed by entity, feature or currency, and scope.
+        ``usageLimit`` is always sent (None = unlimited but tracked); a cadence left out is
+        kept by Stigg. ``parentId`` is never sent, so the entity stays where it is in the
+        hierarchy. ``timeout``/``attempts``: see StiggTransport.request."""
+        if (feature_id is None) == (currency_id is None):
+            raise ValueError("an assignment has a feature id or a currency id, exactly one")
+        item: dict[str, Any] = {"entityId": entity_id, "usageLimit": usage_limit,
                                 "scopeEntityIds": list(scope_entity_ids)}
+        if feature_id is not None:
+            item["featureId"] = feature_id
+        else:
+            item["currencyId"] = currency_id
         if cadence is not None:  # left out, Stigg keeps the stored cadence
             item["cadence"] = cadence
         path = f"/api/v1-beta/customers/{_q(customer_id)}/assignments"
-        body = self._transport.request("PUT", path, json_body={"assignments": [item]})
+        body = self._transport.request("PUT", path, json_body={"assignments": [item]}, timeout=timeout,
+                                       attempts=attempts)
         try:
             data = _list(body["data"], "data")
             if len(data) != 1:

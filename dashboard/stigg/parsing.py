@@ -17,9 +17,12 @@ from .types import (
     Assignment,
     Customer,
     Entitlement,
+    EntityType,
     EnumOption,
     Feature,
     GovernanceNode,
+    Package,
+    PackageCredit,
     PackageEntitlement,
     Promotion,
     Subscription,
@@ -190,6 +193,29 @@ def _parse_package_entitlement(d: dict[str, Any]) -> PackageEntitlement:
     )
 
 
+def _parse_package_credit(d: dict[str, Any]) -> PackageCredit:
+    return PackageCredit(currency_id=_str(d, "id"), amount=_opt_num(d, "amount"), cadence=_opt_str(d, "cadence"))
+
+
+def _parse_package(head: dict[str, Any], kind: str, entitlements: list[Any]) -> Package:
+    """A plan or add-on (``kind``) from its listed head and the items of its entitlements
+    list: FEATURE items are feature entitlements, CREDIT items (id = a currency) credit
+    grants; an item of another type is left out."""
+    features, credits = [], []
+    for item in entitlements:
+        e = _obj(item, "entitlement")
+        kind_of = _opt_str(e, "type") or "FEATURE"
+        if kind_of == "FEATURE":
+            features.append(_parse_package_entitlement(e))
+        elif kind_of == "CREDIT":
+            credits.append(_parse_package_credit(e))
+    return Package(
+        id=_str(head, "id"), kind=kind, display_name=_str(head, "displayName"), product_id=_str(head, "productId"),
+        status=_str(head, "status"), parent_plan_id=_opt_str(head, "parentPlanId") if kind == "plan" else None,
+        entitlements=tuple(features), credits=tuple(credits),
+    )
+
+
 def _parse_entitlement(d: dict[str, Any]) -> Entitlement:
     feature = _obj(d.get("feature"), "feature")
     return Entitlement(
@@ -224,6 +250,15 @@ def _parse_usage_history(d: dict[str, Any]) -> UsageHistory:
         series.append(UsageSeries(tags=tags, points=points))
     resets = tuple(_dt(m, "timestamp") for m in (_obj(x, "marker") for x in _list(d.get("markers") or [], "markers")))
     return UsageHistory(series=tuple(series), resets=resets)
+
+
+def _parse_entity_type(d: dict[str, Any]) -> EntityType:
+    if d.get("attributionKeys") is None:
+        raise _Malformed("attributionKeys is missing")
+    return EntityType(
+        id=_str(d, "id"), display_name=_str(d, "displayName"), description=_opt_str(d, "description"),
+        attribution_keys=_strs(d, "attributionKeys"), created_at=_dt(d, "createdAt"), updated_at=_dt(d, "updatedAt"),
+    )
 
 
 def _parse_node(d: dict[str, Any]) -> GovernanceNode:

@@ -52,9 +52,7 @@ class StiggTransport:
         self.rate_limiter = rate_limiter
         self.max_attempts = max_attempts
         self.rate_limit_wait = rate_limit_wait
-        # Connecting is fast when Stigg is up; a shorter connect timeout fails fast when
-        # it is not, leaving the rest of the timeout for slow answers.
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, max(0.5, timeout / 3)))
+        self._timeout = _timeout(timeout)
         self._http = httpx.Client(
             base_url=base_url,
             headers={"X-API-KEY": api_key, "Accept": "application/json"},
@@ -70,11 +68,14 @@ class StiggTransport:
         self._http.close()
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                json_body: Any = None) -> dict[str, Any]:
+                json_body: Any = None, timeout: float | None = None, attempts: int | None = None) -> dict[str, Any]:
         """One logical call: rate-limit slot, attempt, retry transient failures. Returns the
-        decoded JSON object of a 2xx answer."""
+        decoded JSON object of a 2xx answer. ``timeout`` and ``attempts`` override the
+        client's for this call (a write somebody waits for: short, and maybe no retry)."""
         last: StiggUnavailable | None = None
-        for attempt in range(self.max_attempts):
+        per_call = self._timeout if timeout is None else _timeout(timeout)
+        max_attempts = self.max_attempts if attempts is None else max(1, attempts)
+        for attempt in range(max_attempts):
             if attempt:
                 assert last is not None
                 wait = last.retry_after if last.retry_after is not None else backoff_seconds(attempt - 1)
@@ -84,7 +85,7 @@ class StiggTransport:
                 # Every attempt, retries included, takes a slot: Stigg counts them all.
                 self.rate_limiter.acquire(self.rate_limit_wait)
             try:
-                resp = self._http.request(method, path, params=params, json=json_body, timeout=self._timeout)
+                resp = self._http.request(method, path, params=params, json=json_body, timeout=per_call)
             except httpx.TimeoutException as exc:
                 last = StiggUnavailable(f"Stigg timed out on {method} {path}: {type(exc).__name__}")
                 continue
@@ -98,7 +99,7 @@ class StiggTransport:
                 raise error
             last = error
         assert last is not None
-        logger.warning("giving up on %s %s after %d attempts: %s", method, path, self.max_attempts, last)
+        logger.warning("giving up on %s %s after %d attempts: %s", method, path, max_attempts, last)
         raise last
 
     @staticmethod
@@ -136,6 +137,12 @@ class StiggTransport:
         if should_retry == "true" or status in (408, 429) or status >= 500:
             return StiggUnavailable(text, status=status, retry_after=_retry_after(resp.headers))
         return StiggRequestError(text, status=status, code=code)
+
+
+def _timeout(seconds: float) -> httpx.Timeout:
+    # Connecting is fast when Stigg is up; a shorter connect timeout fails fast when it
+    # is not, leaving the rest of the timeout for slow answers.
+    return httpx.Timeout(seconds, connect=min(seconds, max(0.5, seconds / 3)))
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

@@ -69,8 +69,17 @@ class PackageEntitlement:
 
 
 @dataclass(frozen=True)
+class PackageCredit:
+    """A CREDIT entitlement of a plan or add-on: a grant of a credit currency (§3)."""
+
+    currency_id: str
+    amount: float | None
+    cadence: str | None  # MONTH | YEAR
+
+
+@dataclass(frozen=True)
 class Package:
-    """A plan or an add-on with its feature entitlements."""
+    """A plan or an add-on with its feature entitlements and its credit grants."""
 
     id: str
     kind: str  # "plan" | "addon"
@@ -79,6 +88,7 @@ class Package:
     status: str
     parent_plan_id: str | None
     entitlements: tuple[PackageEntitlement, ...] = ()
+    credits: tuple[PackageCredit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,20 @@ class UsageSeries:
 class UsageHistory:
     series: tuple[UsageSeries, ...]
     resets: tuple[datetime, ...]  # PERIODIC_RESET / SUBSCRIPTION_CHANGE_RESET markers
+
+
+@dataclass(frozen=True)
+class EntityType:
+    """A kind of governed entity inside a customer (team, user, agent…), defined once per
+    Stigg environment (§9.1). Usage reaches an entity of this type through its attribution
+    keys: the event dimensions (e.g. ``userId``) whose value names the entity."""
+
+    id: str
+    display_name: str
+    description: str | None
+    attribution_keys: tuple[str, ...]  # 0–2 keys; none: usage is never attributed to this type
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 from typing import Sequence
 
-from ..readmodel import BlockingDoc, BudgetDoc, GovernanceWrite, NodeDoc, empty_governance, iso
+from ..readmodel import BlockingRef, BudgetDoc, GovernanceWrite, NodeDoc, empty_governance, iso
 from ..rules import governance as rules
 from ..stigg import GovernanceNode
 from ..codec import dump
@@ -35,14 +35,13 @@ def shape_governance(entities: Sequence[GovernanceNode], rows: Sequence[Governan
     for node in nodes.values():
         parent = node.parent_id if node.parent_id in nodes else None
         children.setdefault(parent or "", []).append(node.entity_id)
-    names = {e: n.display_name for e, n in nodes.items()}
     blocked: set[str] = set()
     for eid, node in nodes.items():
         path = rules.chain(nodes, eid)[1:][::-1]
         mine = sorted(own.get(eid, ()), key=lambda b: (b.is_scoped, b.capability, b.scope))
         budget_docs = [_budget_doc(b, now) for b in mine]
-        blocking = [_blocking_doc(f, names) for f in facts_of.get(eid, ()) if f.blocking]
-        if any(b["exhausted"] for b in blocking):
+        blocking = [_blocking_ref(f) for f in facts_of.get(eid, ()) if f.blocking]
+        if any(f.blocking.exhausted for f in facts_of.get(eid, ()) if f.blocking):
             blocked.add(eid)
         utils = [b["utilization"] for b in budget_docs if b["utilization"] is not None]
         usages = [b["usage"] for b in budget_docs if b["usage"] is not None]
@@ -75,22 +74,13 @@ def _budget(row: GovernanceNode) -> rules.Budget:
 
 def _budget_doc(b: rules.Budget, now: datetime) -> BudgetDoc:
     ttl = rules.time_to_limit(b, now)
-    feature, currency = (None, b.capability[1:]) if b.capability.startswith("$") else (b.capability, None)
     return BudgetDoc(
-        capability=b.capability, feature_id=feature, currency_id=currency, scope=list(b.scope), limit=b.limit,
-        usage=b.usage, utilization=rules.utilization(b.usage, b.limit), cadence=b.cadence,
-        period_start=iso(b.period_start), period_end=iso(b.period_end), ttl=dump(ttl),
-        urgency=rules.urgency(ttl))
+        capability=b.capability, scope=list(b.scope), limit=b.limit, usage=b.usage,
+        utilization=rules.utilization(b.usage, b.limit), cadence=b.cadence, period_end=iso(b.period_end),
+        ttl={k: v for k, v in dump(ttl).items() if v is not None}, urgency=rules.urgency(ttl))
 
 
-def _blocking_doc(facts: rules.NodeFacts, names: dict[str, str | None]) -> BlockingDoc:
-    blocking = facts.blocking
-    assert blocking is not None
-    b = blocking.budget
-    return BlockingDoc(
-        capability=facts.capability, entity_id=blocking.blocking_entity_id,
-        entity_name=names.get(blocking.blocking_entity_id), scope=list(b.scope), limit=b.limit or 0.0,
-        usage=b.usage, utilization=rules.utilization(b.usage, b.limit), headroom=blocking.headroom,
-        exhausted=blocking.exhausted, own_headroom=blocking.own_headroom, is_own=blocking.is_own,
-        is_scoped=blocking.is_scoped, is_ancestor=blocking.is_ancestor, period_end=iso(b.period_end),
-        ttl=dump(facts.blocking_ttl) if facts.blocking_ttl else None)
+def _blocking_ref(facts: rules.NodeFacts) -> BlockingRef:
+    assert facts.blocking is not None
+    return BlockingRef(capability=facts.capability, entity_id=facts.blocking.blocking_entity_id,
+                       scope=list(facts.blocking.budget.scope))

@@ -16,7 +16,7 @@ from ..codec import dump, load, load_all
 from .governance import shape_governance
 from .shaping import build_snapshot
 from ..stigg import (
-    Customer, Feature, GovernanceNotEnabled, Package,
+    Customer, EntityType, Feature, GovernanceNotEnabled, Package,
     Promotion, StiggClient, StiggRequestError, Subscription,
 )
 
@@ -36,6 +36,13 @@ class TypedCatalog:
     currencies: frozenset[str] = frozenset()
 
 
+def _typed_catalog(features: list[Feature], packages: list[Package]) -> TypedCatalog:
+    # Every currency a plan or add-on grants credits in: the governance sync asks the
+    # hierarchy for budgets in these (currencyIds), as it does for metered features.
+    currencies = frozenset(c.currency_id for p in packages for c in p.credits)
+    return TypedCatalog({f.id: f for f in features}, {p.id: p for p in packages}, time.monotonic(), currencies)
+
+
 _catalog: TypedCatalog | None = None
 _governance_off_until = 0.0
 
@@ -45,18 +52,34 @@ def now() -> datetime:
 
 
 def refresh_catalog(client: StiggClient, rm: ReadModel) -> TypedCatalog:
-    """Features, plans and add-ons from Stigg into the read model (once per sweep)."""
+    """Features, plans and add-ons, and governance's entity types, from Stigg into the
+    read model (once per sweep). Governance switched off is an answer, not a failure: the
+    catalog is stored all the same, saying so."""
     global _catalog
     features = list(client.iter_features())
     packages = list(client.iter_packages())
-    rm.write_catalog(dump(features), dump(packages), now())
-    _catalog = TypedCatalog({f.id: f for f in features}, {p.id: p for p in packages}, time.monotonic())
+    entity_types = _entity_types(client)
+    rm.write_catalog(dump(features), dump(packages), now(),
+                     entity_types=None if entity_types is None else dump(entity_types))
+    _catalog = _typed_catalog(features, packages)
     return _catalog
 
 
+def _entity_types(client: StiggClient) -> list[EntityType] | None:
+    """The environment's entity types; None when governance is not enabled. Either answer
+    also tells this worker's customer refreshes whether to ask for hierarchies."""
+    global _governance_off_until
+    try:
+        types = list(client.iter_entity_types())
+    except GovernanceNotEnabled:
+        _governance_off_until = time.monotonic() + GOVERNANCE_RECHECK_SECONDS
+        return None
+    _governance_off_until = 0.0  # on (again): no need to wait out the recheck
+    return types
+
+
 def _typed(cat: Catalog) -> TypedCatalog:
-    return TypedCatalog({fid: load(Feature, f) for fid, f in cat.features.items()},
-                        {pid: load(Package, p) for pid, p in cat.packages.items()}, time.monotonic())
+    return _typed_catalog(load_all(Feature, cat.features.values()), load_all(Package, cat.packages.values()))
 
 
 def catalog(client: StiggClient, rm: ReadModel) -> TypedCatalog:

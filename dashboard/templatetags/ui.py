@@ -169,4 +169,36 @@ def denied_words(value: str | None) -> str:
 def urlencode_dict(value: dict) -> str:
     from urllib.parse import urlencode
 
-    return urlencode(value)
+    return urlencode(value, doseq=True)
+
+
+@register.filter
+def dom_id(value: str) -> str:
+    """A stable HTML id for an entity id, which may hold any character."""
+    import hashlib
+
+    return "n-" + hashlib.blake2b(str(value).encode(), digest_size=8).hexdigest()
+
+
+@register.filter
+def capability_words(value: str | None) -> str:
+    """A budget's capability: the feature id, or a currency ("$credits" → "credits (currency)")."""
+    if not value:
+        return "—"
+    return f"{value[1:]} (currency)" if value.startswith("$") else value
+
+
+@register.filter
+def until(value: Any) -> str:
+    """How far away a time is, for a window's end: "in 9 days", "in 5 h", "ended"."""
+    dt = _as_datetime(value)
+    if dt is None:
+        return ""
+    seconds = (dt - datetime.now(timezone.utc)).total_seconds()
+    if seconds <= 0:
+        return "ended"
+    if seconds < 3600:
+        return f"in {max(1, int(seconds // 60))} min"
+    if seconds < 86400 * 2:
+        return f"in {int(seconds // 3600)} h"
+    return f"in {int(seconds // 86400)} days"

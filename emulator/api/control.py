@@ -79,14 +79,19 @@ def put_webhook(req: Request) -> Response:
     return ok(_public_state(store.set_control({"webhook": body})))
 
 
+MAX_PAST_SECONDS = 366 * 86400
+
+
 @route("POST", "/_emulator/clock")
 def move_clock(req: Request) -> Response:
-    """{advanceSeconds} moves the emulator's clock forward (or {offsetSeconds} sets it)."""
+    """{advanceSeconds} moves the emulator's clock forward, {offsetSeconds} sets its offset
+    from real time: up to a year into the past too, so a test or a demo can create what it
+    needs "earlier" (a budget whose window began ten days ago) and come back to now."""
     body = req.json()
     where = "clock"
     check_keys(body, {"advanceSeconds", "offsetSeconds"}, where)
     advance = opt_number(body, "advanceSeconds", where, minimum=0)
-    offset = opt_number(body, "offsetSeconds", where, minimum=0)
+    offset = opt_number(body, "offsetSeconds", where, minimum=-MAX_PAST_SECONDS)
     if (advance is None) == (offset is None):
         raise bad_input("clock: send exactly one of advanceSeconds or offsetSeconds")
     current = float(store.get_control()["clockOffsetSeconds"])

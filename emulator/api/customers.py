@@ -1,32 +1,17 @@
-"""Customers (stigg-api.md §2)."""
+"""Customer routes (stigg-api.md §2): provision, list, retrieve, update, archive, resources."""
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
-from .. import clock, store, webhooks
+from .. import clock, store
+from ..domain.customers import WRITABLE, insert, load, new_customer, require, write
 from ..http import (
-    ApiError, Request, Response, bad_input, check_keys, created_at_filter, not_found, ok, opt_str,
+    ApiError, Request, Response, bad_input, check_keys, created_at_filter, ok, opt_str,
     opt_str_map, paginate, req_str, route,
 )
+from ..webhooks import outbox
 
-WRITABLE = {
-    "name", "email", "billingId", "billingCurrency", "couponId", "defaultPaymentMethod", "integrations",
-    "language", "timezone", "metadata", "passthrough",
-}
 CURRENCY_CODE_LEN = 3
-
-
-def load(c: sqlite3.Connection, customer_id: str) -> dict[str, Any] | None:
-    row = c.execute("SELECT doc FROM customers WHERE id=?", (customer_id,)).fetchone()
-    return store.loads(row["doc"]) if row else None
-
-
-def require(c: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
-    customer = load(c, customer_id)
-    if customer is None:
-        raise not_found("CustomerNotFound", f"Customer {customer_id!r} not found")
-    return customer
 
 
 def _validate(body: dict[str, Any], where: str) -> None:
@@ -51,33 +36,6 @@ def _validate(body: dict[str, Any], where: str) -> None:
             raise bad_input(f"{where}: integrations must be objects with id and vendorIdentifier")
 
 
-def _write(c: sqlite3.Connection, doc: dict[str, Any]) -> None:
-    c.execute(
-        "UPDATE customers SET name=?, email=?, archived_at=?, doc=? WHERE id=?",
-        (doc.get("name"), doc.get("email"), doc.get("archivedAt"), store.dumps(doc), doc["id"]),
-    )
-
-
-def new_customer(body: dict[str, Any], now: str) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "id": body["id"], "name": None, "email": None, "billingId": None, "billingCurrency": None,
-        "couponId": None, "defaultPaymentMethod": None, "integrations": [], "language": None,
-        "timezone": None, "metadata": {}, "passthrough": None,
-        "createdAt": now, "updatedAt": now, "archivedAt": None,
-    }
-    for key in WRITABLE:
-        if key in body and body[key] is not None:
-            doc[key] = body[key]
-    return doc
-
-
-def insert(c: sqlite3.Connection, doc: dict[str, Any]) -> None:
-    c.execute(
-        "INSERT INTO customers (id, name, email, created_at, archived_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
-        (doc["id"], doc.get("name"), doc.get("email"), doc["createdAt"], doc.get("archivedAt"), store.dumps(doc)),
-    )
-
-
 @route("POST", "/api/v1/customers")
 def provision(req: Request) -> Response:
     body = req.json()
@@ -91,7 +49,7 @@ def provision(req: Request) -> Response:
         if load(c, customer_id) is not None:
             raise ApiError(409, "DuplicatedEntityNotAllowed", f"Customer {customer_id!r} already exists")
         insert(c, doc)
-        webhooks.emit(c, "customer.created", customer_id, doc)
+        outbox.emit(c, "customer.created", customer_id, doc)
     return ok(doc, 201)
 
 
@@ -128,8 +86,8 @@ def update(req: Request) -> Response:
                 # metadata sent replaces the whole map; {} clears it (stigg-api.md §2)
                 doc[key] = body[key] if body[key] is not None or key != "metadata" else {}
         doc["updatedAt"] = clock.iso(clock.now())
-        _write(c, doc)
-        webhooks.emit(c, "customer.updated", doc["id"], doc)
+        write(c, doc)
+        outbox.emit(c, "customer.updated", doc["id"], doc)
     return ok(doc)
 
 
@@ -139,8 +97,8 @@ def _set_archived(req: Request, archived: bool) -> Response:
         now = clock.iso(clock.now())
         doc["archivedAt"] = (doc.get("archivedAt") or now) if archived else None
         doc["updatedAt"] = now
-        _write(c, doc)
-        webhooks.emit(c, "customer.updated", doc["id"], doc)
+        write(c, doc)
+        outbox.emit(c, "customer.updated", doc["id"], doc)
     return ok(doc)
 
 
@@ -163,10 +121,3 @@ def list_resources(req: Request) -> Response:
     )
 
 
-def ensure_resource(c: sqlite3.Connection, customer_id: str, resource_id: str, now: str) -> None:
-    """Resources come into being when a subscription names one (Inferred)."""
-    doc = {"id": resource_id, "createdAt": now, "updatedAt": now}
-    c.execute(
-        "INSERT OR IGNORE INTO resources (customer_id, id, doc) VALUES (?, ?, ?)",
-        (customer_id, resource_id, store.dumps(doc)),
-    )

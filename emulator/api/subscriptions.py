@@ -1,29 +1,24 @@
-"""Subscriptions (stigg-api.md §4): provision, list, retrieve, cancel.
-
-A subscription's status is computed at read time from its dates (start, trial end,
-effective end), so a scheduled cancellation or a trial end takes effect when the
-emulator's clock passes it, without any background job. Keys starting with ``_`` are
-internal (e.g. ``_overrides``, the full override values) and never leave the emulator.
-"""
+"""Subscription routes (stigg-api.md §4): provision, list, retrieve, cancel. The request
+is validated here; status, billing periods and replacement are domain/subscriptions.py."""
 from __future__ import annotations
 
-import logging
 import sqlite3
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from .. import clock, periods, store, webhooks
+from .. import clock, store
+from ..domain import catalog, customers, entitlements
+from ..domain.subscriptions import (
+    STATUSES, billing_period, cancel_replaced, default_trial_end, insert, load, render, require, set_end, status_at,
+    write,
+)
 from ..http import (
-    ApiError, Request, Response, bad_input, check_keys, created_at_filter, not_found, ok, opt_bool, opt_datetime,
+    ApiError, Request, Response, bad_input, check_keys, created_at_filter, ok, opt_bool, opt_datetime,
     opt_enum, opt_number, opt_str, opt_str_map, paginate, req_str, route,
 )
-from . import catalog, customers, entitlements
+from ..webhooks import outbox
 
-log = logging.getLogger(__name__)
-
-ACTIVE = ("ACTIVE", "IN_TRIAL")
-STATUSES = ("PAYMENT_PENDING", "ACTIVE", "EXPIRED", "IN_TRIAL", "CANCELED", "NOT_STARTED")
 # Billing and checkout fields the SDK can send; accepted and ignored (no billing is emulated).
 IGNORED_KEYS = {
     "appliedCoupon", "awaitPaymentConfirmation", "billingCountryCode", "billingCycleAnchor", "billingInformation",
@@ -40,72 +35,6 @@ OVERRIDE_KEYS = {
     "weeklyResetPeriodConfiguration", "yearlyResetPeriodConfiguration",
 }
 TRIAL_END_BEHAVIORS = ("CONVERT_TO_PAID", "CANCEL_SUBSCRIPTION")
-
-
-# --- reading ---------------------------------------------------------------------------
-
-
-def status_at(doc: dict[str, Any], now: datetime) -> str:
-    """The status the clock implies. Inferred: a trial that ends with CANCEL_SUBSCRIPTION
-    reads EXPIRED afterwards; one that converts reads ACTIVE."""
-    end = doc.get("effectiveEndDate")
-    if end and clock.parse(end) <= now:
-        return "CANCELED"
-    if clock.parse(doc["startDate"]) > now:
-        return "NOT_STARTED"
-    trial_end = doc.get("trialEndDate")
-    if trial_end:
-        if now < clock.parse(trial_end):
-            return "IN_TRIAL"
-        if (doc.get("trial") or {}).get("trialEndBehavior") == "CANCEL_SUBSCRIPTION":
-            return "EXPIRED"
-    return "ACTIVE"
-
-
-def _billing_period(doc: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
-    unit = "YEAR" if doc.get("billingPeriod") == "ANNUALLY" else "MONTH"
-    start, end, _ = periods.reset_window(unit, "SubscriptionStart", clock.parse(doc["startDate"]), now)
-    return start, end
-
-
-def render(doc: dict[str, Any], now: datetime | None = None, *, with_entitlements: bool = True) -> dict[str, Any]:
-    now = now or clock.now()
-    out = {k: v for k, v in doc.items() if not k.startswith("_")}
-    out["status"] = status_at(doc, now)
-    start, end = _billing_period(doc, now)
-    out["currentBillingPeriodStart"], out["currentBillingPeriodEnd"] = clock.iso(start), clock.iso(end)
-    if with_entitlements:
-        out["subscriptionEntitlements"] = [{"id": fid, "type": "FEATURE"} for fid in doc.get("_overrides") or {}]
-    else:
-        out.pop("subscriptionEntitlements", None)
-    return out
-
-
-def load(c: sqlite3.Connection, subscription_id: str) -> dict[str, Any] | None:
-    row = c.execute("SELECT doc FROM subscriptions WHERE id=?", (subscription_id,)).fetchone()
-    return store.loads(row["doc"]) if row else None
-
-
-def require(c: sqlite3.Connection, subscription_id: str) -> dict[str, Any]:
-    doc = load(c, subscription_id)
-    if doc is None:
-        raise not_found("SubscriptionNotFound", f"Subscription {subscription_id!r} not found")
-    return doc
-
-
-def active_for(c: sqlite3.Connection, customer_id: str, resource_id: str | None, now: datetime) -> list[dict[str, Any]]:
-    """Subscriptions that grant entitlements now: ACTIVE or IN_TRIAL, for exactly this
-    resource (Inferred: a customer-level subscription does not cover a resource), and not
-    cancelled with REVOKE_ENTITLEMENTS."""
-    rows = c.execute("SELECT doc FROM subscriptions WHERE customer_id=? AND resource_id IS ? ORDER BY seq",
-                     (customer_id, resource_id)).fetchall()
-    docs = [store.loads(r["doc"]) for r in rows]
-    return [d for d in docs if status_at(d, now) in ACTIVE and not d.get("_entitlementsRevoked")]
-
-
-def _write(c: sqlite3.Connection, doc: dict[str, Any], now: datetime) -> None:
-    c.execute("UPDATE subscriptions SET status=?, doc=? WHERE id=?",
-              (status_at(doc, now), store.dumps(doc), doc["id"]))
 
 
 # --- provisioning ----------------------------------------------------------------------
@@ -197,20 +126,13 @@ def _trial(body: dict[str, Any], plan: dict[str, Any], start: datetime) -> tuple
             return None, None
         if end is None and default is None:
             raise bad_input(f"{where}: trialEndDate is required when plan {plan['id']!r} has no default trial")
-        end = end or _default_trial_end(default, start)
+        end = end or default_trial_end(default, start)
         if end <= start:
             raise bad_input(f"{where}: trialEndDate must be after the subscription start")
         return end, behavior or (default or {}).get("trialEndBehavior") or "CONVERT_TO_PAID"
     if default:
-        return _default_trial_end(default, start), default.get("trialEndBehavior") or "CONVERT_TO_PAID"
+        return default_trial_end(default, start), default.get("trialEndBehavior") or "CONVERT_TO_PAID"
     return None, None
-
-
-def _default_trial_end(config: dict[str, Any], start: datetime) -> datetime:
-    duration = int(config["duration"])
-    if config["units"] == "MONTH":
-        return periods.add_months(start, duration)
-    return start + timedelta(days=duration)
 
 
 def _build(c: sqlite3.Connection, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -220,7 +142,7 @@ def _build(c: sqlite3.Connection, body: dict[str, Any]) -> tuple[dict[str, Any],
     customer_id, plan_id = req_str(body, "customerId", where), req_str(body, "planId", where)
     sub_id = opt_str(body, "id", where)
     resource_id = opt_str(body, "resourceId", where) or None
-    billing_period = opt_enum(body, "billingPeriod", ("MONTHLY", "ANNUALLY"), where)
+    billing = opt_enum(body, "billingPeriod", ("MONTHLY", "ANNUALLY"), where)
     start = opt_datetime(body, "startDate", where)
     unit_quantity = opt_number(body, "unitQuantity", where, minimum=0)
     if unit_quantity is not None and unit_quantity != int(unit_quantity):
@@ -246,7 +168,7 @@ def _build(c: sqlite3.Connection, body: dict[str, Any]) -> tuple[dict[str, Any],
         "resourceId": resource_id, "status": "ACTIVE", "pricingType": plan.get("pricingType") or "FREE",
         "paymentCollection": "NOT_REQUIRED", "paymentCollectionMethod": collection,
         "billingId": body.get("billingId"), "payingCustomerId": body.get("payingCustomerId"),
-        "billingPeriod": billing_period or "MONTHLY", "unitQuantity": unit_quantity,
+        "billingPeriod": billing or "MONTHLY", "unitQuantity": unit_quantity,
         "startDate": clock.iso(start), "endDate": None, "effectiveEndDate": None, "cancellationDate": None,
         "cancelReason": None, "trialEndDate": clock.iso(trial_end),
         "trial": {"trialEndBehavior": trial_behavior} if trial_behavior else None,
@@ -256,45 +178,20 @@ def _build(c: sqlite3.Connection, body: dict[str, Any]) -> tuple[dict[str, Any],
     return doc, plan
 
 
-def _cancel_replaced(c: sqlite3.Connection, doc: dict[str, Any], plan: dict[str, Any], now: datetime) -> None:
-    """One live subscription per (customer, resource, product): the new one replaces the
-    old (Inferred: unless the product allows multiple subscriptions)."""
-    product = c.execute("SELECT doc FROM products WHERE id=?", (plan["productId"],)).fetchone()
-    if product and store.loads(product["doc"]).get("multipleSubscriptions"):
-        return
-    rows = c.execute("SELECT doc FROM subscriptions WHERE customer_id=? AND resource_id IS ?",
-                     (doc["customerId"], doc["resourceId"])).fetchall()
-    for row in rows:
-        old = store.loads(row["doc"])
-        if status_at(old, now) not in ("ACTIVE", "IN_TRIAL", "NOT_STARTED"):
-            continue
-        old_plan = catalog.load_package(c, "plan", old["planId"])
-        if old_plan is None or old_plan["productId"] != plan["productId"]:
-            continue
-        _end(old, now, now, "UPGRADE_OR_DOWNGRADE")
-        _write(c, old, now)
-        webhooks.emit(c, "subscription.canceled", old["customerId"], render(old, now))
-
-
 @route("POST", "/api/v1/subscriptions")
 def provision(req: Request) -> Response:
     body = req.json()
     with store.write() as c:
         doc, plan = _build(c, body)
         now = clock.now()
-        _cancel_replaced(c, doc, plan, now)
+        cancel_replaced(c, doc, plan, now)
         if doc["resourceId"]:
             customers.ensure_resource(c, doc["customerId"], doc["resourceId"], doc["createdAt"])
-        c.execute(
-            "INSERT INTO subscriptions (id, customer_id, plan_id, resource_id, status, created_at, doc) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (doc["id"], doc["customerId"], doc["planId"], doc["resourceId"], status_at(doc, now), doc["createdAt"],
-             store.dumps(doc)),
-        )
+        insert(c, doc, now)
         rendered = render(doc, now)
         effective = entitlements.effective_entitlements(c, doc["customerId"], doc["resourceId"])
-        webhooks.emit(c, "subscription.created", doc["customerId"], rendered)
-        webhooks.emit(c, "entitlements.updated", doc["customerId"], {"resourceId": doc["resourceId"]})
+        outbox.emit(c, "subscription.created", doc["customerId"], rendered)
+        outbox.emit(c, "entitlements.updated", doc["customerId"], {"resourceId": doc["resourceId"]})
     return ok({"id": doc["id"], "status": "SUCCESS", "subscription": rendered,
                "entitlements": effective["entitlements"]}, 201)
 
@@ -336,11 +233,6 @@ def retrieve(req: Request) -> Response:
 # --- cancellation ----------------------------------------------------------------------
 
 
-def _end(doc: dict[str, Any], end: datetime, now: datetime, reason: str) -> None:
-    doc.update(endDate=clock.iso(end), effectiveEndDate=clock.iso(end), cancellationDate=clock.iso(now),
-               cancelReason=reason, updatedAt=clock.iso(now))
-
-
 def _cancel_end(body: dict[str, Any], doc: dict[str, Any], now: datetime) -> tuple[datetime, str]:
     where = "cancel"
     check_keys(body, {"cancellationTime", "cancellationAction", "endDate", "prorate"}, where)
@@ -359,7 +251,7 @@ def _cancel_end(body: dict[str, Any], doc: dict[str, Any], now: datetime) -> tup
     if end_date is not None:
         raise bad_input(f"{where}: endDate only applies with cancellationTime SPECIFIC_DATE")
     if when == "END_OF_BILLING_PERIOD":
-        return _billing_period(doc, now)[1], "ScheduledCancellation"
+        return billing_period(doc, now)[1], "ScheduledCancellation"
     return now, "Immediate"
 
 
@@ -372,13 +264,13 @@ def cancel(req: Request) -> Response:
         if status_at(doc, now) in ("CANCELED", "EXPIRED"):
             raise bad_input(f"Subscription {doc['id']!r} is already {status_at(doc, now)}")
         end, reason = _cancel_end(body, doc, now)
-        _end(doc, end, now, reason)
+        set_end(doc, end, now, reason)
         if body.get("cancellationAction") == "REVOKE_ENTITLEMENTS":
             # Inferred: entitlements stop now even if the subscription runs to its end date.
             doc["_entitlementsRevoked"] = True
-        _write(c, doc, now)
+        write(c, doc, now)
         rendered = render(doc, now)
         event = "subscription.canceled" if rendered["status"] == "CANCELED" else "subscription.updated"
-        webhooks.emit(c, event, doc["customerId"], rendered)
-        webhooks.emit(c, "entitlements.updated", doc["customerId"], {"resourceId": doc["resourceId"]})
+        outbox.emit(c, event, doc["customerId"], rendered)
+        outbox.emit(c, "entitlements.updated", doc["customerId"], {"resourceId": doc["resourceId"]})
     return ok(rendered)

@@ -29,8 +29,31 @@
       if (!source) return;
       var figure = JSON.parse(source.textContent);
       window.Plotly.react(el, figure.data, figure.layout, {displayModeBar: false, responsive: true});
+      // A chart whose points carry links (customdata) opens them on click: the sunburst's
+      // segments go to their entity in the tree.
+      if (el.hasAttribute("data-plotly-links") && el.on && !el.dataset.linked) {
+        el.dataset.linked = "1";
+        el.on("plotly_sunburstclick", function (event) {
+          var point = event.points && event.points[0];
+          if (point && point.customdata) window.location.assign(point.customdata);
+          return false;
+        });
+      }
     });
   }
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
+
+  // The governance filters, and the tree's own polling, keep the tree as it is open on
+  // screen: the nodes opened since the page loaded (by htmx) travel with the request, so a
+  // new order, or new numbers, keep them open.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var form = evt.detail.elt;
+    if (!form.hasAttribute || !form.hasAttribute("data-tree-form")) return;
+    var open = [];
+    document.querySelectorAll("tbody.tnode a.toggle[aria-expanded=true]").forEach(function (a) {
+      open.push(a.closest("tbody").getAttribute("data-entity-id"));
+    });
+    evt.detail.parameters["open"] = open;
+  });
   document.addEventListener("htmx:load", function (evt) { drawCharts(evt.target); });
 })();

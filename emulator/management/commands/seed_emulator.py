@@ -12,7 +12,7 @@ class Command(BaseCommand):
             "--demo builds the demo company through the REST API of a running emulator.")
 
     def add_arguments(self, parser: Any) -> None:
-        from emulator.simulator import default_key, default_url
+        from emulator.demo.simulator import default_key, default_url
 
         mode = parser.add_mutually_exclusive_group(required=True)
         mode.add_argument("--bulk", action="store_true", help="write straight into the store (no server needed)")
@@ -28,15 +28,15 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true", help="--demo: do nothing when customers exist")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from emulator.seed import quiet_http_logs
+        from emulator.demo.rest import quiet_http_logs, require_local
 
         quiet_http_logs()
         out = lambda msg: self.stdout.write(msg)  # noqa: E731
         if opts["demo"]:
-            from emulator import seed
+            from emulator.demo import seed
 
             try:
-                seed.require_local(opts["url"])
+                require_local(opts["url"])
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
             kwargs = {} if opts["seed"] is None else {"seed": opts["seed"]}
@@ -49,7 +49,8 @@ class Command(BaseCommand):
             return
         if opts["customers"] < 1 or opts["nodes"] < 0:
             raise CommandError("--customers must be at least 1 and --nodes at least 0")
-        from emulator import bulk, store
+        from emulator import store
+        from emulator.demo import bulk
 
         kwargs = {} if opts["seed"] is None else {"seed": opts["seed"]}
         try:

@@ -12,7 +12,7 @@ class Command(BaseCommand):
     help = "Send realistic events and usage to a running emulator through its REST API (Ctrl-C stops)."
 
     def add_arguments(self, parser: Any) -> None:
-        from emulator.simulator import default_key, default_url
+        from emulator.demo.simulator import default_key, default_url
 
         parser.add_argument("--url", default=default_url(), help="emulator base URL (127.0.0.1 only)")
         parser.add_argument("--key", default=default_key(), help="server API key")
@@ -21,11 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=7, help="random seed for the traffic mix")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from emulator.seed import quiet_http_logs
+        from emulator.demo.rest import quiet_http_logs, require_local
+        from emulator.demo.simulator import TrafficSimulator
 
         quiet_http_logs()
-        from emulator.seed import require_local
-        from emulator.simulator import TrafficSimulator
 
         if opts["rate"] <= 0:
             raise CommandError("--rate must be positive")

@@ -5,16 +5,18 @@ the catalog, customer bodies, subscription bodies, entities, assignments by dept
 a few events. That plan can be applied two ways that must read back identically:
 
 * ``apply_direct`` writes straight into the SQLite store in ONE transaction. Rows
-  whose shape is simple and exported by the endpoint modules are written with
-  ``executemany`` (customers via ``customers.new_customer``; entities and assignments
-  via ``governance.entity_doc``/``entity_row``/``assignment_doc``/``assignment_row``).
+  whose shape is simple and exported by the domain modules are written with
+  ``executemany`` (customers via ``domain.customers.new_customer``; entities and
+  assignments via ``domain.governance.entity_doc``/``entity_row``/``assignment_doc``/
+  ``assignment_row``, created when the customer set its budgets up, days ago).
   Everything whose document is built inside an endpoint (catalog, subscriptions,
   events with their meters and attribution) is applied by calling that endpoint's
   handler in-process, without HTTP, so it is the same code by construction. Inside the
   outer transaction ``store.write()`` nests as a SAVEPOINT, so each handler keeps its
   all-or-nothing behaviour while everything commits once.
-* ``apply_via_api`` sends the very same plan over HTTP, call by call. The tests use it
-  to prove that the bulk path is indistinguishable from the API path.
+* ``apply_via_api`` sends the very same plan over HTTP, call by call, with the emulator's
+  clock set back while it creates a customer's budgets. The tests use it to prove that
+  the bulk path is indistinguishable from the API path.
 """
 from __future__ import annotations
 
@@ -27,12 +29,15 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Callable, Iterator
 
-from .seed import (
-    AGENT_KINDS, DEPARTMENTS, FIRST_NAMES, LAST_NAMES, MAX_EVENTS_PER_CALL, MAX_GOVERNANCE_ITEMS, MODELS,
-    NAME_HEADS, NAME_KINDS, NAME_TAILS, PLAN_IDS, TEAMS, RestClient, catalog_calls, chunks,
+from .catalog import PLAN_IDS, catalog_calls
+from .company import (
+    AGENT_KINDS, DEPARTMENTS, FIRST_NAMES, LAST_NAMES, MODELS, NAME_HEADS, NAME_KINDS, NAME_TAILS, TEAMS,
+    budgets_set_up_ago,
 )
+from .rest import MAX_EVENTS_PER_CALL, MAX_GOVERNANCE_ITEMS, RestClient, chunks, clock_back
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ class GovernedCustomer:
     # assignment upsert bodies by depth (roots first), so parents are placed first
     levels: list[list[dict[str, Any]]] = field(default_factory=lambda: [[], [], [], [], []])
     users: list[str] = field(default_factory=list)
+    # when its entities and budgets were created, before the plan is applied: their windows' anchor
+    set_up_ago: timedelta = timedelta(0)
 
 
 @dataclass
@@ -99,6 +106,8 @@ def build_plan(customers: int = 10_000, nodes: int = 100_000, *, governed: int |
     key = 0
     for k in range(governed):
         g = _hierarchy(rng, bodies[k]["id"], per_customer[k])
+        # a generator of its own, so the rest of the fleet is drawn as before
+        g.set_up_ago = budgets_set_up_ago(random.Random(f"{seed}:set-up:{g.customer_id}"))
         plan_out.governed.append(g)
         for _ in range(EVENTS_PER_GOVERNED_CUSTOMER if g.users else 0):
             key += 1
@@ -181,11 +190,12 @@ def apply_via_api(plan: BulkPlan, base_url: str, api_key: str, log: Log = print)
         for body in plan.subscriptions:
             api.post("/api/v1/subscriptions", body)
         for g in plan.governed:
-            for batch in chunks(g.entities, MAX_GOVERNANCE_ITEMS):
-                api.put(f"/api/v1-beta/customers/{g.customer_id}/entities", {"entities": list(batch)})
-            for level in g.levels:
-                for batch in chunks(level, MAX_GOVERNANCE_ITEMS):
-                    api.put(f"/api/v1-beta/customers/{g.customer_id}/assignments", {"assignments": list(batch)})
+            with clock_back(api, g.set_up_ago):
+                for batch in chunks(g.entities, MAX_GOVERNANCE_ITEMS):
+                    api.put(f"/api/v1-beta/customers/{g.customer_id}/entities", {"entities": list(batch)})
+                for level in g.levels:
+                    for batch in chunks(level, MAX_GOVERNANCE_ITEMS):
+                        api.put(f"/api/v1-beta/customers/{g.customer_id}/assignments", {"assignments": list(batch)})
         for batch in chunks(plan.events, MAX_EVENTS_PER_CALL):
             api.post("/api/v1/events", {"events": list(batch)})
         log(f"bulk plan applied over HTTP: {api.requests} requests")
@@ -213,8 +223,8 @@ def _one_transaction(c: sqlite3.Connection) -> Iterator[None]:
 def _dispatch(method: str, path: str, body: Any) -> Any:
     """Call an endpoint's handler in-process: the same code a REST call reaches, minus
     HTTP, authentication and fault injection."""
-    from . import app, clock, store  # noqa: F401  (app registers every route)
-    from .http import ApiError, Request, resolve
+    from .. import app, clock, store  # noqa: F401  (app registers every route)
+    from ..http import ApiError, Request, resolve
 
     state = store.get_control()
     clock.set_request_offset(float(state.get("clockOffsetSeconds") or 0))
@@ -235,9 +245,8 @@ def apply_direct(plan: BulkPlan, db_path: str, log: Log = print, *, id_seed: int
     """Write the plan into the SQLite file at ``db_path`` (created if needed). Refuses
     a store that already has customers, so it never mixes with another world."""
     os.environ["EMULATOR_DB_PATH"] = db_path
-    from . import clock, store
-    from .api import customers as customers_api
-    from .api import governance
+    from .. import clock, store
+    from ..domain import customers, governance
 
     store.init_db(db_path)
     c = store.conn()
@@ -260,7 +269,7 @@ def apply_direct(plan: BulkPlan, db_path: str, log: Log = print, *, id_seed: int
                 _dispatch(method, path, body)
         lap("catalog")
         now = clock.iso(clock.now())
-        docs = [customers_api.new_customer(body, now) for body in plan.customers]
+        docs = [customers.new_customer(body, now) for body in plan.customers]
         c.executemany(
             "INSERT INTO customers (id, name, email, created_at, archived_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
             [(d["id"], d.get("name"), d.get("email"), d["createdAt"], d.get("archivedAt"), store.dumps(d))
@@ -271,17 +280,18 @@ def apply_direct(plan: BulkPlan, db_path: str, log: Log = print, *, id_seed: int
         lap(f"{len(plan.subscriptions)} subscriptions")
         entity_rows, assignment_rows = [], []
         for g in plan.governed:
+            created = clock.iso(clock.now() - g.set_up_ago)
             for item in g.entities:
                 doc = governance.entity_doc(item["id"], item["entityTypeId"], item.get("displayName") or None,
                                             {k: v for k, v in (item.get("metadata") or {}).items() if v != ""},
-                                            now, now)
+                                            created, created)
                 entity_rows.append(governance.entity_row(g.customer_id, doc, g.parents[item["id"]]))
             for level in g.levels:
                 for item in level:
                     doc = governance.assignment_doc(
                         str(uuid.UUID(int=ids.getrandbits(128), version=4)), item["entityId"], item.get("featureId"),
                         item.get("currencyId"), item.get("scopeEntityIds") or [], item["usageLimit"], item["cadence"],
-                        now, now)
+                        created, created)
                     assignment_rows.append(governance.assignment_row(g.customer_id, doc))
         c.executemany(governance.ENTITY_INSERT, entity_rows)
         c.executemany(governance.ASSIGNMENT_INSERT, assignment_rows)

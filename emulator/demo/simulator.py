@@ -9,6 +9,14 @@ runs (usage DELTA). It only uses the public REST API, and survives fault injecti
 429/5xx/connection errors are retried with backoff (honouring Retry-After), and a batch
 that still fails is kept and sent again on the next tick (idempotency keys make the
 replay safe).
+
+It behaves like an application with governance: before it reports governed usage (an
+event or usage report whose dimensions name the customer's Governance entities, so the
+emulator would count it in their budgets), it asks the entitlement check with those
+dimensions (stigg-api.md §9.6) and drops what is denied, so hard budgets stop at their
+limit. One check per customer, feature and set of dimensions per tick, for the group's
+whole amount; a check that cannot be answered denies (the app does not spend a budget
+it cannot see).
 """
 from __future__ import annotations
 
@@ -21,7 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .seed import MAX_EVENTS_PER_CALL, MAX_USAGES_PER_CALL, MODELS, RequestRejected, RestClient, ServiceUnavailable
+from .catalog import ATTRIBUTION_KEYS, attributed
+from .company import MODELS
+from .rest import MAX_EVENTS_PER_CALL, MAX_USAGES_PER_CALL, RequestRejected, RestClient, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +47,7 @@ DISCOVERY_THREADS = 4
 SEAT_DRIFT_SHARE = 0.2
 SEAT_DRIFT_MAX = 3
 EVENT_MIX = (("api_call", 0.6), ("llm_completion", 0.25), ("user_active", 0.15))
+Group = tuple[str, str, tuple[tuple[str, str], ...]]  # (customer, feature, governance dimensions) of one check
 
 
 def default_url() -> str:
@@ -44,7 +55,7 @@ def default_url() -> str:
 
 
 def default_key() -> str:
-    from .config import DEFAULT_SERVER_KEY
+    from ..config import DEFAULT_SERVER_KEY
 
     return os.environ.get("STIGG_API_KEY") or DEFAULT_SERVER_KEY
 
@@ -62,6 +73,11 @@ class Target:
     # and the count last reported.
     seat_base: int | None = None
     seats: int | None = None
+
+    def governed(self, dims: dict[str, Any]) -> dict[str, str]:
+        """The dimensions that name one of this customer's Governance entities."""
+        entities = {*self.users, *self.agents, *self.teams, *self.models}
+        return {k: v for k, v in dims.items() if k in ATTRIBUTION_KEYS and v in entities}
 
     def drift_seats(self, step: int) -> int | None:
         """The next seat count: one step from the last, kept within the drift band
@@ -81,6 +97,7 @@ class Totals:
     batches: int = 0
     failed_batches: int = 0
     dropped_batches: int = 0
+    denied: int = 0  # governed events and usage reports left out: the check did not grant them
     started: float = field(default_factory=time.monotonic)
 
 
@@ -196,6 +213,42 @@ class TrafficSimulator:
                             "idempotencyKey": self._key(), "dimensions": {"agentId": self.rng.choice(target.agents)}})
         return out[:MAX_USAGES_PER_CALL]
 
+    def _granted(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items without the governed usage that the entitlement check denies."""
+        targets = {t.customer_id: t for t in self.targets}
+        groups: dict[Group, list[int]] = {}
+        amounts: dict[Group, float] = {}
+        for i, item in enumerate(items):
+            counted = attributed(item)
+            target = targets.get(item["customerId"])
+            dims = target.governed(item.get("dimensions") or {}) if counted and target else {}
+            if not dims:
+                continue  # reaches no budget: nothing to ask
+            feature_id, _, amount = counted
+            group = (item["customerId"], feature_id, tuple(sorted(dims.items())))
+            groups.setdefault(group, []).append(i)
+            amounts[group] = amounts.get(group, 0) + amount
+        denied: set[int] = set()
+        for group, members in groups.items():
+            if self.stop.is_set():
+                return []
+            if not self._check(*group, amounts[group]):
+                denied.update(members)
+        self.totals.denied += len(denied)
+        return [item for i, item in enumerate(items) if i not in denied]
+
+    def _check(self, customer_id: str, feature_id: str, dims: tuple[tuple[str, str], ...], requested: float) -> bool:
+        """Whether the entitlement check with these dimensions grants ``requested`` more."""
+        params = {"featureId": feature_id, "requestedUsage": requested, **{f"dimensions[{k}]": v for k, v in dims}}
+        try:
+            answer = self.api.get(f"/api/v1-beta/customers/{customer_id}/entitlements/check", **params) or {}
+        except ServiceUnavailable:
+            return False
+        except RequestRejected as exc:
+            self.log(f"simulate_traffic: entitlement check rejected: {exc}")
+            return False
+        return bool(answer.get("isGranted"))
+
     def _send(self, path: str, body: dict[str, Any]) -> bool:
         try:
             self.api.post(path, body)
@@ -225,13 +278,13 @@ class TrafficSimulator:
         for path, body in retry:
             if self.stop.is_set() or not self._send(path, body):
                 break
-        events = [self._event() for _ in range(int(self.rate))]
+        events = self._granted([self._event() for _ in range(int(self.rate))])
         for i in range(0, len(events), MAX_EVENTS_PER_CALL):
             if self.stop.is_set():
                 return
             self._send("/api/v1/events", {"events": events[i:i + MAX_EVENTS_PER_CALL]})
         if tick_no % 3 == 0:
-            usages = self._usages()
+            usages = self._granted(self._usages())
             if usages:
                 self._send("/api/v1/usage", {"usages": usages})
 
@@ -240,7 +293,8 @@ class TrafficSimulator:
         t = self.totals
         return (f"simulate_traffic: {elapsed:6.0f}s  events {t.events} ({t.events / elapsed:.0f}/s)  "
                 f"usage reports {t.usages}  batches {t.batches}  retries {self.api.retries}  "
-                f"failed {t.failed_batches}  pending {len(self.pending)}  dropped {t.dropped_batches}")
+                f"failed {t.failed_batches}  pending {len(self.pending)}  dropped {t.dropped_batches}  "
+                f"denied {t.denied}")
 
     def _discover_until_found(self, deadline: float | None) -> None:
         """`make run` starts the simulator while the demo seed is still running: wait for

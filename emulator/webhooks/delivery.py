@@ -1,5 +1,6 @@
-"""Stigg-style webhooks: an outbox written in the same transaction as the change, and a
-dispatcher thread (in the server's master process) that POSTs each message.
+"""Webhook delivery: the dispatcher thread (in the emulator's sidecar process, see
+sidecar.py) that POSTs each message the outbox recorded, and the clock-driven notices
+(promotion expiry) that no request would otherwise trigger.
 
 Delivery follows stigg-api.md §10: header ``Stigg-Webhooks-Secret``, envelope
 ``{messageId, type, createdAt, data}``; a failed delivery gets 3 immediate retries,
@@ -8,15 +9,13 @@ then 3 more ``retryDelaySeconds`` apart (30 s by default), then it is given up.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
-import uuid
-from typing import Any
 
 import httpx
 
-from . import clock, store
+from .. import store
+from ..domain.promotions import expire_due_promotions
 
 log = logging.getLogger(__name__)
 
@@ -24,26 +23,6 @@ IMMEDIATE_RETRIES = 3
 DELAYED_RETRIES = 3
 GIVEN_UP = 1e18  # next_attempt_at of a message nobody will try again
 DELIVERY_TIMEOUT = 10.0
-
-
-def emit(c: sqlite3.Connection, event_type: str, customer_id: str, data: dict[str, Any] | None = None) -> None:
-    """Queue one event inside the caller's write transaction. Only queued while a
-    webhook target is configured, so an unconfigured emulator keeps no outbox."""
-    target = store.get_control(c)["webhook"]
-    if not target.get("url"):
-        return
-    message = {
-        "messageId": str(uuid.uuid4()),
-        "type": event_type,
-        "createdAt": clock.iso(clock.now()),
-        # Inferred: data is the affected REST object; customerId is always present so
-        # a receiver can refresh that customer without knowing each object's shape.
-        "data": {"customerId": customer_id, **(data or {})},
-    }
-    c.execute(
-        "INSERT INTO webhook_outbox (message_id, doc, next_attempt_at) VALUES (?, ?, ?)",
-        (message["messageId"], store.dumps(message), time.time()),
-    )
 
 
 def _deliver(client: httpx.Client, url: str, secret: str | None, doc: str) -> str | None:
@@ -96,8 +75,6 @@ def dispatch_once(client: httpx.Client, batch: int = 50) -> int:
 def notice_expirations() -> None:
     """Promotions expire by the clock, not by a request: queue their .expired events.
     Runs whether or not a target is set, so configuring one later sends no backlog."""
-    from .api.entitlements import expire_due_promotions
-
     expire_due_promotions(store.conn())
 
 

@@ -1,0 +1,85 @@
+"""What is ours, not Stigg's: the append-only audit log of every write the dashboard makes
+to Stigg (budget changes now; promotion grants and revokes share it later).
+
+Append-only twice over: the model refuses to update or delete a row (``save`` of an
+existing row, ``delete``, and the queryset's ``update``/``delete``), and the database
+refuses it too, with triggers the migration ``0002_audit_log_append_only`` creates on
+SQLite and PostgreSQL, so neither a raw query nor the admin can rewrite history."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class AppendOnlyError(Exception):
+    """An audit row was about to be changed or deleted."""
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("the audit log is append-only: rows are never updated")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("the audit log is append-only: rows are never deleted")
+
+
+class AuditEntry(models.Model):
+    class Action(models.TextChoices):
+        BUDGET_CHANGE = "budget.change", "Budget changed"
+        BUDGET_ADD = "budget.add", "Budget added"
+
+    class Outcome(models.TextChoices):
+        DONE = "done", "Done"  # Stigg accepted the change
+        FAILED = "failed", "Failed"  # Stigg refused it, or did not answer in time
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    # PROTECT: a person who changed something stays on record; deactivate them instead.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="audit_entries")
+    username = models.CharField(max_length=150, help_text="as it was when the change was made")
+    # Stigg's ids have no documented length: text, so no id Stigg accepted can fail the row.
+    customer_id = models.TextField(db_index=True)
+    action = models.CharField(max_length=40, choices=Action.choices)
+    entity_id = models.TextField(blank=True)
+    capability = models.TextField(blank=True, help_text='a feature id, or "$" + a currency id')
+    scope = models.JSONField(default=list, blank=True, help_text="scope entity ids; [] = node-wide")
+    before = models.JSONField(null=True, blank=True, help_text="null when the budget was added")
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField()
+    ticket = models.CharField(max_length=200, blank=True)
+    stigg_status = models.PositiveSmallIntegerField(null=True, blank=True,
+                                                    help_text="HTTP status of Stigg's answer; empty when none came")
+    stigg_answer = models.TextField(blank=True, help_text="what Stigg answered, or why there was no answer")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    # The form's one-time token: a second submit of the same form finds this row instead
+    # of making another change.
+    idempotency_key = models.UUIDField(unique=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-at", "-id")
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        # No add/change/delete permissions exist at all: rows come only from the actions.
+        default_permissions = ("view",)
+        permissions = [("change_budget", "Can change governance budgets")]
+        indexes = [models.Index(fields=("customer_id", "entity_id", "capability"), name="audit_budget_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.customer_id} ({self.outcome})"
+
+    @property
+    def done(self) -> bool:
+        return self.outcome == self.Outcome.DONE
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("the audit log is append-only: a recorded row is never changed")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("the audit log is append-only: rows are never deleted")
