@@ -40,7 +40,7 @@ from dashboard.stigg import (  # noqa: E402
 from bench.figures import pct  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 from dashboard.stigg import GovernanceNode  # noqa: E402
-from emulator.bulk import build_plan  # noqa: E402
+from emulator.demo.bulk import build_plan  # noqa: E402
 from tests.test_read_model import FEATURES, PACKAGES, T0, ent, node  # noqa: E402
 
 PACKAGES_ALL = {**PACKAGES, "enterprise": Package("enterprise", "plan", "Enterprise", "prod", "PUBLISHED", None, (
@@ -124,7 +124,7 @@ def _budget_row(item: dict, entity: dict, parent: str | None, rnd: random.Random
 
 def governed_fleet(customers: int = 10_000, nodes: int = 100_000, seed: int = 42):
     """(document, governance) per customer, as a refresh writes them: the bulk seeder's
-    hierarchies (emulator.bulk.build_plan) with usage, owners in the metadata."""
+    hierarchies (emulator.demo.bulk.build_plan) with usage, owners in the metadata."""
     rnd = random.Random(seed)
     hierarchies = {g.customer_id: g for g in build_plan(customers, nodes, seed=seed).governed}
     for i in range(customers):
