@@ -8,7 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dashboard.readmodel import NearLimitQuery, ReadModel
+from dashboard.readmodel import parse_time
 from dashboard.readmodel.nearlimit import budget_member, entitlement_member
+from dashboard.readmodel.rankings import entitlement_time_to_limit
+from dashboard.rules import governance as rules
 from dashboard.stigg import Customer, CustomerEntitlements, GovernanceNode, Subscription
 from dashboard.sync import build_snapshot
 from dashboard.sync.governance import shape_governance
@@ -64,7 +67,8 @@ def expected(written: dict[str, tuple[dict, Any]], q: NearLimitQuery, owner_key:
                     continue
                 if q.capability is not None and e["feature_id"] != q.capability:
                     continue
-                score = {"utilization": e["utilization"], "usage": e["usage"], "urgency": e["urgency"]}[q.order]
+                urgency = rules.urgency(entitlement_time_to_limit(e, parse_time(doc["fetched_at"])))
+                score = {"utilization": e["utilization"], "usage": e["usage"], "urgency": urgency}[q.order]
                 rows.append((-score, 1, entitlement_member(cid, e["feature_id"]),
                              ("entitlement", cid, e["feature_id"], ())))
         for node in (gov["nodes"].values() if gov else ()):

@@ -42,8 +42,6 @@ class EntitlementDoc(TypedDict):
     unlimited: bool
     soft_limit: bool
     utilization: float | None
-    ttl: dict[str, Any] | None  # the rules' TimeToLimit (codec; empty fields left out), when there is a utilization
-    urgency: float | None  # rules.urgency of it: the near-limit ranking by urgency
     reset_period: str | None
     period_start: str | None
     period_end: str | None

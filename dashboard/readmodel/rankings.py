@@ -5,13 +5,16 @@ written with their hierarchy, governance.py)."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any, Sequence
 
+from ..rules import governance as rules
 from .base import Store
 from .documents import CustomerDocument, EntitlementDoc
 from .keys import BUDGET_RANKINGS, Keys
 from .nearlimit import entitlement_member, join_members, split_entitlement_member, split_members
-from .values import EntitlementRank, HistogramBin, ThresholdCounts, as_str, parse_time, to_json
+from .values import EntitlementRank, HistogramBin, ThresholdCounts, as_str, iso, parse_time, to_json
 
 # Lower edges of the utilization histogram bins (the last bin is "100 % and over").
 HISTOGRAM_EDGES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -22,22 +25,26 @@ def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: se
     customer's document: its metered entitlements in, the ones that disappeared out.
     ``old_members`` were read under WATCH before MULTI. (Budgets: governance.py.)"""
     cid = doc["id"]
-    new_members: dict[str, tuple[EntitlementDoc, str]] = {}
+    now = parse_time(doc["fetched_at"])
+    new_members: dict[str, tuple[dict[str, float], str]] = {}
     for ent in doc["entitlements"]["metered"]:
         if ent["utilization"] is None:
             continue
+        ttl = entitlement_time_to_limit(ent, now)
         # Only what the member (customer, feature), the scores (utilization, usage) and the
-        # customer list's row (name) do not hold already: ~45 MB less at 50,000 entitlements.
+        # customer list's row (name) do not hold already; the time to limit as the codec
+        # stores it, without its empty fields (codec.load fills them back in).
         row = {"feature_name": ent["feature_name"], "limit": ent["limit"], "soft_limit": ent["soft_limit"],
-               "period_end": ent["period_end"], "reset_period": ent["reset_period"], "ttl": ent.get("ttl")}
-        new_members[entitlement_member(cid, ent["feature_id"])] = (ent, to_json(row))
+               "period_end": ent["period_end"], "reset_period": ent["reset_period"],
+               "ttl": {k: iso(v) if isinstance(v, datetime) else v for k, v in asdict(ttl).items() if v is not None}}
+        new_members[entitlement_member(cid, ent["feature_id"])] = (_scores(ent, ttl), to_json(row))
     # Stale members (features that disappeared) go; every current member is rewritten
     # (ZADD/HSET overwrite), so the rankings equal this snapshot. One command per key,
     # however many members. Scores are negated (keys.py).
     queue_forget_members(pipe, keys, old_members - set(new_members))
     if new_members:
         for by in BUDGET_RANKINGS:
-            pipe.zadd(keys.rank_entitlements(by), {m: -_score(ent, by) for m, (ent, _) in new_members.items()})
+            pipe.zadd(keys.rank_entitlements(by), {m: -scores[by] for m, (scores, _) in new_members.items()})
         pipe.hset(keys.rank_entitlement_rows(), mapping={m: row for m, (_, row) in new_members.items()})
     if new_members:
         pipe.set(keys.members(cid), join_members(new_members))
@@ -50,12 +57,18 @@ def entitlement_members_of(pipe: Any, keys: Keys, customer_id: str) -> set[str]:
     return split_members(pipe.get(keys.members(customer_id)))
 
 
-def _score(ent: EntitlementDoc, by: str) -> float:
-    if by == "utilization":
-        return ent["utilization"] or 0.0
-    if by == "usage":
-        return ent["usage"] or 0.0
-    return ent.get("urgency") or 0.0
+def entitlement_time_to_limit(ent: EntitlementDoc, now: datetime | None) -> rules.TimeToLimit:
+    """A metered entitlement's time to limit, by the rules governance budgets use: its usage
+    against its limit over its current usage period, as of when it was read. Computed where
+    its rankings are written, so its document carries no copy of it."""
+    budget = rules.Budget(entity_id="", capability=ent["feature_id"], limit=ent["limit"], usage=ent["usage"],
+                          cadence=ent["reset_period"], period_start=parse_time(ent["period_start"]),
+                          period_end=parse_time(ent["period_end"]))
+    return rules.time_to_limit(budget, now) if now is not None else rules.TimeToLimit("unknown")
+
+
+def _scores(ent: EntitlementDoc, ttl: rules.TimeToLimit) -> dict[str, float]:
+    return {"utilization": ent["utilization"] or 0.0, "usage": ent["usage"] or 0.0, "urgency": rules.urgency(ttl)}
 
 
 def queue_forget_members(pipe: Any, keys: Keys, members: set[str]) -> None:

@@ -11,7 +11,6 @@ from ..readmodel import CustomerDocument, EntitlementDoc, GovernanceSummary, iso
 from ..readmodel.documents import EntitlementGroups, PromotionDoc, PromotionGroups, ProvenanceDoc, SubscriptionDoc
 from ..readmodel.values import epoch
 from ..codec import dump
-from ..rules import governance as rules
 from ..stigg import (
     Customer, CustomerEntitlements, Entitlement, Feature, Package, Promotion, Subscription,
 )
@@ -54,27 +53,11 @@ def _provenance_doc(p: Provenance) -> ProvenanceDoc:
     }
 
 
-def _time_to_limit(ent: Entitlement, usage: float | None, limit: float | None,
-                   now: datetime) -> tuple[dict | None, float | None]:
-    """A metered entitlement's time to limit and urgency, by the rules governance budgets
-    use (rules/governance.py): its usage against its limit over the current usage period."""
-    if usage is None or limit is None:
-        return None, None
-    ttl = rules.time_to_limit(rules.Budget(
-        entity_id="", capability=ent.feature_id, limit=limit, usage=usage, cadence=ent.reset_period,
-        period_start=ent.usage_period_start, period_end=ent.usage_period_end), now)
-    # Stored without its empty fields (most of them, mostly): codec.load fills them back in.
-    return {k: v for k, v in dump(ttl).items() if v is not None}, rules.urgency(ttl)
-
-
-def _entitlement_doc(ent: Entitlement, feature: Feature | None, prov: Provenance,
-                     now: datetime) -> EntitlementDoc:
+def _entitlement_doc(ent: Entitlement, feature: Feature | None, prov: Provenance) -> EntitlementDoc:
     shape = _shape(feature, ent)
     limit = None if ent.has_unlimited_usage else ent.usage_limit
     usage = ent.current_usage if shape == "metered" else None
     options = {o.value: o.display_name for o in feature.enum_options} if feature else {}
-    util = utilization(usage, limit, ent.has_unlimited_usage) if shape == "metered" else None
-    ttl, urgency = _time_to_limit(ent, usage, limit, now) if util is not None else (None, None)
     return {
         "feature_id": ent.feature_id,
         "feature_name": feature.display_name if feature else ent.feature_name,
@@ -90,9 +73,7 @@ def _entitlement_doc(ent: Entitlement, feature: Feature | None, prov: Provenance
         "unlimited": ent.has_unlimited_usage,
         # The REST entitlement has no soft-limit flag: it comes from the winning source (§5.4).
         "soft_limit": prov.soft_limit,
-        "utilization": util,
-        "ttl": ttl,
-        "urgency": urgency,
+        "utilization": utilization(usage, limit, ent.has_unlimited_usage) if shape == "metered" else None,
         "reset_period": ent.reset_period or prov.reset_period,
         "period_start": iso(ent.usage_period_start),
         "period_end": iso(ent.usage_period_end),
@@ -139,7 +120,7 @@ def build_snapshot(
     groups: EntitlementGroups = {"boolean": [], "configuration": [], "metered": []}
     for ent in entitlements.entitlements:
         prov = explain_entitlement(ent.feature_id, ent, subscriptions, packages, promotions)
-        doc = _entitlement_doc(ent, features.get(ent.feature_id), prov, fetched_at)
+        doc = _entitlement_doc(ent, features.get(ent.feature_id), prov)
         groups[doc["shape"]].append(doc)  # type: ignore[literal-required]
     for group in groups.values():
         group.sort(key=lambda d: d["feature_name"].casefold())
