@@ -4,10 +4,7 @@ The customer document is what the customer page reads whole; the list, rankings 
 sync status have their own small values (``values.py``)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypedDict
-
-if TYPE_CHECKING:
-    from .governance import GovernanceSummary
+from typing import Any, TypedDict
 
 class SourceDoc(TypedDict):
     kind: str  # plan | addon | promotion | override
@@ -128,6 +125,18 @@ class StiggValues(TypedDict):
     customer: dict[str, Any]
     subscriptions: list[dict[str, Any]]
     promotions: list[dict[str, Any]]
+
+
+class GovernanceSummary(TypedDict):
+    enabled: bool
+    entities: int
+    budgets: int
+    near: int  # budgets at >= 80 %
+    over: int  # budgets at >= 100 %
+    blocked: int  # entities blocked now for some capability
+    capabilities: list[str]
+    types: list[str]
+    fingerprint: str  # of what Stigg answered: equal means nothing to rewrite
 
 
 class CustomerDocument(TypedDict):

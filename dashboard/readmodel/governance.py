@@ -31,6 +31,7 @@ from typing import Any, Iterable, Sequence, TypedDict
 from urllib.parse import unquote
 
 from .base import Store
+from .documents import GovernanceSummary
 from .keys import Keys, part
 from .nearlimit import budget_member, split_budget_member
 from .values import BudgetRank, as_str, parse_time, to_json
@@ -94,18 +95,6 @@ class IndexNode(TypedDict):
     parent: str | None
     children: int
     budgets: list[IndexBudget]
-
-
-class GovernanceSummary(TypedDict):
-    enabled: bool
-    entities: int
-    budgets: int
-    near: int  # budgets at >= 80 %
-    over: int  # budgets at >= 100 %
-    blocked: int  # entities blocked now for some capability
-    capabilities: list[str]
-    types: list[str]
-    fingerprint: str  # of what Stigg answered: equal means nothing to rewrite
 
 
 class GovernanceWrite(TypedDict):
