@@ -143,4 +143,4 @@ def test_it_asks_the_hierarchy_for_budgets_in_every_currency_of_the_catalog(stub
     assert hydrated and hydrated[0]["currencyIds"] == ["ai-credits,gpu-hours"]
     assert hydrated[0]["featureIds"] == ["calls"]
     node, budget = rm.nearest_budgets("c1")[0]
-    assert (node["id"], budget["currency_id"], budget["usage"], budget["limit"]) == ("ada", "ai-credits", 170, 200)
+    assert (node["id"], budget["capability"], budget["usage"], budget["limit"]) == ("ada", "$ai-credits", 170, 200)

@@ -7,11 +7,10 @@ Per customer (ids percent-encoded, see keys.py):
                                capability what blocks it and its time to limit (computed by
                                sync when written)
     gov:{id}:children   hash   parent id ("" for the roots) -> JSON list of child entity ids
-    gov:{id}:budgets    zset   "{entity}|{capability}|{scope}" -> utilization (the customer
-                               page's nearest-their-limits list)
     gov:{id}:index      string JSON: every node in a few fields, with its budgets' capability,
                                scope, utilization and usage: what ranking, filtering and the
-                               sunburst need of the whole tree, parsed in a few milliseconds;
+                               sunburst need of the whole tree, and the customer page's budgets
+                               nearest their limits, parsed in a few milliseconds;
                                also what a rewrite reads to remove exactly its old ranking members
 
 and for the fleet, ``rank:budgets:{utilization|usage|urgency}`` (negated scores) with
@@ -27,12 +26,11 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from typing import Any, Iterable, Sequence, TypedDict
-from urllib.parse import unquote
+from typing import Any, Sequence, TypedDict
 
 from .base import Store
 from .documents import GovernanceSummary
-from .keys import Keys, part
+from .keys import Keys
 from .nearlimit import budget_member, split_budget_member
 from .values import BudgetRank, as_str, parse_time, to_json
 
@@ -111,15 +109,6 @@ def empty_governance(enabled: bool) -> GovernanceWrite:
             "nodes": {}, "children": {}}
 
 
-def _budget_key(entity_id: str, capability: str, scope: Sequence[str]) -> str:
-    return f"{part(entity_id)}|{part(capability)}|{','.join(part(s) for s in scope)}"
-
-
-def budget_key(entity_id: str, budget: BudgetDoc) -> str:
-    """A budget within its customer: entity, capability and scope, each encoded."""
-    return _budget_key(entity_id, budget["capability"], budget["scope"])
-
-
 def fleet_member(customer_id: str, node: NodeDoc, budget: BudgetDoc) -> str:
     return budget_member(customer_id, node["id"], budget["capability"], budget["scope"], node["type"])
 
@@ -128,7 +117,7 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     """Queue (inside MULTI) the commands that replace the customer's hierarchy and its
     place in the fleet rankings. ``old_members`` were read under WATCH (``members_of``)."""
     cid = customer_id
-    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_index(cid))
+    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_index(cid))
     if gov["nodes"]:
         pipe.hset(keys.gov_nodes(cid), mapping={eid: to_json(doc) for eid, doc in gov["nodes"].items()})
         pipe.set(keys.gov_index(cid), json.dumps(
@@ -138,13 +127,13 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     if gov["children"]:
         pipe.hset(keys.gov_children(cid), mapping={p: to_json(ids) for p, ids in gov["children"].items()})
     scores: dict[str, dict[str, float]] = {order: {} for order in BUDGET_ORDERS}
-    own: dict[str, float] = {}
-    for eid, node in gov["nodes"].items():
+    own: list[float] = []
+    for node in gov["nodes"].values():
         for b in node["budgets"]:
             member = fleet_member(cid, node, b)
             if b["utilization"] is not None:
                 scores["utilization"][member] = -b["utilization"]
-                own[budget_key(eid, b)] = b["utilization"]
+                own.append(b["utilization"])
             if b["usage"] is not None:
                 scores["usage"][member] = -b["usage"]
             scores["urgency"][member] = -b["urgency"]
@@ -156,15 +145,14 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
         if mapping:
             pipe.zadd(keys.rank_budgets(order), mapping)
     if own:
-        pipe.zadd(keys.gov_budgets(cid), own)
-        pipe.zadd(keys.budget_utilization(), {cid: max(own.values())})
+        pipe.zadd(keys.budget_utilization(), {cid: max(own)})
     else:
         pipe.zrem(keys.budget_utilization(), cid)
 
 
 def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members: set[str]) -> None:
     cid = customer_id
-    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_budgets(cid), keys.gov_index(cid))
+    pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_index(cid))
     if old_members:
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *old_members)
@@ -235,28 +223,27 @@ class Governance(Store):
                              for c, scope, u, usage in budgets]}
                 for eid, type_, name, parent, children, budgets in (json.loads(raw) if raw else ())]
 
-    def nearest_budgets(self, customer_id: str, n: int = 10) -> list[tuple[NodeDoc, BudgetDoc]]:
-        """The customer's ``n`` budgets of highest utilization, with their nodes."""
-        members = [as_str(m) for m in self.r.zrevrange(self.keys.gov_budgets(customer_id), 0, n - 1)]
-        found = self._budgets(customer_id, members)
-        return [found[m] for m in members if m in found]
+    def nearest_budgets(self, customer_id: str, n: int = 10, fingerprint: str = "") -> list[tuple[NodeDoc, BudgetDoc]]:
+        """The customer's ``n`` budgets of highest utilization, with their nodes (found in
+        the hierarchy's index, then only those nodes read)."""
+        ranked = sorted(((b["utilization"], node["id"], b["capability"], tuple(b["scope"]))
+                         for node in self.governance_index(customer_id, fingerprint) for b in node["budgets"]
+                         if b["utilization"] is not None), key=lambda t: (-t[0], t[1:]))[:n]
+        nodes = {d["id"]: d for d in self.governance_nodes(customer_id, sorted({t[1] for t in ranked}))}
+        out = []
+        for _, eid, capability, scope in ranked:
+            b = next((b for b in nodes[eid]["budgets"] if b["capability"] == capability
+                      and tuple(b["scope"]) == scope), None) if eid in nodes else None
+            if b is not None:
+                out.append((nodes[eid], b))
+        return out
 
     def budgets_at_or_above(self, customer_id: str, threshold: float) -> dict[tuple[str, str, tuple[str, ...]], float | None]:
         """(entity, capability, scope) -> usage of the customer's budgets at or above
         ``threshold`` utilization (what a hot-tier poll compares Stigg's answer with)."""
-        members = [as_str(m) for m in self.r.zrangebyscore(self.keys.gov_budgets(customer_id), threshold, "+inf")]
-        found = self._budgets(customer_id, members)
         return {(node["id"], b["capability"], tuple(b["scope"])): b["usage"]
-                for node, b in (found[m] for m in members if m in found)}
-
-    def _budgets(self, customer_id: str, members: Iterable[str]) -> dict[str, tuple[NodeDoc, BudgetDoc]]:
-        members = list(members)
-        eids = sorted({unquote(m.split("|", 1)[0]) for m in members})
-        out: dict[str, tuple[NodeDoc, BudgetDoc]] = {}
-        for node in self.governance_nodes(customer_id, eids):
-            for b in node["budgets"]:
-                out[budget_key(node["id"], b)] = (node, b)
-        return out
+                for node in self.governance_index(customer_id) for b in node["budgets"]
+                if b["utilization"] is not None and b["utilization"] >= threshold}
 
     def top_budgets(self, n: int = 20, by: str = "utilization", offset: int = 0) -> list[BudgetRank]:
         """The fleet's budgets in ``by`` order (highest first), read back from their nodes."""

@@ -9,7 +9,7 @@ prefix.
     customer:{id}                        string  JSON CustomerDocument (the customer page)
     customer:{id}:members                string  its members of the entitlement rankings, one a line
     customer:{id}:history                string  JSON UsageHistoryDoc: usage over time per metered feature
-    gov:{id}:nodes, :children, :budgets, :index    its governance hierarchy (governance.py)
+    gov:{id}:nodes, :children, :index    its governance hierarchy (governance.py)
     customers:rows                       hash    id -> JSON CustomerRow fields (list pages)
     customers:order:name[:plan:{p}][:status:{s}]
                                          zset    score 0, member "{name}\\0{id}\\0{search text}" (lex order)
@@ -159,9 +159,6 @@ class Keys:
 
     def gov_children(self, customer_id: str) -> str:
         return f"{self.prefix}gov:{part(customer_id)}:children"
-
-    def gov_budgets(self, customer_id: str) -> str:
-        return f"{self.prefix}gov:{part(customer_id)}:budgets"
 
     def gov_index(self, customer_id: str) -> str:
         return f"{self.prefix}gov:{part(customer_id)}:index"

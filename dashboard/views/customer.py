@@ -73,7 +73,8 @@ def _last_read(doc: dict) -> float:
 def _nearest_budgets(rm: ReadModel, doc: dict, n: int) -> dict[str, Any]:
     """The customer's governance budgets nearest their limits (the governance page shows
     the whole tree), and how many there are."""
-    nearest = rm.nearest_budgets(doc["id"], n) if doc["governance"]["budgets"] else []
+    nearest = rm.nearest_budgets(doc["id"], n, doc["governance"]["fingerprint"]) if doc["governance"]["budgets"] \
+        else []
     parents = {node["parent"] for node, _ in nearest if node["parent"]}
     names = {p["id"]: p["name"] or p["id"] for p in rm.governance_nodes(doc["id"], sorted(parents))}
     rows = [{**b, "entity_id": node["id"], "display_name": node["name"], "entity_type_id": node["type"],
