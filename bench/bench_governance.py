@@ -17,10 +17,9 @@ Everything runs on 127.0.0.1 and stops by itself.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import shutil
 import statistics
+import shutil
 import sys
 import tempfile
 import time
@@ -29,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.figures import pct, say  # noqa: E402
+from bench.figures import say  # noqa: E402
+from bench.harness import django_here, say_header, signed_in_client, time_page  # noqa: E402
 from tests.servers import Emulator, RedisServer  # noqa: E402
 
-TARGET_P95_MS = 30.0
 CUSTOMER = "bigcorp"
 
 
@@ -88,22 +87,6 @@ def build(emulator: Emulator, nodes: int, rng: random.Random) -> tuple[list[str]
     return features, teams
 
 
-def timed(label: str, browser, url_of, headers: dict, n: int) -> None:
-    for _ in range(10):
-        browser.get(url_of(), **headers)
-    times = []
-    for _ in range(n):
-        url = url_of()
-        t0 = time.perf_counter()
-        response = browser.get(url, **headers)
-        times.append((time.perf_counter() - t0) * 1000)
-        if response.status_code != 200:
-            raise SystemExit(f"{label}: {url} answered {response.status_code}")
-    p95 = pct(times, .95)
-    flag = "" if p95 < TARGET_P95_MS else "  OVER TARGET"
-    say(f"{label:<44} {statistics.median(times):>8.1f} {p95:>8.1f} {max(times):>8.1f}{flag}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=2000)
@@ -115,23 +98,12 @@ def main() -> None:
     try:
         redis_server = RedisServer()
         parts.append(redis_server)
-        os.environ.update({"DJANGO_SETTINGS_MODULE": "stiggadmin.settings", "REDIS_URL": redis_server.url,
-                           "DATABASE_URL": f"sqlite:///{os.path.join(tmp, 'db.sqlite3')}",
-                           "READ_MODEL_PREFIX": "stiggadmin:rm:", "LOG_LEVEL": "WARNING"})
-        for name in ("CELERY_BROKER_URL", "READ_MODEL_REDIS_URL", "STIGG_API_KEY"):
-            os.environ.pop(name, None)
-        import django
-
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-        from django.test import Client
+        django_here(redis_server.url, tmp)
         from django.urls import reverse
 
         from dashboard import sync, tasks
         from dashboard.stigg import StiggClient
 
-        call_command("migrate", verbosity=0)
         emulator = Emulator(workers=2, threads=8)
         parts.append(emulator)
         rng = random.Random(8)
@@ -163,15 +135,12 @@ def main() -> None:
             f"requests, {time.perf_counter() - t0:.2f} s")
         client.close()
 
-        user = get_user_model().objects.create_user("bench", password="bench-password")
-        browser = Client(HTTP_HOST="127.0.0.1")
-        browser.force_login(user)
+        browser = signed_in_client()
         page = reverse("customer-governance", args=[CUSTOMER])
         children = reverse("governance-children", args=[CUSTOMER])
         roots = [n["id"] for n in rm.governance_level(CUSTOMER)]
         htmx = {"HTTP_HX_REQUEST": "true"}
-        say(f"\n{'governance page':<44} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   (n={args.requests}; "
-            f"target p95 < {TARGET_P95_MS:.0f} ms)")
+        say_header("governance page", args.requests)
         cases = [
             ("tree: first paint (full page)", lambda: page, {}),
             ("tree: first paint, by usage", lambda: f"{page}?order=usage", {}),
@@ -185,7 +154,7 @@ def main() -> None:
             ("sunburst (htmx)", lambda: f"{page}?chart=sunburst", {**htmx, "HTTP_HX_TARGET": "sunburst"}),
         ]
         for label, url_of, headers in cases:
-            timed(label, browser, url_of, headers, args.requests)
+            time_page(label, browser, url_of, headers, args.requests)
     finally:
         for part in reversed(parts):
             part.stop()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,10 +35,10 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.figures import pct, say  # noqa: E402
+from bench.figures import say  # noqa: E402
+from bench.harness import django_here, say_header, signed_in_client, time_page  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
 
-TARGET_P95_MS = 30.0
 MIB = 2 ** 20
 
 # Fill a read model with governed_fleet and print its memory: run by --before in a copy of
@@ -90,24 +89,13 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="bench-near-limit-")
     redis_server = RedisServer()
     try:
-        os.environ.update({"DJANGO_SETTINGS_MODULE": "stiggadmin.settings", "REDIS_URL": redis_server.url,
-                           "DATABASE_URL": f"sqlite:///{os.path.join(tmp, 'db.sqlite3')}",
-                           "READ_MODEL_PREFIX": "bench:rm:", "LOG_LEVEL": "WARNING"})
-        for name in ("CELERY_BROKER_URL", "READ_MODEL_REDIS_URL", "STIGG_API_KEY"):
-            os.environ.pop(name, None)
-        import django
-
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-        from django.test import Client
+        django_here(redis_server.url, tmp, prefix="bench:rm:")
         from django.urls import reverse
 
         from bench.bench_read_model import governed_fleet
         from dashboard import tasks
         from dashboard.readmodel import NearLimitQuery
 
-        call_command("migrate", verbosity=0)
         rm = tasks.read_model()
         base = rm.r.info("memory")["used_memory"]
         t = time.monotonic()
@@ -130,9 +118,7 @@ def main() -> None:
         say(f"rows at >= 80 %: {rm.near_limit_page(q).total:,}; with a utilization: "
             f"{rm.near_limit_page(NearLimitQuery(min_utilization=0)).total:,}")
 
-        user = get_user_model().objects.create_user("bench", password="bench-password")
-        browser = Client(HTTP_HOST="127.0.0.1")
-        browser.force_login(user)
+        browser = signed_in_client()
         url = reverse("near-limit")
         htmx = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "near-limit-table"}
         cases: list[tuple[str, str, dict]] = [
@@ -156,22 +142,9 @@ def main() -> None:
             ("capability + entity_type, by usage", "capability=ai-tokens&entity_type=team&order=usage", {}),
             ("$credits, by usage, >= 0 %", f"capability={quote('$credits')}&order=usage&min_utilization=0", {}),
         ]
-        say(f"\n{'/near-limit/':<46} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   (n={args.requests}; target p95 < "
-            f"{TARGET_P95_MS:.0f} ms)")
+        say_header("/near-limit/", args.requests)
         for label, query, headers in cases:
-            target = f"{url}?{query}" if query else url
-            for _ in range(10):  # warm-up: connections, template and script caches
-                browser.get(target, **headers)
-            times = []
-            for _ in range(args.requests):
-                t0 = time.perf_counter()
-                response = browser.get(target, **headers)
-                times.append((time.perf_counter() - t0) * 1000)
-                if response.status_code != 200:
-                    raise SystemExit(f"{label}: {target} answered {response.status_code}")
-            p95 = pct(times, .95)
-            flag = "" if p95 < TARGET_P95_MS else "  OVER TARGET"
-            say(f"{label:<46} {statistics.median(times):>8.1f} {p95:>8.1f} {max(times):>8.1f}{flag}")
+            time_page(label, browser, lambda query=query: f"{url}?{query}" if query else url, headers, args.requests)
 
         csv_url = f"{reverse('near-limit-csv')}?min_utilization=0"
         t0 = time.perf_counter()

@@ -17,7 +17,6 @@ import argparse
 import os
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -26,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.figures import pct, say  # noqa: E402
+from bench.figures import say  # noqa: E402
+from bench.harness import django_here, say_header, signed_in_client, time_page  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, django_env  # noqa: E402
 
-TARGET_P95_MS = 30.0
 
 
 def main() -> None:
@@ -45,25 +44,13 @@ def main() -> None:
     try:
         redis_server = RedisServer()
         parts.append(redis_server)
-        # The in-process Django reads this Redis and a throwaway database.
-        os.environ.update({"DJANGO_SETTINGS_MODULE": "stiggadmin.settings", "REDIS_URL": redis_server.url,
-                           "DATABASE_URL": f"sqlite:///{os.path.join(tmp, 'db.sqlite3')}",
-                           "READ_MODEL_PREFIX": "stiggadmin:rm:", "LOG_LEVEL": "WARNING"})
-        for name in ("CELERY_BROKER_URL", "READ_MODEL_REDIS_URL", "STIGG_API_KEY"):
-            os.environ.pop(name, None)
-        import django
-
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-        from django.test import Client
+        django_here(redis_server.url, tmp)  # the in-process Django reads this Redis and a throwaway database
         from django.urls import reverse
 
         from dashboard import sync, tasks
         from dashboard.stigg import StiggClient
         from emulator.demo import bulk
 
-        call_command("migrate", verbosity=0)
         t = time.monotonic()
         db_path = os.path.join(tmp, "emulator.sqlite3")
         bulk.seed_bulk(db_path, customers=args.customers, nodes=args.nodes, log=lambda m: None)
@@ -99,9 +86,7 @@ def main() -> None:
         client.close()
         say(f"usage history fetched for {len(with_metered)} customers")
 
-        user = get_user_model().objects.create_user("bench", password="bench-password")
-        browser = Client(HTTP_HOST="127.0.0.1")
-        browser.force_login(user)
+        browser = signed_in_client()
         plans = [p for p, _ in rm.plans()]
         some = rm.customers_page(limit=1, offset=len(ids) // 2).rows[0]
         common = (some.name or "a").split()[0][:4].lower()
@@ -127,22 +112,9 @@ def main() -> None:
             ("customer page (full, with charts)", customer_url, {}),
             ("customer page (live partial, polled)", customer_url, {**htmx, "HTTP_HX_TARGET": "customer-live"}),
         ]
-        say(f"\n{'page':<46} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   (n={args.requests}; target p95 < "
-            f"{TARGET_P95_MS:.0f} ms)")
+        say_header("page", args.requests)
         for label, url_of, headers in cases:
-            for _ in range(10):  # warm-up: connections, template caches
-                browser.get(url_of(), **headers)
-            times = []
-            for _ in range(args.requests):
-                url = url_of()
-                t0 = time.perf_counter()
-                response = browser.get(url, **headers)
-                times.append((time.perf_counter() - t0) * 1000)
-                if response.status_code != 200:
-                    raise SystemExit(f"{label}: {url} answered {response.status_code}")
-            p95 = pct(times, .95)
-            flag = "" if p95 < TARGET_P95_MS else "  OVER TARGET"
-            say(f"{label:<46} {statistics.median(times):>8.1f} {p95:>8.1f} {max(times):>8.1f}{flag}")
+            time_page(label, browser, url_of, headers, args.requests)
     finally:
         for part in reversed(parts):
             part.stop()

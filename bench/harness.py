@@ -1,0 +1,62 @@
+"""What the page benchmarks share: this process's Django pointed at the benchmark's own
+Redis and a throwaway database, a signed-in test client, and timing one page."""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from typing import Any, Callable
+
+from bench.figures import pct, say
+
+TARGET_P95_MS = 30.0
+
+
+def django_here(redis_url: str, tmp: str, prefix: str = "stiggadmin:rm:") -> None:
+    """Set up Django in this process on ``redis_url`` and a new SQLite database in ``tmp``,
+    migrated; no Stigg key, broker or read-model URL inherited from the environment."""
+    os.environ.update({"DJANGO_SETTINGS_MODULE": "stiggadmin.settings", "REDIS_URL": redis_url,
+                       "DATABASE_URL": f"sqlite:///{os.path.join(tmp, 'db.sqlite3')}",
+                       "READ_MODEL_PREFIX": prefix, "LOG_LEVEL": "WARNING"})
+    for name in ("CELERY_BROKER_URL", "READ_MODEL_REDIS_URL", "STIGG_API_KEY"):
+        os.environ.pop(name, None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def signed_in_client() -> Any:
+    """Django's test client, signed in as a benchmark user, with a Host the settings allow."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_user("bench", password="bench-password")
+    browser = Client(HTTP_HOST="127.0.0.1")
+    browser.force_login(user)
+    return browser
+
+
+def say_header(what: str, requests: int) -> None:
+    say(f"\n{what:<46} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   (n={requests}; target p95 < "
+        f"{TARGET_P95_MS:.0f} ms)")
+
+
+def time_page(label: str, browser: Any, url_of: Callable[[], str], headers: dict[str, str], requests: int) -> None:
+    """Server time of one page through Django's full request handling: ``requests`` GETs
+    after ten to warm up; p50, p95 and max printed, and whether p95 is over the target."""
+    for _ in range(10):  # warm-up: connections, template and script caches
+        browser.get(url_of(), **headers)
+    times = []
+    for _ in range(requests):
+        url = url_of()
+        t0 = time.perf_counter()
+        response = browser.get(url, **headers)
+        times.append((time.perf_counter() - t0) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"{label}: {url} answered {response.status_code}")
+    p95 = pct(times, .95)
+    flag = "" if p95 < TARGET_P95_MS else "  OVER TARGET"
+    say(f"{label:<46} {statistics.median(times):>8.1f} {p95:>8.1f} {max(times):>8.1f}{flag}")
