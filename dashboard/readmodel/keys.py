@@ -52,8 +52,9 @@ DEFAULT_PREFIX = "stiggadmin:rm:"
 # Bumped whenever the key layout changes: a sweep that finds another layout empties the
 # read model and fills it again from Stigg (it is a cache), instead of reading stale keys.
 # 4: ids percent-encoded; 5: governance hierarchies apart from the document; 6: rankings
-# carry the near-limit facets, with negated scores, and near:* (nearlimit.py)
-LAYOUT_VERSION = "6"
+# carry the near-limit facets, with negated scores, and near:* (nearlimit.py); 7: no
+# per-customer budgets sorted set (gov:{id}:budgets; the hierarchy's index serves instead)
+LAYOUT_VERSION = "7"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")
 NEAR_FACETS = ("plan", "owner", "capability", "entity_type")
