@@ -89,7 +89,7 @@ local function read(s)
   if scanned >= scan and (matched > 0 or (sb.qi > #sb.q and se.qi > #se.q)) then return false end
   local r = redis.call('zrange', s.key, s.pos, math.min(s.pos + s.size, s.n) - 1)
   if #r == 0 then s.n = s.pos return true end
-  s.pos, scanned, s.size = s.pos + #r, scanned + #r, math.min(s.size * 4, 4096)
+  s.pos, scanned, s.size = s.pos + #r, scanned + #r, math.min(s.size * 4, 1024)
   local cand, ms = {}, {}
   for i = 1, #r do
     local m = r[i]
