@@ -58,3 +58,22 @@ def chromium():
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def app_read_model(emulator):
+    """The app's own read model (the one the views read), emptied, with the task code's
+    Stigg client pointed at this module's emulator; both put back after the module."""
+    from django.test import override_settings
+
+    from dashboard import tasks
+
+    stigg_here = override_settings(STIGG_API_URL=emulator.url)
+    stigg_here.enable()
+    tasks._clients.clear()  # the task code's clients are built from the settings on first use
+    rm = tasks.read_model()
+    rm.clear()
+    yield rm
+    rm.clear()
+    stigg_here.disable()
+    tasks._clients.clear()

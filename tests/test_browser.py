@@ -7,7 +7,6 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import override_settings
 
 from dashboard import sync, tasks
 from dashboard.stigg import StiggClient
@@ -20,13 +19,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def stack(emulator, redis_server):
+def stack(emulator, redis_server, app_read_model):
     """The emulator with one customer worth looking at, synced into the app's read model,
     and a real Celery worker serving the refreshes the pages queue."""
-    stigg_here = override_settings(STIGG_API_URL=emulator.url)
-    stigg_here.enable()
-    rm = tasks.read_model()
-    rm.clear()
+    rm = app_read_model
     e = emulator
     calls = w.feature(e, "NUMBER", displayName="API calls", featureUnitsPlural="calls")
     flag = w.feature(e, "BOOLEAN", displayName="Single sign-on")
@@ -45,8 +41,6 @@ def stack(emulator, redis_server):
     yield {"acme": acme, "calls": calls, "worker": worker}
     worker.stop()
     client.close()
-    rm.clear()
-    stigg_here.disable()
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import connection
-from django.test import override_settings
 
-from dashboard import sync, tasks
+from dashboard import sync
 from dashboard.models import AuditEntry
 from dashboard.stigg import StiggClient
 
@@ -23,12 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def governed(emulator, redis_server):
-    stigg_here = override_settings(STIGG_API_URL=emulator.url)
-    stigg_here.enable()
-    tasks._clients.clear()
-    rm = tasks.read_model()
-    rm.clear()
+def governed(emulator, redis_server, app_read_model):
+    rm = app_read_model
     e = emulator
     calls = w.feature(e, "NUMBER", displayName="API calls")
     cid = w.customer(e, name="Acme Rockets")
@@ -46,9 +41,6 @@ def governed(emulator, redis_server):
     worker = CeleryWorker(django_env(redis_server.url, emulator, READ_MODEL_PREFIX=rm.prefix), queues="hot")
     yield {"cid": cid, "calls": calls, "emu": e}
     worker.stop()
-    rm.clear()
-    stigg_here.disable()
-    tasks._clients.clear()
 
 
 @pytest.fixture

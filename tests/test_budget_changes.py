@@ -16,7 +16,7 @@ import pytest
 import redis
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 
 from dashboard import sync, tasks
@@ -25,6 +25,7 @@ from dashboard.models import AuditEntry
 from dashboard.stigg import StiggClient, StiggUnavailable
 
 from . import emulator_world as w
+from .pages import text_of
 
 pytestmark = pytest.mark.django_db
 # What the world starts with, and every test starts from: (entity, limit, cadence, parent).
@@ -32,12 +33,8 @@ BUDGETS = (("research", 50, "P1M", None), ("ada", 10, "P1W", "research"), ("bot-
 
 
 @pytest.fixture(scope="module")
-def world(emulator):
-    stigg_here = override_settings(STIGG_API_URL=emulator.url)
-    stigg_here.enable()
-    tasks._clients.clear()  # the task code's clients are built from the settings on first use
-    rm = tasks.read_model()
-    rm.clear()
+def world(emulator, app_read_model):
+    rm = app_read_model
     e = emulator
     calls = w.feature(e, "NUMBER", displayName="API calls")
     tokens = w.feature(e, "NUMBER", displayName="AI tokens")
@@ -61,9 +58,6 @@ def world(emulator):
     refresh(world)
     yield world
     client.close()
-    rm.clear()
-    stigg_here.disable()
-    tasks._clients.clear()
 
 
 def reset(world: dict[str, Any]) -> None:
@@ -111,11 +105,6 @@ def url(world: dict[str, Any], entity: str = "ada", capability: str | None = "ca
         query["capability"] = world["calls"] if capability == "calls" else capability
     query["scope"] = scope
     return f"{reverse('budget-change', args=[world['cid']])}?{urlencode(query)}"
-
-
-def text_of(response) -> str:
-    html = re.sub(r"<script\b.*?</script>", " ", response.content.decode(), flags=re.S)
-    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html))).strip()
 
 
 def form_token(response) -> str:

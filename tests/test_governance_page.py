@@ -7,11 +7,10 @@ import re
 
 import pytest
 import redis
-from django.test import override_settings
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from dashboard import sync, tasks
+from dashboard import sync
 from dashboard.stigg import StiggClient
 
 from . import governance_world
@@ -22,12 +21,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
-def gov(emulator):
-    stigg_here = override_settings(STIGG_API_URL=emulator.url)
-    stigg_here.enable()
-    tasks._clients.clear()
-    rm = tasks.read_model()
-    rm.clear()
+def gov(emulator, app_read_model):
+    rm = app_read_model
     world = governance_world.build(emulator)
     acme, bare, e = world["acme"], world["bare"], emulator
     client = StiggClient(e.url, e.key, timeout=10)
@@ -36,9 +31,6 @@ def gov(emulator):
         sync.refresh_customer(client, rm, cid, discover=True)
     yield {"rm": rm, "acme": acme, "bare": bare, "calls": world["calls"], "emulator": e, "client": client}
     client.close()
-    rm.clear()
-    stigg_here.disable()
-    tasks._clients.clear()
 
 
 def page(browser, gov, customer: str | None = None, headers: dict | None = None, **query):

@@ -12,16 +12,16 @@ from html import unescape
 from urllib.parse import quote
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 
-from dashboard import sync, tasks
+from dashboard import sync
 from dashboard.codec import dump
 from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
 from .near_limit_world import budget, customer_snapshot
+from .pages import text_of
 from .test_read_model import FEATURES, PACKAGES, T0
 
 pytestmark = pytest.mark.django_db
@@ -30,12 +30,8 @@ ODD_ENTITY = "team/x y%"
 
 
 @pytest.fixture(scope="module")
-def world(emulator):
-    stigg_here = override_settings(STIGG_API_URL=emulator.url)
-    stigg_here.enable()
-    tasks._clients.clear()
-    rm = tasks.read_model()
-    rm.clear()
+def world(emulator, app_read_model):
+    rm = app_read_model
     rm.write_catalog(dump(list(FEATURES.values())), dump(list(PACKAGES.values())), T0, entity_types=[])
     for doc, gov in (
         customer_snapshot("acme", name="Acme Rockets", plan="pro", owner="Ada Lovelace", api=950, budgets=(
@@ -61,27 +57,12 @@ def world(emulator):
     sync.refresh_customer(client, rm, synced, discover=True)
     client.close()
     yield {"rm": rm, "synced": synced, "calls": calls}
-    rm.clear()
-    stigg_here.disable()
-    tasks._clients.clear()
-
-
-@pytest.fixture
-def browser(db) -> Client:
-    c = Client()
-    c.force_login(get_user_model().objects.create_user("casey", password="pw-casey-1"))
-    return c
 
 
 def page(browser: Client, **query: str):
     response = browser.get(reverse("near-limit"), query)
     assert response.status_code == 200
     return response
-
-
-def text_of(response) -> str:
-    html = re.sub(r"<script\b.*?</script>", " ", response.content.decode(), flags=re.S)
-    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html))).strip()
 
 
 def rows_of(response) -> list[tuple[str, str]]:

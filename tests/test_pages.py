@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 import redis
 from django.contrib.auth import get_user_model
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 
 from dashboard import sync, tasks
@@ -25,14 +25,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
-def world(emulator):
+def world(emulator, app_read_model):
     """A catalog with every entitlement shape and a handful of customers, synced into the
     app's own read model (the one the views read)."""
-    stigg_here = override_settings(STIGG_API_URL=emulator.url)
-    stigg_here.enable()
-    tasks._clients.clear()  # the task code's clients are built from the settings on first use
-    rm = tasks.read_model()
-    rm.clear()
+    rm = app_read_model
     e = emulator
     flag = w.feature(e, "BOOLEAN", displayName="Single sign-on")
     locked = w.feature(e, "BOOLEAN", displayName="Audit log")
@@ -98,9 +94,6 @@ def world(emulator):
     yield {"rm": rm, "rich": rich, "evil": evil, "broken": broken, "quiet": quiet, "plan": plan,
            "other_plan": other_plan}
     client.close()
-    rm.clear()
-    stigg_here.disable()
-    tasks._clients.clear()
 
 
 def test_it_sends_anonymous_visitors_to_sign_in(world):
