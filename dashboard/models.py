@@ -1,5 +1,5 @@
 """What is ours, not Stigg's: the append-only audit log of every write the dashboard makes
-to Stigg (budget changes now; promotion grants and revokes share it later).
+to Stigg: budget changes, and promotion grants, extensions and revokes.
 
 Append-only twice over: the model refuses to update or delete a row (``save`` of an
 existing row, ``delete``, and the queryset's ``update``/``delete``), and the database
@@ -30,6 +30,9 @@ class AuditEntry(models.Model):
     class Action(models.TextChoices):
         BUDGET_CHANGE = "budget.change", "Budget changed"
         BUDGET_ADD = "budget.add", "Budget added"
+        PROMOTION_GRANT = "promotion.grant", "Promotion granted"
+        PROMOTION_EXTEND = "promotion.extend", "Promotion extended"
+        PROMOTION_REVOKE = "promotion.revoke", "Promotion revoked"
 
     class Outcome(models.TextChoices):
         DONE = "done", "Done"  # Stigg accepted the change
@@ -65,7 +68,8 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit log"
         # No add/change/delete permissions exist at all: rows come only from the actions.
         default_permissions = ("view",)
-        permissions = [("change_budget", "Can change governance budgets")]
+        permissions = [("change_budget", "Can change governance budgets"),
+                       ("grant_promotion", "Can grant, extend and revoke promotions")]
         indexes = [models.Index(fields=("customer_id", "entity_id", "capability"), name="audit_budget_idx")]
 
     def __str__(self) -> str:

@@ -52,7 +52,8 @@ def test_it_migrates_and_creates_the_demo_logins_on_postgresql():
             perms = db.execute("SELECT g.name, p.codename FROM auth_group g JOIN auth_group_permissions gp "
                                "ON gp.group_id = g.id JOIN auth_permission p ON p.id = gp.permission_id "
                                "ORDER BY 1, 2").fetchall()
-            assert perms == [("Customer success", "change_budget"), ("Customer success", "view_auditentry"),
+            assert perms == [("Customer success", "change_budget"), ("Customer success", "grant_promotion"),
+                             ("Customer success", "view_auditentry"),
                              ("Viewers", "view_auditentry")]
             _assert_the_audit_log_is_append_only(db)
     finally:
