@@ -8,33 +8,21 @@ A budget is (entity, capability, scope) within a customer: Stigg's assignment na
 (stigg-api.md §9.3, guarantee 27), so a change is an upsert of that key. "before" is what
 the read model holds; this module never reads Stigg, it only writes.
 
-The audit row is written once Stigg has answered: "done" only when Stigg accepted the
-change, "failed" when it refused or did not answer in time. The form's one-time token is
-stored with the row (unique), so the same form submitted twice makes one change and one
-row: the second submit finds the first row and reports it again.
+Recording, idempotency and the refresh afterwards are writes.py's, shared with promotions.
 """
 from __future__ import annotations
 
-import json
-import logging
 import math
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import redis
-from django.conf import settings
-from django.db import IntegrityError, transaction
-from kombu.exceptions import OperationalError as BrokerUnavailable
-
 from .. import tasks
-from ..codec import dump
 from ..models import AuditEntry
 from ..readmodel import BudgetDoc, NodeDoc, ReadModel
-from ..stigg import StiggClient, StiggRequestError, StiggUnavailable
-
-log = logging.getLogger(__name__)
+from ..stigg import StiggClient
+from . import writes
 
 # Single-unit ISO-8601 durations, as Stigg takes them (guarantee 29): P1M, P30D, P1W, P1Y,
 # PT1H, PT15M. Composites such as P1M10D are not cadences.
@@ -167,82 +155,38 @@ def change_budget(change: BudgetChange, *, user: Any, token: uuid.UUID, client: 
     if earlier is not None:
         return earlier
     validate(change, rm)
-    status, answer, done, unsure = _send(client or tasks.client(), change)
-    entry = _record(change, user, token, status, answer, done)
+    sent = _send(client or tasks.client(), change)
+    t = change.target
+    entry = writes.record(token, user, sent, customer_id=t.customer_id, action=change.action, entity_id=t.entity_id,
+                          capability=t.capability, scope=list(t.scope),
+                          before=change.before.as_json(t.scope) if change.before else None,
+                          after=change.after.as_json(t.scope), reason=change.reason.strip(),
+                          ticket=change.ticket.strip())
     if entry is None:  # the same form, submitted twice at once: the other request recorded it
         return _earlier(token, change.target) or ChangeResult(AuditEntry.objects.get(idempotency_key=token))
     # Unsure (timed out, or an answer we could not read): Stigg may hold the change all
     # the same, so the dashboard looks again instead of guessing.
-    warning = _refresh(rm, change.target.customer_id) if done or unsure else None
-    return ChangeResult(entry, message=None if done else _why(entry), warning=warning)
+    warning = writes.refresh(rm, t.customer_id, "budget-change") if sent.done or sent.unsure else None
+    return ChangeResult(entry, message=None if sent.done else writes.why(entry), warning=warning)
 
 
 def _earlier(token: uuid.UUID, target: BudgetTarget) -> ChangeResult | None:
-    entry = AuditEntry.objects.filter(idempotency_key=token).first()
+    entry = writes.earlier(token)
     if entry is None:
         return None
     if (entry.customer_id, entry.entity_id, entry.capability, tuple(entry.scope)) != (
             target.customer_id, target.entity_id, target.capability, target.scope):
         raise BudgetInputError(None, "This form was already used for another change. Open it again to make this one.")
-    message = None if entry.done else f"This form was already submitted, and the change was not made. {_why(entry)}"
+    message = None if entry.done else f"This form was already submitted, and the change was not made. {writes.why(entry)}"
     return ChangeResult(entry, message=message, replayed=True)
 
 
-def _send(client: StiggClient, change: BudgetChange) -> tuple[int | None, str, bool, bool]:
-    """(status, Stigg's answer or the error, done, unsure whether Stigg applied it)."""
+def _send(client: StiggClient, change: BudgetChange) -> writes.Sent:
     t, after = change.target, change.after
     # Left out, Stigg keeps the cadence it holds: only a cadence the person changed is sent.
     unchanged = change.before is not None and change.before.cadence == after.cadence
-    try:
-        accepted = client.upsert_assignment(
-            t.customer_id, t.entity_id, t.feature_id, after.limit, cadence=None if unchanged else after.cadence,
-            scope_entity_ids=t.scope, currency_id=t.currency_id,
-            # Somebody is waiting: one attempt, a short timeout; the form keeps the input.
-            timeout=settings.STIGG_WRITE_TIMEOUT_SECONDS, attempts=1)
-    except StiggUnavailable as exc:
-        log.warning("Budget change for %s not made: %s", t.customer_id, exc)
-        return exc.status, str(exc), False, True
-    except StiggRequestError as exc:
-        log.info("Budget change for %s refused: %s", t.customer_id, exc)
-        return exc.status, str(exc), False, exc.status is None  # no status: a 2xx we could not read
-    # Stigg answers a governance PUT with 200 (§1); the client hands back only 2xx bodies.
-    return 200, json.dumps(dump(accepted)), True, False
-
-
-def _record(change: BudgetChange, user: Any, token: uuid.UUID, status: int | None, answer: str,
-            done: bool) -> AuditEntry | None:
-    """The audit row, or None when a row with this token exists already."""
-    t = change.target
-    try:
-        with transaction.atomic():
-            return AuditEntry.objects.create(
-                user=user, username=user.get_username(), customer_id=t.customer_id, action=change.action,
-                entity_id=t.entity_id, capability=t.capability, scope=list(t.scope),
-                before=change.before.as_json(t.scope) if change.before else None, after=change.after.as_json(t.scope),
-                reason=change.reason.strip(), ticket=change.ticket.strip(), stigg_status=status, stigg_answer=answer,
-                outcome=AuditEntry.Outcome.DONE if done else AuditEntry.Outcome.FAILED, idempotency_key=token)
-    except IntegrityError:
-        if AuditEntry.objects.filter(idempotency_key=token).exists():
-            return None
-        log.error("Budget change for %s (done=%s) could not be recorded: %s", t.customer_id, done, answer)
-        raise
-
-
-def _refresh(rm: ReadModel, customer_id: str) -> str | None:
-    """Re-read the customer now and keep it in the hot tier a while; a warning when that fails."""
-    try:
-        rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
-        tasks.queue_refresh(customer_id, "budget-change")
-    except (BrokerUnavailable, OSError, redis.RedisError) as exc:
-        log.warning("No refresh queued for %s after a budget change: %s", customer_id, exc)
-        return "No refresh could be queued, so the new figures show after the next sync."
-    return None
-
-
-def _why(entry: AuditEntry) -> str:
-    status = entry.stigg_status
-    if status is None or status >= 500 or status in (408, 429):  # no answer, or not a refusal
-        return (f"Stigg did not answer in time or is unavailable ({entry.stigg_answer}). It is not recorded as "
-                "done; the change may still have reached Stigg, so the dashboard is reading this customer again. "
-                "Check the current value before trying again.")
-    return f"Stigg refused the change: {entry.stigg_answer}"
+    # Stigg answers a governance PUT with 200 (§1).
+    return writes.send(lambda: client.upsert_assignment(
+        t.customer_id, t.entity_id, t.feature_id, after.limit, cadence=None if unchanged else after.cadence,
+        scope_entity_ids=t.scope, currency_id=t.currency_id, **writes.write_timeout()),
+        ok_status=200, what="Budget change", customer_id=t.customer_id)

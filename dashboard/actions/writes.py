@@ -1,0 +1,102 @@
+"""What every write to Stigg shares, whatever it changes (budgets, promotions):
+
+    sent = send(lambda: client.some_write(...), ok_status=200)   Stigg's answer, never raises
+    entry = record(token, user, outcome=sent, **audit_fields)     the audit row (None: a twin exists)
+    warning = refresh(rm, customer_id, "promotion")               read the customer back now
+    why(entry)                                                    why it is not done, in words
+
+The audit row is written once Stigg has answered: "done" only when Stigg accepted the
+write, "failed" when it refused or did not answer in time. The form's one-time token is
+stored with the row (unique), so the same form submitted twice makes one write and one
+row: the second submit finds the first row (``earlier``) and reports it again."""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from kombu.exceptions import OperationalError as BrokerUnavailable
+
+from .. import tasks
+from ..codec import dump
+from ..models import AuditEntry
+from ..readmodel import ReadModel
+from ..stigg import StiggRequestError, StiggUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Stigg's answer to one write."""
+
+    status: int | None  # HTTP status; None when no answer came (or one we could not read)
+    answer: str  # what Stigg answered (JSON of what it accepted), or the error in words
+    done: bool  # Stigg accepted it
+    unsure: bool  # Stigg may have applied it all the same (a timeout, an unreadable 2xx)
+    value: Any = None  # what the client returned, when done
+
+
+def send(call: Callable[[], Any], *, ok_status: int, what: str, customer_id: str) -> Sent:
+    """Run one write against Stigg; every outcome becomes a Sent, nothing raises."""
+    try:
+        accepted = call()
+    except StiggUnavailable as exc:
+        log.warning("%s for %s not made: %s", what, customer_id, exc)
+        return Sent(exc.status, str(exc), False, True)
+    except StiggRequestError as exc:
+        log.info("%s for %s refused: %s", what, customer_id, exc)
+        return Sent(exc.status, str(exc), False, exc.status is None)  # no status: a 2xx we could not read
+    # The client hands back only 2xx bodies; the status is the one Stigg answers such a write with.
+    return Sent(ok_status, json.dumps(dump(accepted)), True, False, accepted)
+
+
+def write_timeout() -> dict[str, Any]:
+    """Somebody is waiting: one attempt, a short timeout; the form keeps the input."""
+    return {"timeout": settings.STIGG_WRITE_TIMEOUT_SECONDS, "attempts": 1}
+
+
+def earlier(token: uuid.UUID) -> AuditEntry | None:
+    return AuditEntry.objects.filter(idempotency_key=token).first()
+
+
+def record(token: uuid.UUID, user: Any, sent: Sent, **fields: Any) -> AuditEntry | None:
+    """The audit row, or None when a row with this token exists already (the same form,
+    submitted twice at once: the other request recorded it)."""
+    try:
+        with transaction.atomic():
+            return AuditEntry.objects.create(
+                user=user, username=user.get_username(), stigg_status=sent.status, stigg_answer=sent.answer,
+                outcome=AuditEntry.Outcome.DONE if sent.done else AuditEntry.Outcome.FAILED, idempotency_key=token,
+                **fields)
+    except IntegrityError:
+        if AuditEntry.objects.filter(idempotency_key=token).exists():
+            return None
+        log.error("%s for %s (done=%s) could not be recorded: %s", fields.get("action"), fields.get("customer_id"),
+                  sent.done, sent.answer)
+        raise
+
+
+def refresh(rm: ReadModel, customer_id: str, reason: str) -> str | None:
+    """Re-read the customer now and keep it in the hot tier a while; a warning when that fails."""
+    try:
+        rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
+        tasks.queue_refresh(customer_id, reason)
+    except (BrokerUnavailable, OSError, redis.RedisError) as exc:
+        log.warning("No refresh queued for %s after a %s: %s", customer_id, reason, exc)
+        return "No refresh could be queued, so the new figures show after the next sync."
+    return None
+
+
+def why(entry: AuditEntry) -> str:
+    status = entry.stigg_status
+    if status is None or status >= 500 or status in (408, 429):  # no answer, or not a refusal
+        return (f"Stigg did not answer in time or is unavailable ({entry.stigg_answer}). It is not recorded as "
+                "done; the change may still have reached Stigg, so the dashboard is reading this customer again. "
+                "Check the current value before trying again.")
+    return f"Stigg refused the change: {entry.stigg_answer}"
