@@ -115,6 +115,8 @@ def _parts_for(reason: str) -> frozenset[str]:
     """What a refresh asks Stigg for: what its cause can have changed."""
     if reason.startswith("webhook:"):
         return sync.parts_for_webhook(reason.split(":", 1)[1])
+    if reason == "promotion":  # a grant, extension or revoke made here: what a promotion webhook changes
+        return sync.parts_for_webhook("promotional_entitlement")
     return sync.PARTS  # a write, a person pressing refresh, a retry after an outage
 
 

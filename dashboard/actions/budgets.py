@@ -30,13 +30,8 @@ CADENCE = re.compile(r"P(?:([1-9]\d{0,3})([YMWD])|T([1-9]\d{0,3})([HM]))")
 MAX_LIMIT = float(2**53 - 1)  # the largest whole number Stigg keeps exactly (§1)
 
 
-class BudgetInputError(ValueError):
-    """The change cannot be made as asked. ``field`` is the form field to show it at (None:
-    the form as a whole); ``message`` says what to do, in words."""
-
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
+class BudgetInputError(writes.InputError):
+    """A budget change that cannot be made as asked (see writes.InputError)."""
 
 
 def clean_cadence(text: str) -> str:
@@ -101,16 +96,7 @@ class BudgetChange:
         return AuditEntry.Action.BUDGET_ADD if self.before is None else AuditEntry.Action.BUDGET_CHANGE
 
 
-@dataclass(frozen=True)
-class ChangeResult:
-    entry: AuditEntry
-    message: str | None = None  # why it is not done, in words
-    warning: str | None = None  # done, but the refresh could not be queued
-    replayed: bool = False  # the same form again: nothing new was sent or recorded
-
-    @property
-    def done(self) -> bool:
-        return self.entry.done
+ChangeResult = writes.WriteResult
 
 
 def find_budget(node: NodeDoc, capability: str, scope: Sequence[str]) -> BudgetDoc | None:

@@ -31,6 +31,27 @@ from ..stigg import StiggRequestError, StiggUnavailable
 log = logging.getLogger(__name__)
 
 
+class InputError(ValueError):
+    """The write cannot be made as asked. ``field`` is the form field to show it at (None:
+    the form as a whole); ``message`` says what to do, in words."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    entry: AuditEntry
+    message: str | None = None  # why it is not done, in words
+    warning: str | None = None  # done, but the refresh could not be queued
+    replayed: bool = False  # the same form again: nothing new was sent or recorded
+
+    @property
+    def done(self) -> bool:
+        return self.entry.done
+
+
 @dataclass(frozen=True)
 class Sent:
     """Stigg's answer to one write."""

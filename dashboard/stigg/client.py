@@ -195,7 +195,10 @@ class StiggClient:
         return self._paginate(f"/api/v1/customers/{_q(customer_id)}/promotional-entitlements", _parse_promotion,
                               {"status": ",".join(statuses) or None})
 
-    def grant_promotions(self, customer_id: str, grants: list[PromotionGrant]) -> list[Promotion]:
+    def grant_promotions(self, customer_id: str, grants: list[PromotionGrant], *, timeout: float | None = None,
+                         attempts: int | None = None) -> list[Promotion]:
+        """Grant (or replace: one record per feature, §6) promotional entitlements.
+        ``timeout``/``attempts``: see StiggTransport.request."""
         # Every key present, null when unset, exactly as Stigg's SDK sends them.
         items = [{
             "featureId": g.feature_id,
@@ -207,21 +210,22 @@ class StiggClient:
             "isVisible": None,
             "enumValues": list(g.enum_values) if g.enum_values is not None else None,
             "resetPeriod": g.reset_period,
-            "monthlyResetPeriodConfiguration": None,
-            "weeklyResetPeriodConfiguration": None,
-            "yearlyResetPeriodConfiguration": None,
+            **_reset_configuration(g.reset_period, g.reset_anchor),
         } for g in grants]
         path = f"/api/v1/customers/{_q(customer_id)}/promotional-entitlements"
-        body = self._transport.request("POST", path, json_body={"promotionalEntitlements": items})
+        body = self._transport.request("POST", path, json_body={"promotionalEntitlements": items}, timeout=timeout,
+                                       attempts=attempts)
         try:
             data = _list(body["data"], "data")
         except _Malformed as exc:
             raise _malformed(f"{path}: {exc}") from None
         return [_parse(_parse_promotion, item, path) for item in data]
 
-    def revoke_promotion(self, customer_id: str, feature_id: str) -> Promotion:
+    def revoke_promotion(self, customer_id: str, feature_id: str, *, timeout: float | None = None,
+                         attempts: int | None = None) -> Promotion:
         path = f"/api/v1/customers/{_q(customer_id)}/promotional-entitlements/{_q(feature_id)}"
-        return _parse(_parse_promotion, self._transport.request("DELETE", path)["data"], path)
+        body = self._transport.request("DELETE", path, timeout=timeout, attempts=attempts)
+        return _parse(_parse_promotion, body["data"], path)
 
     def usage_history(self, customer_id: str, feature_id: str, start: datetime, end: datetime | None = None,
                       group_by: str | None = None) -> UsageHistory:
@@ -274,6 +278,19 @@ class StiggClient:
         except _Malformed as exc:
             raise _malformed(f"{path}: {exc}") from None
         return _parse(_parse_assignment, data[0], path)
+
+
+RESET_CONFIGURATION_KEYS = {"MONTH": "monthlyResetPeriodConfiguration", "WEEK": "weeklyResetPeriodConfiguration",
+                            "YEAR": "yearlyResetPeriodConfiguration"}
+
+
+def _reset_configuration(reset_period: str | None, anchor: str | None) -> dict[str, Any]:
+    """The three *ResetPeriodConfiguration keys, all sent as the SDK does: the one matching
+    the reset period carries the anchor (§5.3), the others null."""
+    keys = dict.fromkeys(RESET_CONFIGURATION_KEYS.values())
+    if anchor and reset_period in RESET_CONFIGURATION_KEYS:
+        keys[RESET_CONFIGURATION_KEYS[reset_period]] = {"accordingTo": anchor}
+    return keys
 
 
 def _q(path_id: str) -> str:

@@ -143,7 +143,8 @@ class PromotionGrant:
     has_unlimited_usage: bool | None = None
     has_soft_limit: bool | None = None
     enum_values: tuple[str, ...] | None = None
-    reset_period: str | None = None
+    reset_period: str | None = None  # YEAR | MONTH | WEEK | DAY | HOUR
+    reset_anchor: str | None = None  # accordingTo (§5.3): SubscriptionStart, StartOfTheMonth, EverySunday…
 
 
 @dataclass(frozen=True)

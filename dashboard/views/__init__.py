@@ -1,6 +1,6 @@
 """The dashboard's pages and endpoints, one module per page family. A page view reads
 only the Redis read model, never Stigg; it renders the whole page, or one named partial
-for htmx. A write to Stigg (a budget change) goes through ``dashboard.actions``."""
+for htmx. A write to Stigg (a budget change, a promotion) goes through ``dashboard.actions``."""
 from .budgets import budget_change
 from .customer import customer, refresh_customer
 from .customers import customers
@@ -9,7 +9,9 @@ from .governance import governance, governance_children
 from .health import healthz
 from .nearlimit import near_limit, near_limit_csv
 from .overview import overview
+from .promotions import promotion_extend, promotion_new, promotion_revoke
 from .webhooks import stigg_webhook
 
 __all__ = ["budget_change", "customer", "customers", "entity_types", "governance", "governance_children",
-           "healthz", "near_limit", "near_limit_csv", "overview", "refresh_customer", "stigg_webhook"]
+           "healthz", "near_limit", "near_limit_csv", "overview",
+           "promotion_extend", "promotion_new", "promotion_revoke", "refresh_customer", "stigg_webhook"]

@@ -18,6 +18,7 @@ from ..readmodel import ReadModel, parse_time
 from .common import customer_missing, frame, page_login_required, queue_task, render_page
 
 BUDGETS_ON_CUSTOMER_PAGE = 10
+GRANT_PROMOTION = "dashboard.grant_promotion"  # who sees "Grant promotion", "Extend", "Revoke"
 # "Refresh now" gives up waiting (and says so) after this long; the refresh stays queued.
 REFRESH_WAIT_SECONDS = 90
 # The usage-history placeholder polls this often until the charts arrive.
@@ -57,7 +58,8 @@ def customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     context = {**frame(rm), "doc": doc, "profile": doc["profile"], "charts": _usage_charts(doc, history),
                "budgets": _nearest_budgets(rm, doc, BUDGETS_ON_CUSTOMER_PAGE),
                "history": history, **_history_wait(request, history_wanted and history is None),
-               "history_poll_seconds": HISTORY_POLL_SECONDS, **_refresh_state(request, doc)}
+               "history_poll_seconds": HISTORY_POLL_SECONDS, **_refresh_state(request, doc),
+               "can_grant": request.user.has_perm(GRANT_PROMOTION)}
     response = render_page(request, "dashboard/customer.html", context,
                        frozenset({"customer-live", "usage-charts", "refresh-status"}))
     if context["refresh_landed"]:
@@ -65,7 +67,7 @@ def customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     return response
 
 
-def _last_read(doc: dict) -> float:
+def last_read(doc: dict) -> float:
     """When Stigg was last asked about this customer, successfully or not."""
     return max(_epoch_of(doc["fetched_at"]), _epoch_of(doc["error_at"]))
 
@@ -108,7 +110,7 @@ def _refresh_state(request: HttpRequest, doc: dict) -> dict[str, Any]:
         since = queued_at = math.nan
     if not (math.isfinite(since) and math.isfinite(queued_at)):
         return {"refreshing": False, "refresh_landed": False, "refresh_gave_up": False}
-    landed = _last_read(doc) > since
+    landed = last_read(doc) > since
     waited = max(0.0, time.time() - queued_at)
     return {"refreshing": not landed and waited < REFRESH_WAIT_SECONDS, "refresh_landed": landed,
             "refresh_gave_up": not landed and waited >= REFRESH_WAIT_SECONDS, "since": since,
@@ -125,7 +127,7 @@ def refresh_customer(request: HttpRequest, customer_id: str) -> HttpResponse:
     doc = rm.customer(customer_id)
     if doc is None:
         return customer_missing(request, rm, customer_id)
-    since, queued_at = _last_read(doc), time.time()
+    since, queued_at = last_read(doc), time.time()
     # somebody is watching it: keep it in the hot tier a while
     rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
     error = queue_task("a refresh", lambda: tasks.queue_refresh(customer_id, "manual"), customer_id)

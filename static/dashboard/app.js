@@ -56,4 +56,25 @@
     evt.detail.parameters["open"] = open;
   });
   document.addEventListener("htmx:load", function (evt) { drawCharts(evt.target); });
+
+  // Forms opened "in a modal": links with hx-target="#modal-body" load the form's page as
+  // a fragment; the same link without JavaScript opens that page. The modal opens when the
+  // form arrives, and closes on Cancel, the close button or Escape (the dialog's own).
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (evt.detail.target.id !== "modal-body") return;
+    var dialog = document.getElementById("modal");
+    if (!dialog.open) dialog.showModal();
+    var first = dialog.querySelector("input:not([type=hidden]), select, textarea");
+    if (first) first.focus();
+  });
+  document.addEventListener("click", function (evt) {
+    var closer = evt.target.closest ? evt.target.closest("[data-close-modal]") : null;
+    var dialog = closer && closer.closest("dialog");
+    if (!dialog) return;
+    evt.preventDefault();
+    dialog.close();
+  });
+  document.addEventListener("close", function (evt) {
+    if (evt.target.id === "modal") document.getElementById("modal-body").innerHTML = "";
+  }, true);
 })();
