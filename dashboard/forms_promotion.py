@@ -15,7 +15,9 @@ from .rules import promotions as rules
 from .rules.promotions import Grant
 
 PERIOD_CHOICES = list(rules.PERIODS.items())
-RESET_CHOICES = [("", "as the plan has it")] + list(rules.RESET_PERIODS.items())
+# A promotion without a reset period wins with it: usage would then never reset (§5.4), so
+# "never" is said as such, and the form starts from the reset the customer has today.
+RESET_CHOICES = list(rules.RESET_PERIODS.items()) + [("", "never (usage accumulates)")]
 ANCHOR_WORDS = {"SubscriptionStart": "the subscription's start date", "StartOfTheMonth": "the 1st of the month",
                 **{f"Every{d}": f"every {d}" for d in ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday",
                                                         "Friday", "Saturday")}}
@@ -97,7 +99,9 @@ class GrantForm(PeriodFields):
                    "period", "end_date", "reason", "ticket", "token"]
 
     def __init__(self, data: Any, *, subject: Subject, **kwargs: Any) -> None:
-        super().__init__(data, subject=subject, initial={"feature": subject.feature_id}, **kwargs)
+        now_resets = (subject.entitlement or {}).get("reset_period")
+        super().__init__(data, subject=subject, initial={"feature": subject.feature_id,
+                                                         "reset_period": now_resets or "MONTH"}, **kwargs)
         feature = subject.feature
         kind = feature.feature_type if feature else ""
         if kind != "NUMBER":

@@ -20,6 +20,7 @@ urlpatterns = [
     path("customers/<path:customer_id>/promotions/revoke", views.promotion_revoke, name="promotion-revoke"),
     path("customers/<path:customer_id>", views.customer, name="customer"),
     path("governance/entity-types", views.entity_types, name="entity-types"),
+    path("promotions/expiring", views.promotions_expiring, name="promotions-expiring"),
     path("refresh/<path:customer_id>", views.refresh_customer, name="refresh-customer"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -4,7 +4,7 @@
 ``governance`` each customer's hierarchy (nodes and a children index) and the fleet's
 budget rankings; ``rankings`` the entitlement rankings, counts and histograms;
 ``nearlimit`` the near-limit facets and reads over those rankings (``nearlimit_rows`` the
-rows they read back); ``syncstate`` freshness, the hot tier, status,
+rows they read back); ``promotions`` the fleet's promotions by end date; ``syncstate`` freshness, the hot tier, status,
 locks and claims; ``catalog`` and ``history`` one value each; ``model`` puts them
 together as ``ReadModel``. ``documents`` and ``values`` are the typed values stored and
 returned. Nothing here knows Stigg's wire format: sync shapes Stigg's answers first."""
@@ -18,13 +18,14 @@ from .keys import LAYOUT_VERSION
 from .model import ReadModel
 from .nearlimit import Facets, NearLimitQuery
 from .nearlimit_rows import NearLimitPage, NearLimitRow
+from .promotions import ExpiringPage
 from .values import (
     BudgetRank, Catalog, CustomerPage, CustomerRow, EntitlementRank, HistogramBin, SyncStatus, ThresholdCounts,
     iso, parse_time,
 )
 
 __all__ = [
-    "LAYOUT_VERSION", "BudgetRank", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow", "Facets",
+    "LAYOUT_VERSION", "BudgetRank", "ExpiringPage", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow", "Facets",
     "BlockingRef", "BudgetDoc", "EntitlementDoc", "EntitlementRank", "GovernanceSummary", "GovernanceWrite",
     "HistogramBin", "IndexNode", "NearLimitPage", "NearLimitQuery", "NearLimitRow", "NodeDoc", "empty_governance",
     "PromotionDoc", "ReadModel",

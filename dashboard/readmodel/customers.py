@@ -26,6 +26,7 @@ from .governance import (
 )
 from .keys import CUSTOMER_SORTS
 from .nearlimit import Facets, customer_facets, facets_of, queue_facets
+from .promotions import promotion_members_of, queue_promotions
 from .rankings import entitlement_members_of, queue_forget_members, queue_rankings
 from .values import CustomerPage, CustomerRow, as_str, epoch, iso, parse_time, to_json
 
@@ -98,6 +99,7 @@ class Customers(Store):
             # Plan and owner are looked up per customer (nearlimit.py): rewriting this one
             # field moves all its rows, the hierarchy rewritten or not.
             old_facets = facets_of(pipe, self.keys, cid)
+            old_promotions = promotion_members_of(pipe, self.keys, cid)
             budgets = (sum(len(n["budgets"]) for n in governance["nodes"].values()) if governance is not None
                        else self._budget_count(pipe, cid, old_facets))
             pipe.multi()
@@ -105,6 +107,7 @@ class Customers(Store):
             if governance is not None:
                 queue_governance(pipe, self.keys, cid, governance, old_budgets)
             queue_facets(pipe, self.keys, cid, old_facets, customer_facets(snapshot, self.owner_key, budgets))
+            queue_promotions(pipe, self.keys, snapshot, cid, old_promotions)
             return True
 
         return self._transaction(write, cid)
@@ -153,7 +156,9 @@ class Customers(Store):
                 budgets = members_of(pipe, self.keys, cid)
                 entry = self._index_entry_of(pipe, cid)
                 facets = facets_of(pipe, self.keys, cid)
+                promotions = promotion_members_of(pipe, self.keys, cid)
                 pipe.multi()
+                queue_promotions(pipe, self.keys, None, cid, promotions)
                 queue_forget_members(pipe, self.keys, members)
                 queue_forget_governance(pipe, self.keys, cid, budgets)
                 queue_facets(pipe, self.keys, cid, facets, None)

@@ -53,8 +53,9 @@ DEFAULT_PREFIX = "stiggadmin:rm:"
 # read model and fills it again from Stigg (it is a cache), instead of reading stale keys.
 # 4: ids percent-encoded; 5: governance hierarchies apart from the document; 6: rankings
 # carry the near-limit facets, with negated scores, and near:* (nearlimit.py); 7: no
-# per-customer budgets sorted set (gov:{id}:budgets; the hierarchy's index serves instead)
-LAYOUT_VERSION = "7"
+# per-customer budgets sorted set (gov:{id}:budgets; the hierarchy's index serves instead);
+# 10: promotions by end date (promo:*), filled only as customers are written
+LAYOUT_VERSION = "10"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")
 NEAR_FACETS = ("plan", "owner", "capability", "entity_type")
@@ -152,6 +153,20 @@ class Keys:
         if facet not in NEAR_FACETS:
             raise ValueError(f"no near-limit facet {facet!r}")
         return f"{self.prefix}near:customers:{facet}:{part(value)}"
+
+    # --- promotions ending soon (promotions.py) --------------------------------------------------
+
+    def promo_ends(self) -> str:
+        """Active promotions with an end date, scored by it: "{customer}|{feature}" members."""
+        return f"{self.prefix}promo:ends"
+
+    def promo_rows(self) -> str:
+        """Each promo_ends member's row (hash: member -> JSON)."""
+        return f"{self.prefix}promo:rows"
+
+    def promo_members(self) -> str:
+        """Each customer's promo_ends members (hash: customer id -> members, one a line)."""
+        return f"{self.prefix}promo:members"
 
     # --- governance hierarchies ---------------------------------------------------------------
 

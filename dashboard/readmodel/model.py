@@ -17,6 +17,7 @@ from .history import HistoryStore
 from .keys import DEFAULT_PREFIX, LAYOUT_VERSION
 from .nearlimit import DEFAULT_OWNER_KEY
 from .nearlimit_rows import NearLimit
+from .promotions import PromotionIndex
 from .rankings import Rankings
 from .syncstate import SyncState
 from .values import as_str
@@ -24,7 +25,8 @@ from .values import as_str
 log = logging.getLogger(__name__)
 
 
-class ReadModel(Customers, Governance, Rankings, NearLimit, SyncState, CatalogStore, HistoryStore):
+class ReadModel(Customers, Governance, Rankings, NearLimit, PromotionIndex, SyncState, CatalogStore,
+                HistoryStore):
     @classmethod
     def from_settings(cls) -> "ReadModel":
         from django.conf import settings

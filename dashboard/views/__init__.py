@@ -5,6 +5,7 @@ from .budgets import budget_change
 from .customer import customer, refresh_customer
 from .customers import customers
 from .entity_types import entity_types
+from .expiring import promotions_expiring
 from .governance import governance, governance_children
 from .health import healthz
 from .nearlimit import near_limit, near_limit_csv
@@ -14,4 +15,4 @@ from .webhooks import stigg_webhook
 
 __all__ = ["budget_change", "customer", "customers", "entity_types", "governance", "governance_children",
            "healthz", "near_limit", "near_limit_csv", "overview",
-           "promotion_extend", "promotion_new", "promotion_revoke", "refresh_customer", "stigg_webhook"]
+           "promotion_extend", "promotion_new", "promotion_revoke", "promotions_expiring", "refresh_customer", "stigg_webhook"]

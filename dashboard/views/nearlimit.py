@@ -19,6 +19,7 @@ from ..readmodel import NearLimitQuery, NearLimitRow, ReadModel
 from ..rules.governance import TimeToLimit, describe_time_to_limit
 from ..templatetags import ui
 from .common import frame, page_login_required, render_page
+from .customer import GRANT_PROMOTION
 
 CSV_BATCH = 500
 # Spreadsheets run a cell starting with these as a formula: text from Stigg gets a quote first.
@@ -108,6 +109,7 @@ def near_limit(request: HttpRequest) -> HttpResponse:
         "first_url": _with(here, params),
         "prev_url": _with(here, _params(query, page.prev_offset)) if page.prev_offset is not None else None,
         "next_url": _with(here, _params(query, page.next_offset)) if page.next_offset is not None else None,
+        "can_grant": request.user.has_perm(GRANT_PROMOTION),
     }
     return render_page(request, "dashboard/near_limit.html", context, frozenset({"near-limit-table"}))
 

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -119,8 +120,17 @@ def _write(request: HttpRequest, rm: ReadModel, doc: dict[str, Any], subject: Su
     # The customer page says "Refreshing from Stigg…" until a read newer than this one lands.
     since = last_read(doc)
     url = f"{reverse('customer', args=[subject.customer_id])}?{urlencode({'since': since, 'queued': time.time()})}"
-    url += "#promotions"
+    url = _next(request) or url + "#promotions"
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _next(request: HttpRequest) -> str | None:
+    """Where a form opened from another page (the expiring list) goes back to: a path on
+    this site only."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure())
+    return target if safe and target.startswith("/") else None
 
 
 def _render(request: HttpRequest, rm: ReadModel, doc: dict[str, Any], step: str, *, subject: Subject | None = None,
@@ -139,7 +149,7 @@ def _render(request: HttpRequest, rm: ReadModel, doc: dict[str, Any], step: str,
                                  key=lambda c: c[1].casefold()),
                "unknown_feature": subject.feature_id if subject and feature is None else None,
                "pending": actions.pending_change(subject, doc["fetched_at"]) if feature else None,
-               "entitlement": subject.entitlement if subject else None}
+               "entitlement": subject.entitlement if subject else None, "next": _next(request)}
     template = "dashboard/promotion_form.html"
     response = render(request, f"{template}#promotion-form" if request.htmx else template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
