@@ -3,12 +3,9 @@ bad value comes back in words, and a confirmed change lands on the governance pa
 the news, after one write to Stigg (the emulator)."""
 from __future__ import annotations
 
-from importlib import import_module
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.db import connection
 
 from dashboard import sync
 from dashboard.models import AuditEntry
@@ -41,18 +38,6 @@ def governed(emulator, redis_server, app_read_model):
     worker = CeleryWorker(django_env(redis_server.url, emulator, READ_MODEL_PREFIX=rm.prefix), queues="hot")
     yield {"cid": cid, "calls": calls, "emu": e}
     worker.stop()
-
-
-@pytest.fixture
-def audit_log_emptied_after(transactional_db):
-    """A transactional test's database is emptied after it, and the audit log refuses
-    that (its triggers): lift them, empty it, put them back, as an operator would."""
-    yield
-    append_only = import_module("dashboard.migrations.0002_audit_log_append_only")
-    with connection.schema_editor() as editor:
-        append_only.allow_changes(None, editor)
-        editor.execute("DELETE FROM dashboard_auditentry")
-        append_only.append_only(None, editor)
 
 
 @pytest.fixture
