@@ -23,7 +23,7 @@ PY = sys.executable
 # The demo logins: (username, password, what they are for, ensure_demo_user's role options).
 # Printed at start-up. "demo" is staff only to read the audit log in /admin/.
 DEMO_USERS = (
-    ("demo", "demo-password", "customer-success manager: may change budgets",
+    ("demo", "demo-password", "customer-success manager: may grant promotions and change budgets",
      ("--group", "Customer success", "--staff")),
     ("viewer", "viewer-password", "read-only colleague", ("--group", "Viewers")),
 )

@@ -48,9 +48,19 @@ def test_a_bigger_limit_wins_and_the_usage_bar_moves():
     p = preview(Grant("api", "1 month", limit=4000))
     assert (p.before.value, p.before.label) == (1000, "plan")
     assert (p.after.value, p.after.label) == (4000, "promotion")
-    assert p.utilization_before == pytest.approx(0.8) and p.utilization_after == pytest.approx(0.2)
+    assert p.utilization_before == pytest.approx(0.8) and p.usage_after == 800 and "never resets" in p.usage_note
+    assert p.utilization_after == pytest.approx(0.2)
     assert p.warnings == () and not p.changes_nothing
     assert p.ends == datetime(2026, 2, 28, 12, tzinfo=timezone.utc)
+
+
+def test_a_winning_grant_that_resets_from_its_start_counts_usage_from_zero():
+    p = preview(Grant("api", "1 month", limit=4000, reset_period="MONTH"))
+    assert (p.usage, p.usage_after, p.utilization_after) == (800, 0, 0) and "counts from 0" in p.usage_note
+    calendar = preview(Grant("api", "1 month", limit=4000, reset_period="MONTH", reset_anchor="StartOfTheMonth"))
+    assert calendar.usage_after == 800 and calendar.utilization_after == pytest.approx(0.2)
+    losing = preview(Grant("api", "1 month", limit=900, reset_period="MONTH"))  # the plan still wins
+    assert losing.usage_after == 800 and losing.usage_note == ""
 
 
 def test_it_warns_when_the_plan_already_gives_more():

@@ -140,6 +140,8 @@ class Preview:
     ends: datetime | None
     usage: float | None  # current-period usage (metered features)
     warnings: tuple[Caution, ...] = field(default=())
+    usage_after: float | None = None  # the usage counted against the limit once granted
+    usage_note: str = ""  # why usage_after differs from usage, in words
 
     @property
     def utilization_before(self) -> float | None:
@@ -147,7 +149,7 @@ class Preview:
 
     @property
     def utilization_after(self) -> float | None:
-        return utilization(self.usage, self.after)
+        return utilization(self.usage_after, self.after)
 
     @property
     def changes_nothing(self) -> bool:
@@ -178,7 +180,23 @@ def preview(grant: Grant, *, feature: Feature, reported: Entitlement | None, usa
         after = before
     plan = explain_entitlement(fid, None, subscriptions, packages, ())
     warnings = _warnings(grant, feature, before, after, plan, replaced, new)
-    return Preview(before, after, plan, replaced, new.end_date, usage, tuple(warnings))
+    usage_after, note = _usage_after(grant, after, new, usage)
+    return Preview(before, after, plan, replaced, new.end_date, usage, tuple(warnings), usage_after, note)
+
+
+def _usage_after(grant: Grant, after: Provenance, new: Promotion, usage: float | None) -> tuple[float | None, str]:
+    """Usage is one counter, read over the winning source's period, and a promotion's
+    periods are anchored at its start date (§5.3, §5.4; Inferred). So a winning grant that
+    resets, counted from its start, begins its first period at 0; one that never resets
+    counts all usage. Otherwise the current period's usage carries over."""
+    wins = any(w.id == new.id for w in after.winners)
+    if usage is None or not wins:
+        return usage, ""
+    if grant.reset_period and grant.reset_anchor in (None, "SubscriptionStart"):
+        return 0.0, "Its first usage period starts with the grant, so usage counts from 0."
+    if not grant.reset_period:
+        return usage, "It never resets: usage then counts from the first usage ever recorded, not this period's."
+    return usage, ""
 
 
 def is_unusually_large(grant: Grant, plan: Provenance) -> bool:
