@@ -61,6 +61,7 @@ def main() -> None:
         budget_link.screenshot(path=str(out / "customer-governance.png"))
         budget_link.close()
         governance_pages(context, args.url, out, args.governed)
+        promotion_pages(context, args.url, out, first)
         browser.close()
     print(f"screenshots in {out}")
 
@@ -95,6 +96,30 @@ def governance_pages(context, url: str, out: Path, governed: str) -> None:
     page.screenshot(path=str(out / "budget-form.png"))
     page.goto(f"{url}/governance/entity-types")
     page.screenshot(path=str(out / "entity-types.png"))
+    page.close()
+
+
+def promotion_pages(context, url: str, out: Path, customer: str) -> None:
+    """The grant modal (its form, then its preview with warnings; nothing is confirmed, so
+    the demo data stays as it was) and the promotions ending in the next 30 days."""
+    page = context.new_page()
+    page.goto(customer if customer.startswith("http") else url + customer if customer.startswith("/")
+              else f"{url}/customers/{customer}")
+    page.locator("#metered a.row-action").first.click()
+    modal = page.locator("dialog#modal")
+    modal.locator("#id_limit").wait_for()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / "promotion-grant.png"))
+    modal.locator("#id_limit").fill("250000")
+    modal.locator("#id_period").select_option("lifetime")
+    modal.locator("#id_reason").fill("Their import script blew through the quota; covering it while they fix it")
+    modal.locator("#id_ticket").fill("https://support.example.com/tickets/4182")
+    modal.get_by_role("button", name="Preview the grant").click()
+    modal.locator(".change-table").wait_for()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(out / "promotion-grant-preview.png"))
+    page.goto(f"{url}/promotions/expiring?days=30")
+    page.screenshot(path=str(out / "promotions-expiring.png"))
     page.close()
 
 

@@ -37,6 +37,9 @@ Log = Callable[[str], None]
 
 DEFAULT_SEED = 20261121
 THREADS = 6
+# How many days ago each kind of demo promotion was granted (uniform in the range).
+PROMO_GRANTED_DAYS_AGO = {"tokens": (3.0, 26.0), "sso": (10.0, 200.0), "seats": (0.0, 4.0),
+                          "support": (20.0, 170.0), "runs": (0.0, 5.0)}
 # Expired promotions are granted with an end date this far ahead and simply left to
 # lapse: Stigg only grants future end dates, and the demo moves the clock only to create
 # budgets in the past.
@@ -172,6 +175,9 @@ def seed_demo(base_url: str, api_key: str, log: Log = print, *, customers: int =
         for spec in rng.sample(active_candidates, 24):
             kind = rng.choice(["tokens", "sso", "seats", "support", "runs"])
             item: dict[str, Any]
+            # Granted some days ago (the clock set back meanwhile), as a customer-success team
+            # would have over the past weeks: some of them now end within the next fortnight.
+            ago = timedelta(days=rng.uniform(*PROMO_GRANTED_DAYS_AGO[kind]))
             if kind == "tokens":
                 item = {"featureId": "ai-tokens", "period": "1 month", "usageLimit": 25_000_000,
                         "resetPeriod": "MONTH", "monthlyResetPeriodConfiguration": {"accordingTo": "SubscriptionStart"}}
@@ -187,8 +193,17 @@ def seed_demo(base_url: str, api_key: str, log: Log = print, *, customers: int =
             items = [item]
             if rng.random() < 0.3:
                 items.append({"featureId": "audit-log", "period": "1 year"})
-            promo_jobs.append(lambda s=spec, items=items: grant(s.id, items))
-        runner.run("promotional entitlements", promo_jobs)
+
+            def back_dated(s: CustomerSpec = spec, items: list[dict[str, Any]] = items, ago: timedelta = ago) -> Any:
+                since = subscribed_at.get(s.id)
+                if since is not None:  # never before the customer's subscription began
+                    ago = max(timedelta(0), min(ago, now - since - timedelta(hours=1)))
+                with clock_back(api, ago):
+                    return grant(s.id, items)
+
+            promo_jobs.append(back_dated)
+        # one at a time: the back-dated grants move the whole emulator's clock
+        runner.run("promotional entitlements", promo_jobs, one_at_a_time=True)
 
         # Governance for the largest customers with a live subscription.
         largest = sorted([s for s in specs if s.plan in ("enterprise", "pro") and not s.archived],
