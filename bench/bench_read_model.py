@@ -25,6 +25,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,7 +36,7 @@ from dashboard.readmodel import CustomerDocument, GovernanceWrite, ReadModel  # 
 from dashboard.sync import build_snapshot  # noqa: E402
 from dashboard.sync.governance import shape_governance  # noqa: E402
 from dashboard.stigg import (  # noqa: E402
-    AddonQuantity, Customer, CustomerEntitlements, Entitlement, Package, PackageEntitlement, Subscription,
+    AddonQuantity, Customer, CustomerEntitlements, Entitlement, Package, PackageEntitlement, Promotion, Subscription,
 )
 from bench.figures import pct  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402
@@ -75,7 +76,8 @@ CASES: list[tuple[str, dict]] = [
 
 def customer_document(i: int, rnd: random.Random, metadata: dict[str, str] | None = None,
                       budgets: list[GovernanceNode] | None = None, plan: str | None = None,
-                      extra_metered: bool = False) -> tuple[CustomerDocument, GovernanceWrite]:
+                      extra_metered: bool = False, promotions: Sequence[Promotion] = ()
+                      ) -> tuple[CustomerDocument, GovernanceWrite]:
     """One customer as a refresh writes it; ``budgets`` (hydrated rows) replace the ten flat
     team budgets every customer has otherwise; ``extra_metered``: the demo catalog's three
     other metered features too, used like the budgets."""
@@ -100,8 +102,8 @@ def customer_document(i: int, rnd: random.Random, metadata: dict[str, str] | Non
         budgets = [node(f"{team}-{i}", rnd.randrange(0, 1200), 1000) for team in TEAMS]
     customer = Customer(cid, name, email, T0, T0, None, metadata or {})
     governance = shape_governance([], budgets, T0)
-    return build_snapshot(customer, subs, CustomerEntitlements(None, tuple(ents)), [], governance["summary"],
-                          FEATURES, PACKAGES_ALL, T0), governance
+    return build_snapshot(customer, subs, CustomerEntitlements(None, tuple(ents)), list(promotions),
+                          governance["summary"], FEATURES, PACKAGES_ALL, T0), governance
 
 
 OWNERS = ("Maria Garcia", "James Smith", "Aisha Khan", "Wei Chen", "Sofia Rossi", "Liam Murphy", "Priya Patel",

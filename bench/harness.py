@@ -47,16 +47,26 @@ def say_header(what: str, requests: int) -> None:
 def time_page(label: str, browser: Any, url_of: Callable[[], str], headers: dict[str, str], requests: int) -> None:
     """Server time of one page through Django's full request handling: ``requests`` GETs
     after ten to warm up; p50, p95 and max printed, and whether p95 is over the target."""
+    def get() -> Any:
+        url = url_of()
+        response = browser.get(url, **headers)
+        return response, url
+
+    time_requests(label, get, requests)
+
+
+def time_requests(label: str, send: Callable[[], tuple[Any, str]], requests: int, expect: int = 200) -> None:
+    """Time ``send`` (one request; returns the response and what it asked) ``requests``
+    times after ten to warm up; p50, p95 and max printed, and whether p95 is over the target."""
     for _ in range(10):  # warm-up: connections, template and script caches
-        browser.get(url_of(), **headers)
+        send()
     times = []
     for _ in range(requests):
-        url = url_of()
         t0 = time.perf_counter()
-        response = browser.get(url, **headers)
+        response, what = send()
         times.append((time.perf_counter() - t0) * 1000)
-        if response.status_code != 200:
-            raise SystemExit(f"{label}: {url} answered {response.status_code}")
+        if response.status_code != expect:
+            raise SystemExit(f"{label}: {what} answered {response.status_code}")
     p95 = pct(times, .95)
     flag = "" if p95 < TARGET_P95_MS else "  OVER TARGET"
     say(f"{label:<46} {statistics.median(times):>8.1f} {p95:>8.1f} {max(times):>8.1f}{flag}")

@@ -3,10 +3,13 @@ with who granted each and why (the audit log, where it was granted here), and on
 extend for people who may grant."""
 from __future__ import annotations
 
+import operator
 import uuid
 from datetime import datetime, timedelta, timezone
+from functools import reduce
 from typing import Any
 
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
@@ -55,11 +58,12 @@ def _window(query: Any) -> tuple[int, int, str | None]:
 def _with_grants(page: ExpiringPage) -> list[dict[str, Any]]:
     """Each row with the latest grant or extension recorded here for it (None: granted
     elsewhere, in Stigg's console or by API), and a fresh token for its extend form."""
-    customers = {r["customer_id"] for r in page.rows}
-    features = {r["feature_id"] for r in page.rows}
+    pairs = {(r["customer_id"], r["feature_id"]) for r in page.rows}
     latest: dict[tuple[str, str], AuditEntry] = {}
-    for entry in AuditEntry.objects.filter(customer_id__in=customers, capability__in=features, action__in=GRANTS,
-                                           outcome=AuditEntry.Outcome.DONE).order_by("-at", "-id"):
-        latest.setdefault((entry.customer_id, entry.capability), entry)
+    if pairs:
+        which = reduce(operator.or_, (Q(customer_id=c, capability=f) for c, f in pairs))
+        for entry in (AuditEntry.objects.filter(which, action__in=GRANTS, outcome=AuditEntry.Outcome.DONE)
+                      .only("customer_id", "capability", "username", "at", "reason", "ticket").order_by("-at", "-id")):
+            latest.setdefault((entry.customer_id, entry.capability), entry)
     return [{**r, "granted": latest.get((r["customer_id"], r["feature_id"])), "token": uuid.uuid4()}
             for r in page.rows]
