@@ -12,6 +12,7 @@ from django import forms
 from .actions import budgets
 from .actions.budgets import BudgetChange, BudgetInputError, BudgetTarget, BudgetValues
 from .readmodel import BudgetDoc, NodeDoc, ReadModel
+from .typed_numbers import parse_typed_number
 
 COMMON_CADENCES = (("P1M", "monthly"), ("P1W", "weekly"), ("P1D", "daily"), ("PT1H", "hourly"), ("P1Y", "yearly"),
                    ("P30D", "every 30 days"), ("PT1M", "every minute"))
@@ -40,15 +41,12 @@ def parse_scope(text: str) -> tuple[str, ...]:
 
 def parse_limit(text: str) -> float | None:
     """'25,000' or '2.5e4' -> 25000.0; '' -> None; raises BudgetInputError for the rest."""
-    cleaned = (text or "").strip().replace(",", "").replace("_", "").replace(" ", "")
-    if not cleaned:
-        return None
     try:
-        value = float(cleaned)
+        value = parse_typed_number(text)
     except ValueError:
         raise BudgetInputError("limit", f"“{text}” is not a number. A limit is a number of 0 or more, "
                                         "e.g. 5000.") from None
-    return budgets.clean_limit(value)
+    return None if value is None else budgets.clean_limit(value)
 
 
 class BudgetForm(forms.Form):

@@ -13,6 +13,7 @@ from .actions import promotions as actions
 from .actions.promotions import PromotionInputError, Subject
 from .rules import promotions as rules
 from .rules.promotions import Grant
+from .typed_numbers import parse_typed_number
 
 PERIOD_CHOICES = list(rules.PERIODS.items())
 # A promotion without a reset period wins with it: usage would then never reset (§5.4), so
@@ -31,15 +32,13 @@ def end_of_day(day: date) -> datetime:
 
 def parse_limit(text: str) -> float | None:
     """'25,000' -> 25000.0; '' -> None; raises PromotionInputError for the rest."""
-    cleaned = (text or "").strip().replace(",", "").replace("_", "").replace(" ", "")
-    if not cleaned:
-        return None
     try:
-        value = float(cleaned)
+        value = parse_typed_number(text)
     except ValueError:
         raise PromotionInputError("limit", f"“{text[:40]}” is not a number. A limit is a whole number of 0 or "
                                            "more, e.g. 5000.") from None
-    actions.check_limit(value)
+    if value is not None:
+        actions.check_limit(value)
     return value
 
 

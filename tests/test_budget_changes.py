@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 import pytest
 import redis
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
@@ -25,7 +24,7 @@ from dashboard.models import AuditEntry
 from dashboard.stigg import StiggClient, StiggUnavailable
 
 from . import emulator_world as w
-from .pages import text_of
+from .pages import signed_in, text_of, user_in
 
 pytestmark = pytest.mark.django_db
 # What the world starts with, and every test starts from: (entity, limit, cadence, parent).
@@ -85,18 +84,11 @@ def fresh(world, settings):
     broker.delete("hot")
 
 
-def user_in(group: str | None, username: str) -> Any:
-    user = get_user_model().objects.create_user(username, password=f"pw-{username}-1")
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    return user
 
 
 @pytest.fixture
 def cs(db) -> Client:
-    c = Client()
-    c.force_login(user_in("Customer success", "cassie"))
-    return c
+    return signed_in("Customer success", "cassie")
 
 
 def url(world: dict[str, Any], entity: str = "ada", capability: str | None = "calls", scope: str = "") -> str:

@@ -11,8 +11,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
@@ -21,7 +19,7 @@ from dashboard.models import AuditEntry
 from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
-from .pages import text_of
+from .pages import signed_in, text_of
 
 pytestmark = pytest.mark.django_db
 HOSTILE = "acme:history/ü %41|x,y"
@@ -79,17 +77,11 @@ def world(fleet):
     return fleet
 
 
-def user_in(group: str, username: str) -> Client:
-    user = get_user_model().objects.create_user(username, password=f"pw-{username}-1")
-    user.groups.add(Group.objects.get(name=group))
-    c = Client()
-    c.force_login(user)
-    return c
 
 
 @pytest.fixture
 def cs(db) -> Client:
-    return user_in("Customer success", "cassie")
+    return signed_in("Customer success", "cassie")
 
 
 def rows(response) -> list[tuple[str, str]]:
@@ -169,7 +161,7 @@ def test_a_bad_window_is_said_and_the_default_shown(world, cs, days):
 
 
 def test_a_viewer_sees_the_list_without_extend_and_is_refused(world, db):
-    viewer = user_in("Viewers", "vera")
+    viewer = signed_in("Viewers", "vera")
     page = viewer.get(reverse("promotions-expiring"))
     assert len(rows(page)) == 3 and "inline-extend" not in page.content.decode()
     url = f"{reverse('promotion-extend', args=[world['ids']['Later Co']])}?feature={world['calls']}"

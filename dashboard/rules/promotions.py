@@ -238,23 +238,20 @@ def describe(p: Provenance, feature: Feature) -> str:
     """An effective value in words: "5,000 API calls", "unlimited", "on", "gold, silver"."""
     if not p.is_granted:
         return "no access"
-    if p.enum_values:
-        return ", ".join(p.enum_values)
-    if p.unlimited:
-        return "unlimited"
-    if p.value is None:
-        return "on"
-    return _amount(p.value, feature)
+    return _words(p.enum_values, p.unlimited, p.value, feature, "on")
 
 
 def describe_promotion(p: Promotion, feature: Feature) -> str:
-    if p.enum_values:
-        return ", ".join(p.enum_values)
-    if p.has_unlimited_usage:
+    """What a promotion grants, in words."""
+    return _words(p.enum_values or (), p.has_unlimited_usage, p.usage_limit, feature, "access")
+
+
+def _words(enum_values: Sequence[str], unlimited: bool, value: float | None, feature: Feature, bare: str) -> str:
+    if enum_values:
+        return ", ".join(enum_values)
+    if unlimited:
         return "unlimited"
-    if p.usage_limit is None:
-        return "access"
-    return _amount(p.usage_limit, feature)
+    return bare if value is None else _amount(value, feature)
 
 
 def _amount(value: float, feature: Feature) -> str:
