@@ -33,6 +33,10 @@ class AuditEntry(models.Model):
         PROMOTION_GRANT = "promotion.grant", "Promotion granted"
         PROMOTION_EXTEND = "promotion.extend", "Promotion extended"
         PROMOTION_REVOKE = "promotion.revoke", "Promotion revoked"
+        GRANT_REQUEST = "grant.request", "Grant sent for approval"
+        GRANT_APPROVE = "grant.approve", "Grant approved"
+        GRANT_REJECT = "grant.reject", "Grant rejected"
+        GRANT_EXPIRE = "grant.expire", "Grant request expired"
 
     class Outcome(models.TextChoices):
         DONE = "done", "Done"  # Stigg accepted the change
@@ -87,3 +91,49 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("the audit log is append-only: rows are never deleted")
+
+
+class GrantRequest(models.Model):
+    """A grant the approval policy holds back (rules/approvals.py) until another customer-
+    success lead approves it; then it runs exactly as if its requester had submitted it.
+    Not append-only: its status moves on. Every step leaves its own audit row."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a lead"
+        APPROVING = "approving", "Being granted"  # a lead approved it; the grant is on its way to Stigg
+        GRANTED = "granted", "Approved and granted"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired undecided"
+
+    requested_at = models.DateTimeField(default=timezone.now, db_index=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="grant_requests")
+    customer_id = models.TextField(db_index=True)
+    customer_name = models.TextField(blank=True)
+    feature_id = models.TextField()
+    feature_name = models.TextField(blank=True)
+    grant = models.JSONField(help_text="the Grant (rules/promotions.py), as the codec dumps it")
+    reason = models.TextField()
+    ticket = models.CharField(max_length=200, blank=True)
+    why = models.JSONField(default=list, help_text="why it needs approval, in words")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="grant_decisions")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    last_error = models.TextField(blank=True, help_text="why the last approved attempt was not granted")
+    # The request form's one-time token (a second submit finds this request), and the
+    # token of the grant an approval sends (a new one after a failed attempt).
+    token = models.UUIDField(unique=True)
+    grant_token = models.UUIDField(unique=True)
+
+    class Meta:
+        ordering = ("-requested_at", "-id")
+        default_permissions = ("view",)
+        permissions = [("approve_grant", "Can approve or reject grants that need approval")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.feature_id} by {self.requested_by} ({self.status})"
+
+    def expired(self, now: Any) -> bool:
+        return self.status == self.Status.PENDING and self.expires_at <= now

@@ -26,6 +26,8 @@ DEMO_USERS = (
     ("demo", "demo-password", "customer-success manager: may grant promotions and change budgets",
      ("--group", "Customer success", "--staff")),
     ("viewer", "viewer-password", "read-only colleague", ("--group", "Viewers")),
+    ("lead", "lead-password", "customer-success lead: also approves others' big grants",
+     ("--group", "Customer success lead", "--staff")),
 )
 
 children: list[tuple[str, subprocess.Popen]] = []

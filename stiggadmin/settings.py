@@ -146,6 +146,12 @@ PAGE_POLL_SECONDS = env_int("PAGE_POLL_SECONDS", 10, minimum=1)
 # owner filter). It is read when a customer is written: after changing it, rebuild the read
 # model (python manage.py rebuild_read_model).
 ACCOUNT_OWNER_METADATA_KEY = env_str("ACCOUNT_OWNER_METADATA_KEY", "accountOwner")
+# Grants that need approval by another customer-success lead (dashboard/rules/approvals.py).
+APPROVAL_LIFETIME = env_bool("APPROVAL_LIFETIME", True)
+APPROVAL_MAX_DAYS = env_int("APPROVAL_MAX_DAYS", 90, minimum=1)
+APPROVAL_LARGE_FACTOR = env_float("APPROVAL_LARGE_FACTOR", 10.0)  # 0: size never needs approval
+APPROVAL_BATCH_SIZE = env_int("APPROVAL_BATCH_SIZE", 20, minimum=1)
+APPROVAL_EXPIRY_HOURS = env_int("APPROVAL_EXPIRY_HOURS", 72, minimum=1)
 
 # --- Redis and Celery ----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -171,6 +177,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "sweep-customers": {"task": "dashboard.tasks.sweep_customers", "schedule": SYNC_SWEEP_INTERVAL_SECONDS},
     "sweep-hot-customers": {"task": "dashboard.tasks.sweep_hot_customers", "schedule": SYNC_HOT_INTERVAL_SECONDS},
+    "expire-grant-requests": {"task": "dashboard.tasks.expire_grant_requests", "schedule": 600.0},
 }
 
 LOGGING = {

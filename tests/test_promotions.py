@@ -73,6 +73,12 @@ def fresh(world, settings):
 
 
 @pytest.fixture
+def no_approval(settings):
+    """A policy that holds nothing back (test_approvals.py tests the holding back)."""
+    settings.APPROVAL_LIFETIME, settings.APPROVAL_MAX_DAYS, settings.APPROVAL_LARGE_FACTOR = False, 10_000, 0
+
+
+@pytest.fixture
 def cs(db) -> Client:
     return signed_in("Customer success", "cassie")
 
@@ -154,7 +160,7 @@ def test_a_metered_grant_is_previewed_then_made_and_recorded(fresh, cs, settings
 
 @pytest.mark.parametrize("period, days", [("1 week", (7, 7)), ("1 month", (28, 31)), ("6 month", (181, 184)),
                                           ("1 year", (365, 366)), ("lifetime", None)])
-def test_each_period_sets_its_end_date(fresh, cs, period, days):
+def test_each_period_sets_its_end_date(fresh, cs, no_approval, period, days):
     done, _ = confirm(cs, fresh, "seats", limit="50", period=period)
     assert done.status_code == 302
     [promo] = promotions(fresh)
@@ -165,7 +171,7 @@ def test_each_period_sets_its_end_date(fresh, cs, period, days):
         assert days[0] <= length.days <= days[1]
 
 
-def test_a_custom_end_date_runs_to_the_end_of_that_day(fresh, cs):
+def test_a_custom_end_date_runs_to_the_end_of_that_day(fresh, cs, no_approval):
     day = date.today() + timedelta(days=10)
     done, _ = confirm(cs, fresh, "seats", unlimited="on", period="custom", end_date=day.isoformat())
     assert done.status_code == 302

@@ -199,15 +199,15 @@ def _usage_after(grant: Grant, after: Provenance, new: Promotion, usage: float |
     return usage, ""
 
 
-def is_unusually_large(grant: Grant, plan: Provenance) -> bool:
-    """More than LARGE_FACTOR × what the plan and add-ons give. Unlimited over a finite
+def is_unusually_large(grant: Grant, plan: Provenance, factor: float = LARGE_FACTOR) -> bool:
+    """More than ``factor`` × what the plan and add-ons give. Unlimited over a finite
     plan counts; with no plan number to compare (the plan gives nothing, or 0) nothing is
     "large" — early access to a feature outside the plan is the usual case."""
     if not plan.is_granted or plan.unlimited or plan.value is None or plan.value <= 0:
         return False
     if grant.unlimited:
         return True
-    return grant.limit is not None and grant.limit > LARGE_FACTOR * plan.value + _EPSILON
+    return grant.limit is not None and grant.limit > factor * plan.value + _EPSILON
 
 
 def _warnings(grant: Grant, feature: Feature, before: Provenance, after: Provenance, plan: Provenance,

@@ -1,6 +1,7 @@
 """The dashboard's pages and endpoints, one module per page family. A page view reads
 only the Redis read model, never Stigg; it renders the whole page, or one named partial
 for htmx. A write to Stigg (a budget change, a promotion) goes through ``dashboard.actions``."""
+from .approvals import approval_decide, approvals_list
 from .budgets import budget_change
 from .customer import customer, refresh_customer
 from .customers import customers
@@ -13,6 +14,6 @@ from .overview import overview
 from .promotions import promotion_extend, promotion_new, promotion_revoke
 from .webhooks import stigg_webhook
 
-__all__ = ["budget_change", "customer", "customers", "entity_types", "governance", "governance_children",
+__all__ = ["approval_decide", "approvals_list","budget_change", "customer", "customers", "entity_types", "governance", "governance_children",
            "healthz", "near_limit", "near_limit_csv", "overview",
            "promotion_extend", "promotion_new", "promotion_revoke", "promotions_expiring", "refresh_customer", "stigg_webhook"]

@@ -19,12 +19,14 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from .. import tasks
+from ..actions import approvals
 from ..actions import promotions as actions
 from ..actions.promotions import PromotionInputError, Subject
 from ..actions.writes import WriteResult
 from ..forms_promotion import ExtendForm, GrantForm, NoteFields, RevokeForm
 from ..readmodel import ReadModel
 from ..rules import promotions as rules
+from ..rules.approvals import Policy, approval_reasons
 from .common import customer_missing, frame, page_login_required
 from .customer import GRANT_PROMOTION as GRANT
 from .customer import last_read
@@ -50,12 +52,33 @@ def promotion_new(request: HttpRequest, customer_id: str) -> HttpResponse:
     if request.method == "GET" or "edit" in request.POST or not form.is_valid():
         return _render(request, rm, doc, "edit", subject=subject, form=form)
     assert form.grant is not None
-    preview = actions.preview(subject, form.grant)
+    at = actions.now()
+    preview = actions.preview(subject, form.grant, at)
+    why = approval_reasons(form.grant, preview.plan, at, Policy.from_settings())
     if request.POST.get("confirm") != "yes":
-        return _render(request, rm, doc, "confirm", subject=subject, form=form, preview=preview)
+        return _render(request, rm, doc, "confirm", subject=subject, form=form, preview=preview, why=why)
+    if why:
+        return _request_approval(request, rm, doc, subject, form, why)
     return _write(request, rm, doc, subject, form, lambda: actions.grant(
         subject, form.grant, form.cleaned_data["reason"], form.cleaned_data["ticket"], user=request.user,
         token=form.cleaned_data["token"], rm=rm), "Promotion granted")
+
+
+def _request_approval(request: HttpRequest, rm: ReadModel, doc: dict[str, Any], subject: Subject, form: GrantForm,
+                      why: tuple[str, ...]) -> HttpResponse:
+    """A grant the policy holds back: a request for a lead, not a write to Stigg."""
+    assert form.grant is not None
+    try:
+        approvals.request(subject, form.grant, form.cleaned_data["reason"], form.cleaned_data["ticket"], why,
+                          user=request.user, token=form.cleaned_data["token"])
+    except PromotionInputError as exc:
+        form.fail(exc)
+        return _render(request, rm, doc, "edit", subject=subject, form=form)
+    messages.info(request, f"Sent for approval: {subject.feature.display_name if subject.feature else ''} for "
+                           f"{subject.customer_name} ({'; '.join(why)}). Another customer-success lead decides; "
+                           "nothing is granted until then.")
+    url = reverse("approvals")
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 @page_login_required
@@ -135,7 +158,7 @@ def _next(request: HttpRequest) -> str | None:
 
 def _render(request: HttpRequest, rm: ReadModel, doc: dict[str, Any], step: str, *, subject: Subject | None = None,
             form: NoteFields | None = None, preview: rules.Preview | None = None, features: dict | None = None,
-            failure: str | None = None, status: int = 200) -> HttpResponse:
+            failure: str | None = None, status: int = 200, why: tuple[str, ...] = ()) -> HttpResponse:
     customer_id = doc["id"]
     feature = subject.feature if subject else None
     query = urlencode({"feature": subject.feature_id}) if subject and feature else ""
@@ -149,7 +172,7 @@ def _render(request: HttpRequest, rm: ReadModel, doc: dict[str, Any], step: str,
                                  key=lambda c: c[1].casefold()),
                "unknown_feature": subject.feature_id if subject and feature is None else None,
                "pending": actions.pending_change(subject, doc["fetched_at"]) if feature else None,
-               "entitlement": subject.entitlement if subject else None, "next": _next(request)}
+               "entitlement": subject.entitlement if subject else None, "next": _next(request), "why": why}
     template = "dashboard/promotion_form.html"
     response = render(request, f"{template}#promotion-form" if request.htmx else template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
