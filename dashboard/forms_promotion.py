@@ -25,6 +25,9 @@ ANCHOR_WORDS = {"SubscriptionStart": "the subscription's start date", "StartOfTh
 ANCHOR_CHOICES = [("", "the default")] + [(a, f"{w}") for a, w in ANCHOR_WORDS.items()]
 
 
+LAST_END_DATE = date(9998, 1, 1)  # far enough; later ones overflow date arithmetic
+
+
 def end_of_day(day: date) -> datetime:
     """A custom end date is inclusive: the promotion runs to the end of that day (UTC)."""
     return datetime.combine(day + timedelta(days=1), time(0, tzinfo=timezone.utc))
@@ -77,6 +80,12 @@ class PeriodFields(NoteFields):
         super().__init__(data, subject=subject, **kwargs)
         self.fields["end_date"].error_messages["invalid"] = "Give the date as YYYY-MM-DD."
 
+    def clean_end_date(self) -> date | None:
+        day = self.cleaned_data.get("end_date")
+        if day is not None and day >= LAST_END_DATE:
+            raise forms.ValidationError(f"Choose an end date before {LAST_END_DATE:%Y-%m-%d}.")
+        return day
+
     def end(self) -> datetime | None:
         day = self.cleaned_data.get("end_date")
         return end_of_day(day) if day and self.cleaned_data.get("period") == "custom" else None
@@ -110,8 +119,9 @@ class GrantForm(PeriodFields):
             del self.fields["reset_period"], self.fields["reset_anchor"]
         if kind == "ENUM":
             self.fields["enum_values"].choices = [(o.value, o.display_name or o.value) for o in feature.enum_options]
+            # a format string: a "%" in the feature's name (Stigg's catalog) must not format
             self.fields["enum_values"].error_messages["invalid_choice"] = (
-                "%(value)s is not a value of " + feature.display_name + ".")
+                "%(value)s is not a value of " + feature.display_name.replace("%", "%%") + ".")
         else:
             del self.fields["enum_values"]
         self.grant: Grant | None = None

@@ -161,3 +161,21 @@ def test_only_leads_decide(fresh, db):
     req.refresh_from_db()
     assert req.status == "pending" and promotions(fresh) == []
     assert user_in(None, "x").has_perm("dashboard.approve_grant") is False
+
+
+def test_an_extension_past_the_policy_waits_for_a_lead_too(fresh, db):
+    e, cid = fresh["emu"], fresh["cid"]
+    e.data("POST", f"/api/v1/customers/{cid}/promotional-entitlements", json={"promotionalEntitlements": [
+        {"featureId": fresh["calls"], "period": "1 week", "usageLimit": 3000}]})
+    assert sync.refresh_customer(fresh["client"], fresh["rm"], cid)
+    [before] = promotions(fresh)
+    cs = signed_in("Customer success", "cassie")
+    url = f"{reverse('promotion-extend', args=[cid])}?feature={fresh['calls']}"
+    token = re.search(r'name="token" value="([0-9a-f-]{36})"', cs.get(url).content.decode()).group(1)
+    sent = cs.post(url, {"period": "1 year", "reason": "Annual deal", "token": token})
+    assert sent.status_code == 302 and sent.url == reverse("approvals")
+    req = GrantRequest.objects.get()
+    assert req.why == ["it lasts longer than 90 days"] and promotions(fresh) == [before]
+    decide(signed_in("Customer success lead", "lena"), req, "approve", "Signed")
+    [after] = promotions(fresh)
+    assert after["endDate"] > before["endDate"] and after["usageLimit"] == 3000

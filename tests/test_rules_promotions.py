@@ -48,8 +48,9 @@ def test_a_bigger_limit_wins_and_the_usage_bar_moves():
     p = preview(Grant("api", "1 month", limit=4000))
     assert (p.before.value, p.before.label) == (1000, "plan")
     assert (p.after.value, p.after.label) == (4000, "promotion")
-    assert p.utilization_before == pytest.approx(0.8) and p.usage_after == 800 and "never resets" in p.usage_note
-    assert p.utilization_after == pytest.approx(0.2)
+    # a winning grant that never resets counts all usage ever, which the read model does not hold
+    assert p.utilization_before == pytest.approx(0.8) and p.usage_after is None and "never resets" in p.usage_note
+    assert p.utilization_after is None
     assert p.warnings == () and not p.changes_nothing
     assert p.ends == datetime(2026, 2, 28, 12, tzinfo=timezone.utc)
 
@@ -83,6 +84,17 @@ def test_it_warns_when_it_replaces_an_active_promotion_and_says_what_is_lost():
     assert p.replaced == old
     [replaces] = [w for w in p.warnings if w.kind == "replaces"]
     assert "5,000 calls" in replaces.text and "lost" in replaces.text
+
+
+def test_replacing_a_bigger_promotion_warns_that_the_customer_gets_less():
+    p = preview(Grant("api", "1 month", limit=900), promotions=[promo("api", 5000, soft=False)])
+    assert (p.before.value, p.after.value) == (5000, 1000)
+    kinds = [w.kind for w in p.warnings]
+    assert "less" in kinds and "nothing" not in kinds and p.takes_away
+    assert "5,000 calls → 1,000 calls" in next(w.text for w in p.warnings if w.kind == "less")
+    fewer = preview(Grant("tier", "1 month", enum_values=("a",)), TIER, usage=None,
+                    promotions=[promo("tier", enum=("dedicated",))])
+    assert fewer.takes_away and not fewer.changes_nothing
 
 
 def test_an_expired_promotion_is_replaced_without_a_warning_and_grants_nothing_before():

@@ -27,7 +27,7 @@ from . import writes
 # Single-unit ISO-8601 durations, as Stigg takes them (guarantee 29): P1M, P30D, P1W, P1Y,
 # PT1H, PT15M. Composites such as P1M10D are not cadences.
 CADENCE = re.compile(r"P(?:([1-9]\d{0,3})([YMWD])|T([1-9]\d{0,3})([HM]))")
-MAX_LIMIT = float(2**53 - 1)  # the largest whole number Stigg keeps exactly (§1)
+MAX_LIMIT = float(writes.MAX_LIMIT)
 
 
 class BudgetInputError(writes.InputError):
@@ -137,10 +137,14 @@ def change_budget(change: BudgetChange, *, user: Any, token: uuid.UUID, client: 
     """Make the change in Stigg and record it. Raises BudgetInputError before asking Stigg
     when the change cannot be made; every answer of Stigg's becomes a recorded result."""
     rm = rm or tasks.read_model()
-    earlier = _earlier(token, change.target)
+    same = _same(change.target)
+    earlier = _once(writes.replay, token, same)
     if earlier is not None:
         return earlier
     validate(change, rm)
+    twin = _once(writes.claim, rm, token, same)
+    if twin is not None:
+        return twin
     sent = _send(client or tasks.client(), change)
     t = change.target
     entry = writes.record(token, user, sent, customer_id=t.customer_id, action=change.action, entity_id=t.entity_id,
@@ -149,22 +153,27 @@ def change_budget(change: BudgetChange, *, user: Any, token: uuid.UUID, client: 
                           after=change.after.as_json(t.scope), reason=change.reason.strip(),
                           ticket=change.ticket.strip())
     if entry is None:  # the same form, submitted twice at once: the other request recorded it
-        return _earlier(token, change.target) or ChangeResult(AuditEntry.objects.get(idempotency_key=token))
+        return writes.replay(token, lambda _: True) or ChangeResult(AuditEntry.objects.get(idempotency_key=token))
     # Unsure (timed out, or an answer we could not read): Stigg may hold the change all
     # the same, so the dashboard looks again instead of guessing.
     warning = writes.refresh(rm, t.customer_id, "budget-change") if sent.done or sent.unsure else None
     return ChangeResult(entry, message=None if sent.done else writes.why(entry), warning=warning)
 
 
-def _earlier(token: uuid.UUID, target: BudgetTarget) -> ChangeResult | None:
-    entry = writes.earlier(token)
-    if entry is None:
-        return None
-    if (entry.customer_id, entry.entity_id, entry.capability, tuple(entry.scope)) != (
-            target.customer_id, target.entity_id, target.capability, target.scope):
-        raise BudgetInputError(None, "This form was already used for another change. Open it again to make this one.")
-    message = None if entry.done else f"This form was already submitted, and the change was not made. {writes.why(entry)}"
-    return ChangeResult(entry, message=message, replayed=True)
+def _same(target: BudgetTarget):
+    """Whether a recorded row is a change of this budget (a form's token is for one budget)."""
+    def same(entry: AuditEntry) -> bool:
+        return (entry.customer_id, entry.entity_id, entry.capability, tuple(entry.scope)) == (
+            target.customer_id, target.entity_id, target.capability, target.scope)
+    return same
+
+
+def _once(step, *args: Any) -> ChangeResult | None:
+    """A writes step (replay, claim), its refusal said as a BudgetInputError."""
+    try:
+        return step(*args)
+    except writes.InputError as exc:
+        raise BudgetInputError(exc.field, exc.message) from None
 
 
 def _send(client: StiggClient, change: BudgetChange) -> writes.Sent:

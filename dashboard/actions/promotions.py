@@ -1,7 +1,7 @@
 """Granting, extending and revoking promotional entitlements: validate → Stigg → audit row → refresh.
 
-    subject = subject_of(rm, customer_id, feature_id)     what the read model knows (None: no such customer)
-    validate(subject, grant, reason, ticket, now=now)      raises PromotionInputError(field, message)
+    subject = subject_of(rm, doc, feature_id)              what the read model knows of one customer and feature
+    validate(subject, grant, reason, ticket, at=now())     raises PromotionInputError(field, message)
     result = grant(subject, grant, reason, ticket, user=user, token=token)     -> WriteResult
     result = extend(subject, period, end_date, reason, ticket, user=…, token=…)
     result = revoke(subject, reason, ticket, user=…, token=…)
@@ -26,7 +26,7 @@ from ..rules.promotions import Grant, Preview
 from ..stigg import Entitlement, Feature, Package, Promotion, StiggClient, Subscription
 from . import writes
 
-MAX_LIMIT = 2**53 - 1  # the largest whole number Stigg keeps exactly (§1)
+MAX_LIMIT = writes.MAX_LIMIT
 MAX_REASON = 2000
 MAX_TICKET = 200
 
@@ -171,11 +171,16 @@ def grant(subject: Subject, values: Grant, reason: str, ticket: str = "", *, use
           client: StiggClient | None = None, rm: ReadModel | None = None,
           action: str = AuditEntry.Action.PROMOTION_GRANT) -> writes.WriteResult:
     """Grant (or, with ``action`` extend, re-grant) in Stigg and record it."""
-    replay = _earlier(token, subject)
+    rm = rm or tasks.read_model()
+    at = now()
+    same = _same(subject, action, values.as_json(at))
+    replay = _once(writes.replay, token, same)
     if replay is not None:
         return replay
-    at = now()
     validate(subject, values, reason, ticket, at=at)
+    twin = _once(writes.claim, rm, token, same)
+    if twin is not None:
+        return twin
     old = subject.promotion
     client = client or tasks.client()
     sent = writes.send(lambda: client.grant_promotions(subject.customer_id, [values.request()],
@@ -189,9 +194,25 @@ def extend(subject: Subject, period: str, end_date: datetime | None, reason: str
            token: uuid.UUID, client: StiggClient | None = None, rm: ReadModel | None = None) -> writes.WriteResult:
     """The same values for another period, counted from now (Stigg has no "extend": a new
     grant replaces the record). A custom end date must be later than the current one."""
-    replay = _earlier(token, subject)
+    action = AuditEntry.Action.PROMOTION_EXTEND
+    # A replay first: once extended, the promotion already runs that long.
+    custom = end_date.isoformat() if period == "custom" and end_date else None
+
+    def same(entry: AuditEntry) -> bool:
+        after = entry.after or {}
+        return (entry.customer_id, entry.capability, entry.action, after.get("period")) == (
+            subject.customer_id, subject.feature_id, action, period) and (
+            custom is None or after.get("end_date") == custom)
+    replay = _once(writes.replay, token, same)
     if replay is not None:
         return replay
+    return grant(subject, extension(subject, period, end_date), reason, ticket, user=user, token=token,
+                 client=client, rm=rm, action=action)
+
+
+def extension(subject: Subject, period: str, end_date: datetime | None) -> Grant:
+    """The grant that extends the customer's promotion; raises PromotionInputError when
+    there is nothing to extend or the new end is not later."""
     current = subject.promotion
     if current is None:
         raise PromotionInputError(None, "This customer has no promotion for that feature to extend.")
@@ -203,13 +224,14 @@ def extend(subject: Subject, period: str, end_date: datetime | None, reason: str
     if new_end is not None and current.end_date is not None and new_end <= current.end_date:
         raise PromotionInputError("period", f"It already runs until {current.end_date:%Y-%m-%d}: choose a period "
                                             "that ends later.")
-    return grant(subject, rules.grant_of(current, period, end_date), reason, ticket, user=user, token=token,
-                 client=client, rm=rm, action=AuditEntry.Action.PROMOTION_EXTEND)
+    return rules.grant_of(current, period, end_date)
 
 
 def revoke(subject: Subject, reason: str, ticket: str = "", *, user: Any, token: uuid.UUID,
            client: StiggClient | None = None, rm: ReadModel | None = None) -> writes.WriteResult:
-    replay = _earlier(token, subject)
+    rm = rm or tasks.read_model()
+    same = _same(subject, AuditEntry.Action.PROMOTION_REVOKE, None)
+    replay = _once(writes.replay, token, same)
     if replay is not None:
         return replay
     check_note(reason, ticket)
@@ -217,6 +239,9 @@ def revoke(subject: Subject, reason: str, ticket: str = "", *, user: Any, token:
     if current is None:
         raise PromotionInputError(None, "This customer has no promotion for that feature (it may have been revoked "
                                         "already); reload the customer page.")
+    twin = _once(writes.claim, rm, token, same)
+    if twin is not None:
+        return twin
     client = client or tasks.client()
     sent = writes.send(lambda: client.revoke_promotion(subject.customer_id, subject.feature_id,
                                                        **writes.write_timeout()),
@@ -245,24 +270,41 @@ def _kind_words(kind: str) -> str:
     return {"BOOLEAN": "on or off", "ENUM": "a choice of values"}.get(kind, "a number")
 
 
-def _earlier(token: uuid.UUID, subject: Subject) -> writes.WriteResult | None:
-    entry = writes.earlier(token)
-    if entry is None:
-        return None
-    if (entry.customer_id, entry.capability) != (subject.customer_id, subject.feature_id):
-        raise PromotionInputError(None, "This form was already used for another change. Open it again.")
-    message = None if entry.done else f"This form was already submitted, and it was not done. {writes.why(entry)}"
-    return writes.WriteResult(entry, message=message, replayed=True)
+# What makes two grants the same write: everything but an end date counted from "now".
+_GRANT_KEYS = ("feature", "limit", "unlimited", "soft_limit", "reset_period", "reset_anchor", "enum_values", "period")
+
+
+def _same(subject: Subject, action: str, after: dict[str, Any] | None):
+    """Whether a recorded row is the write a form asks for now: a token reused for another
+    customer, feature, action or other values is refused (writes.replay)."""
+    def key(values: dict[str, Any] | None) -> tuple:
+        if values is None:
+            return ()
+        custom = values.get("period") == "custom"
+        return tuple(values.get(k) for k in _GRANT_KEYS) + ((values.get("end_date"),) if custom else ())
+
+    def same(entry: AuditEntry) -> bool:
+        return (entry.customer_id, entry.capability, entry.action, key(entry.after)) == (
+            subject.customer_id, subject.feature_id, action, key(after))
+    return same
+
+
+def _once(step: Any, *args: Any) -> writes.WriteResult | None:
+    """A writes step (replay, claim), its refusal said as a PromotionInputError."""
+    try:
+        return step(*args)
+    except writes.InputError as exc:
+        raise PromotionInputError(exc.field, exc.message) from None
 
 
 def _finish(subject: Subject, sent: writes.Sent, action: str, reason: str, ticket: str, user: Any,
-            token: uuid.UUID, rm: ReadModel | None, *, before: dict | None, after: dict | None) -> writes.WriteResult:
+            token: uuid.UUID, rm: ReadModel, *, before: dict | None, after: dict | None) -> writes.WriteResult:
     entry = writes.record(token, user, sent, customer_id=subject.customer_id, action=action,
                           capability=subject.feature_id, before=before, after=after, reason=reason.strip(),
                           ticket=ticket.strip())
     if entry is None:  # the same form, submitted twice at once: the other request recorded it
-        return _earlier(token, subject) or writes.WriteResult(AuditEntry.objects.get(idempotency_key=token))
+        return writes.replay(token, lambda _: True) or writes.WriteResult(AuditEntry.objects.get(idempotency_key=token))
     # Unsure (a timeout): Stigg may hold the grant all the same, so the dashboard looks again.
-    warning = writes.refresh(rm or tasks.read_model(), subject.customer_id, "promotion") \
+    warning = writes.refresh(rm, subject.customer_id, "promotion") \
         if sent.done or sent.unsure else None
     return writes.WriteResult(entry, message=None if sent.done else writes.why(entry), warning=warning)

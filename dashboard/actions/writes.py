@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -29,6 +30,9 @@ from ..readmodel import ReadModel
 from ..stigg import StiggRequestError, StiggUnavailable
 
 log = logging.getLogger(__name__)
+MAX_LIMIT = 2**53 - 1  # the largest whole number Stigg keeps exactly (§1)
+# How long a twin request waits for the first one's audit row beyond the write timeout.
+TWIN_WAIT_EXTRA_SECONDS = 3.0
 
 
 class InputError(ValueError):
@@ -84,6 +88,39 @@ def write_timeout() -> dict[str, Any]:
 
 def earlier(token: uuid.UUID) -> AuditEntry | None:
     return AuditEntry.objects.filter(idempotency_key=token).first()
+
+
+def replay(token: uuid.UUID, same: Callable[[AuditEntry], bool]) -> WriteResult | None:
+    """What a form's token already did, if anything; ``same`` says whether the recorded
+    row is the write this form asks for now (a form reused for another is refused)."""
+    entry = earlier(token)
+    if entry is None:
+        return None
+    if not same(entry):
+        raise InputError(None, "This form was already used for another change. Open it again to make this one.")
+    message = None if entry.done else f"This form was already submitted, and the change was not made. {why(entry)}"
+    return WriteResult(entry, message=message, replayed=True)
+
+
+def claim(rm: ReadModel, token: uuid.UUID, same: Callable[[AuditEntry], bool]) -> WriteResult | None:
+    """Just before sending (after ``replay`` and validation): None once this request holds
+    the token's claim. Two requests with one token at once (a double click, a retried
+    request) send one write: the second waits for the first one's row and reports it."""
+    wait = settings.STIGG_WRITE_TIMEOUT_SECONDS + TWIN_WAIT_EXTRA_SECONDS
+    try:
+        if rm.claim_write(str(token), ttl=wait + 60):
+            return None
+    except (OSError, redis.RedisError) as exc:  # no claim to be had: the unique token still holds the row
+        log.warning("No write claim for %s: %s", token, exc)
+        return None
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        replayed = replay(token, same)
+        if replayed is not None:
+            return replayed
+    raise InputError(None, "This form is being sent already (a double click?). Reload the page in a moment to "
+                           "see what Stigg answered.")
 
 
 def record(token: uuid.UUID, user: Any, sent: Sent, **fields: Any) -> AuditEntry | None:

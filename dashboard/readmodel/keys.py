@@ -196,5 +196,9 @@ class Keys:
     def queued(self, customer_id: str, what: str = "customer") -> str:
         return f"{self.prefix}queued:{what}:{part(customer_id)}"
 
+    def write_claim(self, token: str) -> str:
+        """Held while one request sends the write of a form's one-time token."""
+        return f"{self.prefix}write:{part(token)}"
+
     def webhook_seen(self, message_id: str) -> str:
         return f"{self.prefix}webhook:seen:{part(message_id)}"

@@ -48,6 +48,11 @@ class SyncState(Store):
         """Called when the queued refresh starts: a change after this point queues anew."""
         self.r.delete(self.keys.queued(customer_id, what))
 
+    def claim_write(self, token: str, ttl: float) -> bool:
+        """True for the one request that may send the write of a form's token; a twin
+        (a double click, a retried request) waits for that one's audit row instead."""
+        return bool(self.r.set(self.keys.write_claim(token), "1", nx=True, px=max(1, int(ttl * 1000))))
+
     def webhook_first_seen(self, message_id: str, ttl: float = WEBHOOK_DEDUPE_TTL_SECONDS) -> bool:
         """True the first time a webhook messageId arrives; Stigg may deliver one twice."""
         return bool(self.r.set(self.keys.webhook_seen(message_id), "1", nx=True, px=int(ttl * 1000)))

@@ -84,7 +84,9 @@ class Grant:
         return PromotionGrant(
             feature_id=self.feature_id, period=self.period,
             custom_end_date=self.end_date if self.period == "custom" else None,
-            usage_limit=None if self.unlimited else self.limit, has_unlimited_usage=self.unlimited or None,
+            # §6 types usageLimit as an integer: sent as one (the form takes whole numbers only)
+            usage_limit=None if self.unlimited or self.limit is None else int(self.limit),
+            has_unlimited_usage=self.unlimited or None,
             has_soft_limit=self.soft_limit or None, enum_values=self.enum_values or None,
             reset_period=self.reset_period, reset_anchor=self.reset_anchor if self.reset_period else None)
 
@@ -111,7 +113,8 @@ def grant_of(promotion: Promotion, period: str, end_date: datetime | None = None
     becomes the day it is extended)."""
     return Grant(feature_id=promotion.feature_id, period=period, end_date=end_date, limit=promotion.usage_limit,
                  unlimited=promotion.has_unlimited_usage, soft_limit=promotion.has_soft_limit,
-                 reset_period=promotion.reset_period, enum_values=tuple(promotion.enum_values or ()))
+                 reset_period=promotion.reset_period, reset_anchor=promotion.reset_anchor,
+                 enum_values=tuple(promotion.enum_values or ()))
 
 
 def promotion_json(promotion: Promotion) -> dict[str, Any]:
@@ -125,7 +128,7 @@ def promotion_json(promotion: Promotion) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Caution:
-    kind: str  # nothing | replaces | lifetime | large
+    kind: str  # nothing | less | replaces | lifetime | large
     text: str
 
 
@@ -150,6 +153,10 @@ class Preview:
     @property
     def utilization_after(self) -> float | None:
         return utilization(self.usage_after, self.after)
+
+    @property
+    def takes_away(self) -> bool:
+        return any(w.kind == "less" for w in self.warnings)
 
     @property
     def changes_nothing(self) -> bool:
@@ -195,7 +202,8 @@ def _usage_after(grant: Grant, after: Provenance, new: Promotion, usage: float |
     if grant.reset_period and grant.reset_anchor in (None, "SubscriptionStart"):
         return 0.0, "Its first usage period starts with the grant, so usage counts from 0."
     if not grant.reset_period:
-        return usage, "It never resets: usage then counts from the first usage ever recorded, not this period's."
+        return None, ("It never resets: usage then counts everything since the first usage ever recorded, "
+                      "which the dashboard does not hold.")
     return usage, ""
 
 
@@ -213,9 +221,14 @@ def is_unusually_large(grant: Grant, plan: Provenance, factor: float = LARGE_FAC
 def _warnings(grant: Grant, feature: Feature, before: Provenance, after: Provenance, plan: Provenance,
               replaced: Promotion | None, new: Promotion) -> list[Caution]:
     out: list[Caution] = []
-    if not any(w.id == new.id for w in after.winners):
+    if _effective(before) == _effective(after):
         out.append(Caution("nothing", f"This grant changes nothing the customer gets now: {describe(before, feature)} "
                                       f"from the {before.label} is already as generous or more."))
+    elif _beats(before, after) or set(before.enum_values) - set(after.enum_values) or (
+            before.is_granted and not after.is_granted):
+        # Replacing a bigger promotion with a smaller one takes something away.
+        out.append(Caution("less", f"The customer gets less than now: {describe(before, feature)} → "
+                                   f"{describe(after, feature)}."))
     if replaced is not None and replaced.status == ACTIVE:
         ends = f"until {replaced.end_date:%Y-%m-%d}" if replaced.end_date else "with no end date"
         out.append(Caution("replaces", f"It replaces the active promotion granting {describe_promotion(replaced, feature)}"
@@ -226,6 +239,12 @@ def _warnings(grant: Grant, feature: Feature, before: Provenance, after: Provena
         out.append(Caution("large", f"This is more than {LARGE_FACTOR:g}× what the plan gives "
                                     f"({describe(plan, feature)})."))
     return out
+
+
+def _effective(p: Provenance) -> tuple:
+    """What the customer gets, for comparing before and after."""
+    return (p.is_granted, p.unlimited, None if p.value is None else round(p.value, 9), frozenset(p.enum_values),
+            p.reset_period, p.soft_limit)
 
 
 def _beats(a: Provenance, b: Provenance) -> bool:

@@ -235,8 +235,15 @@ def _parse_promotion(d: dict[str, Any]) -> Promotion:
         start_date=_dt(d, "startDate"), end_date=_opt_dt(d, "endDate"), usage_limit=_opt_num(d, "usageLimit"),
         has_unlimited_usage=_opt_bool(d, "hasUnlimitedUsage"), has_soft_limit=_opt_bool(d, "hasSoftLimit"),
         enum_values=_opt_strs(d, "enumValues"), reset_period=_opt_str(d, "resetPeriod"),
-        created_at=_dt(d, "createdAt"),
+        created_at=_dt(d, "createdAt"), reset_anchor=_reset_anchor(d),
     )
+
+
+def _reset_anchor(d: dict[str, Any]) -> str | None:
+    config = d.get("resetPeriodConfiguration")
+    if config is None:
+        return None
+    return _opt_str(_obj(config, "resetPeriodConfiguration"), "accordingTo")
 
 
 def _parse_usage_history(d: dict[str, Any]) -> UsageHistory:

@@ -130,6 +130,7 @@ class Promotion:
     enum_values: tuple[str, ...] | None
     reset_period: str | None
     created_at: datetime
+    reset_anchor: str | None = None  # resetPeriodConfiguration.accordingTo (§5.3)
 
 
 @dataclass(frozen=True)

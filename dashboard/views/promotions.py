@@ -58,22 +58,27 @@ def promotion_new(request: HttpRequest, customer_id: str) -> HttpResponse:
     if request.POST.get("confirm") != "yes":
         return _render(request, rm, doc, "confirm", subject=subject, form=form, preview=preview, why=why)
     if why:
-        return _request_approval(request, rm, doc, subject, form, why)
+        return _request_approval(request, rm, doc, subject, form, form.grant, why)
     return _write(request, rm, doc, subject, form, lambda: actions.grant(
         subject, form.grant, form.cleaned_data["reason"], form.cleaned_data["ticket"], user=request.user,
         token=form.cleaned_data["token"], rm=rm), "Promotion granted")
 
 
-def _request_approval(request: HttpRequest, rm: ReadModel, doc: dict[str, Any], subject: Subject, form: GrantForm,
-                      why: tuple[str, ...]) -> HttpResponse:
+def _needs_approval(subject: Subject, values: rules.Grant) -> tuple[str, ...]:
+    at = actions.now()
+    return approval_reasons(values, actions.preview(subject, values, at).plan, at, Policy.from_settings())
+
+
+def _request_approval(request: HttpRequest, rm: ReadModel, doc: dict[str, Any], subject: Subject, form: NoteFields,
+                      values: rules.Grant, why: tuple[str, ...]) -> HttpResponse:
     """A grant the policy holds back: a request for a lead, not a write to Stigg."""
-    assert form.grant is not None
     try:
-        approvals.request(subject, form.grant, form.cleaned_data["reason"], form.cleaned_data["ticket"], why,
+        approvals.request(subject, values, form.cleaned_data["reason"], form.cleaned_data["ticket"], why,
                           user=request.user, token=form.cleaned_data["token"])
     except PromotionInputError as exc:
         form.fail(exc)
-        return _render(request, rm, doc, "edit", subject=subject, form=form)
+        return _render(request, rm, doc, "edit" if isinstance(form, GrantForm) else "extend", subject=subject,
+                       form=form)
     messages.info(request, f"Sent for approval: {subject.feature.display_name if subject.feature else ''} for "
                            f"{subject.customer_name} ({'; '.join(why)}). Another customer-success lead decides; "
                            "nothing is granted until then.")
@@ -91,6 +96,14 @@ def promotion_extend(request: HttpRequest, customer_id: str) -> HttpResponse:
     form = ExtendForm(request.POST if request.method == "POST" else None, subject=subject)
     if request.method == "GET" or "edit" in request.POST or not form.is_valid():
         return _render(request, rm, doc, "extend", subject=subject, form=form)
+    try:  # an extension is a grant: the approval policy applies to it too
+        values = actions.extension(subject, form.cleaned_data["period"], form.end())
+    except PromotionInputError as exc:
+        form.fail(exc)
+        return _render(request, rm, doc, "extend", subject=subject, form=form)
+    why = _needs_approval(subject, values) if subject.feature else ()
+    if why:
+        return _request_approval(request, rm, doc, subject, form, values, why)
     return _write(request, rm, doc, subject, form, lambda: actions.extend(
         subject, form.cleaned_data["period"], form.end(), form.cleaned_data["reason"], form.cleaned_data["ticket"],
         user=request.user, token=form.cleaned_data["token"], rm=rm), "Promotion extended", step="extend")
@@ -161,7 +174,8 @@ def _render(request: HttpRequest, rm: ReadModel, doc: dict[str, Any], step: str,
             failure: str | None = None, status: int = 200, why: tuple[str, ...] = ()) -> HttpResponse:
     customer_id = doc["id"]
     feature = subject.feature if subject else None
-    query = urlencode({"feature": subject.feature_id}) if subject and feature else ""
+    # Extend and revoke work for a feature the catalog no longer lists, too.
+    query = urlencode({"feature": subject.feature_id}) if subject and (feature or step in ("extend", "revoke")) else ""
     names = {"edit": "promotion-new", "confirm": "promotion-new", "choose": "promotion-new",
              "extend": "promotion-extend", "revoke": "promotion-revoke"}
     context = {**frame(rm), "doc": doc, "step": step, "subject": subject, "feature": feature, "form": form,
