@@ -1,6 +1,7 @@
 """The dashboard's pages and endpoints, one module per page family. A page view reads
 only the Redis read model, never Stigg; it renders the whole page, or one named partial
 for htmx. A write to Stigg (a budget change) goes through ``dashboard.actions``."""
+from .audit import audit_log, audit_log_csv
 from .budgets import budget_change
 from .customer import customer, refresh_customer
 from .customers import customers
@@ -11,5 +12,5 @@ from .nearlimit import near_limit, near_limit_csv
 from .overview import overview
 from .webhooks import stigg_webhook
 
-__all__ = ["budget_change", "customer", "customers", "entity_types", "governance", "governance_children",
+__all__ = ["audit_log", "audit_log_csv", "budget_change", "customer", "customers", "entity_types", "governance", "governance_children",
            "healthz", "near_limit", "near_limit_csv", "overview", "refresh_customer", "stigg_webhook"]
