@@ -12,13 +12,12 @@ import redis
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from .. import auditlog, tasks
-from ..auditlog import present
+from ..auditlog import cells
 from ..auditlog.query import ACTIONS, AuditPage, ParsedQuery
-from ..models import AuditEntry
 from .common import frame, page_login_required, render_page
 
 log = logging.getLogger(__name__)
@@ -31,8 +30,9 @@ MAX_USERNAMES = 500  # suggestions in the user filter
 def audit_log(request: HttpRequest) -> HttpResponse:
     parsed = auditlog.parse(request.GET)
     page = None if parsed.errors else auditlog.read_page(parsed.filters, parsed.cursor)
+    here = reverse("audit-log")
     context = {**_frame(), "parsed": parsed, "filters": parsed.filters, "page": page,
-               "rows": [_row(e) for e in page.entries] if page else [], "actions": ACTIONS.items(),
+               "rows": [cells.row(e, here) for e in page.entries] if page else [], "actions": ACTIONS.items(),
                "usernames": _usernames() if not request.htmx else [], **_links(parsed, page)}
     return render_page(request, "dashboard/audit_log.html", context, frozenset({"audit-table"}))
 
@@ -76,20 +76,3 @@ def _links(parsed: ParsedQuery, page: AuditPage | None) -> dict[str, str | None]
             "clear_url": reverse("audit-log"),
             "older_url": _url("audit-log", {**params, "cursor": str(older)}) if older else None,
             "newer_url": _url("audit-log", {**params, "cursor": str(newer)}) if newer else None}
-
-
-def _customer_url(customer_id: str) -> str | None:
-    try:  # an id the customer route cannot hold (empty, a newline) is shown, not linked
-        return reverse("customer", args=[customer_id]) if customer_id else None
-    except NoReverseMatch:
-        return None
-
-
-def _row(entry: AuditEntry) -> dict[str, Any]:
-    return {"entry": entry, "customer_url": _customer_url(entry.customer_id),
-            "only_customer": _url("audit-log", {"customer": entry.customer_id}),
-            "only_user": _url("audit-log", {"user": entry.username}),
-            "action": ACTIONS.get(entry.action, entry.action), "what": present.what(entry),
-            "change": present.describe_change(entry.before, entry.after),
-            "ticket_url": present.ticket_url(entry.ticket), "answer": present.answer(entry)}
-
