@@ -155,6 +155,8 @@ def _plans(run) -> list[str]:
     (AuditFilters(customer="acme", since=date(2026, 11, 1)), "audit_customer_at_idx"),
     (AuditFilters(user="cassie"), "audit_user_at_idx"),
     (AuditFilters(action="promotion.grant", until=date(2026, 11, 20)), "audit_action_at_idx"),
+    (AuditFilters(customer="acme", action="promotion.grant"), "audit_customer_action_idx"),
+    (AuditFilters(user="nobody", action="budget.add", since=date(2026, 11, 1)), "audit_user_action_idx"),
 ])
 def test_it_reads_each_page_through_an_index_in_the_pages_order(filters, index):
     many(3)

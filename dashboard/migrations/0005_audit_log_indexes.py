@@ -1,6 +1,9 @@
 """The audit log page's indexes: it pages by keyset in the order (-at, -id), unfiltered or
 filtered by customer, user or action (dates are a range on ``at`` within any of them), so
-each index is (filter, at, id) and a page reads 51 index entries whatever its depth.
+each index is (filter, at, id) and a page reads 51 index entries whatever its depth. And
+one for an action with a customer, one for an action with a user: without them SQLite,
+which keeps no statistics, took the action's index and walked every row of that action to
+find a customer's few (12 ms at 100,000 rows), or a mistyped user's none (29 ms).
 
 Only AddIndex: no table rebuild on SQLite, so the append-only triggers of 0002 stay.
 (The single-column indexes on ``at`` and ``customer_id`` from 0001 are left: dropping them
@@ -17,7 +20,13 @@ class Migration(migrations.Migration):
         migrations.AddIndex(model_name="auditentry",
                             index=models.Index(fields=["customer_id", "at", "id"], name="audit_customer_at_idx")),
         migrations.AddIndex(model_name="auditentry",
+                            index=models.Index(fields=["customer_id", "action", "at", "id"],
+                                               name="audit_customer_action_idx")),
+        migrations.AddIndex(model_name="auditentry",
                             index=models.Index(fields=["username", "at", "id"], name="audit_user_at_idx")),
+        migrations.AddIndex(model_name="auditentry",
+                            index=models.Index(fields=["username", "action", "at", "id"],
+                                               name="audit_user_action_idx")),
         migrations.AddIndex(model_name="auditentry",
                             index=models.Index(fields=["action", "at", "id"], name="audit_action_at_idx")),
     ]
