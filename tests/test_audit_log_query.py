@@ -149,8 +149,8 @@ def _plans(run) -> list[str]:
 @pytest.mark.django_db
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's plans; PostgreSQL's: bench/bench_audit.py")
 @pytest.mark.parametrize("filters, index", [
-    (AuditFilters(), "audit_at_id_idx"),
-    (AuditFilters(since=date(2026, 11, 1), until=date(2026, 11, 20)), "audit_at_id_idx"),
+    (AuditFilters(), "dashboard_auditentry_at_"),  # 0001's index on at: SQLite's indexes end with the rowid, our id
+    (AuditFilters(since=date(2026, 11, 1), until=date(2026, 11, 20)), "dashboard_auditentry_at_"),
     (AuditFilters(customer="acme"), "audit_customer_at_idx"),
     (AuditFilters(customer="acme", since=date(2026, 11, 1)), "audit_customer_at_idx"),
     (AuditFilters(user="cassie"), "audit_user_at_idx"),
@@ -165,8 +165,4 @@ def test_it_reads_each_page_through_an_index_in_the_pages_order(filters, index):
                             (None, Cursor(False, at, 10**6), Cursor(True, at, 1))])
     assert len(plans) >= 4
     for plan in plans:
-        assert "TEMP B-TREE" not in plan and "USING" in plan and "INDEX" in plan, plan
-        if filters.customer or filters.user or filters.action:
-            assert index in plan, plan
-        else:  # the single-column index on at (0001) serves too: SQLite's indexes end with the rowid, our id
-            assert index in plan or "dashboard_auditentry_at_" in plan, plan
+        assert "TEMP B-TREE" not in plan and "USING" in plan and "INDEX" in plan and index in plan, plan

@@ -197,8 +197,11 @@ def read_page(filters: AuditFilters, cursor: Cursor | None = None, size: int = P
     if not entries:  # past the oldest row (a link kept while filters changed, or typed)
         return AuditPage([], None, None)
     newer = Cursor.newer_than(entries[0])
+    # Is there a newer row? Asked in the page's order, not with exists(): without an order
+    # PostgreSQL may answer by a sequential scan from the oldest rows up.
+    newer_exists = bool(rows.filter(newer.condition()).order_by("at", "id").values_list("id", flat=True)[:1])
     return AuditPage(entries, Cursor.older_than(entries[-1]) if len(found) > size else None,
-                     newer if rows.filter(newer.condition()).exists() else None)
+                     newer if newer_exists else None)
 
 
 def _newest(rows: QuerySet[AuditEntry], size: int) -> AuditPage:
