@@ -81,7 +81,9 @@ def test_it_has_no_newer_page_on_an_older_page_whose_newer_rows_are_filtered_out
 
 @pytest.mark.parametrize("value, text", [
     (None, "—"), (True, "yes"), (False, "no"), (1000, "1,000"), (2.5, "2.5"), (1e6, "1,000,000"), ("", ""),
-    ([], "none"), (["a", "b"], "a, b"), ([True], "[true]"), ({"a": None}, '{"a": null}'), ("x" * 500, "x" * 159 + "…"),
+    ([], "none"), (["a", "b"], "a, b"), ("2026-12-29T14:05:09.5+01:00", "2026-12-29 13:05 UTC"),
+    ("2026-12-29T14:05Z", "2026-12-29 14:05 UTC"), ("2026-12-29T14:05", "2026-12-29 14:05"),
+    ("2026-13-29T14:05", "2026-13-29T14:05"), ("2026-12-29", "2026-12-29"), ([True], "[true]"), ({"a": None}, '{"a": null}'), ("x" * 500, "x" * 159 + "…"),
 ])
 def test_it_says_any_json_value_in_words(value, text):
     assert value_text(value) == text

@@ -17,7 +17,7 @@ from . import present
 from .present import Change
 from .query import ACTIONS
 
-_HEAD = {"added": '<span class="tag">new</span>', "removed": '<span class="tag">removed</span>', "changed": ""}
+_HEAD = {"added": '<span class="tag">new</span> ', "removed": '<span class="tag">removed</span> ', "changed": ""}
 
 
 @lru_cache(maxsize=4096)
@@ -45,7 +45,8 @@ def change_cell(change: Change) -> str:
         return f"{escape(field.before)} → {escape(field.after)}"
     if change.fields:
         items = "".join(_field(change.kind, f.label, f.before, f.after) for f in change.fields)
-        html = f'{_HEAD[change.kind]}<ul class="fields">{items}</ul>'
+        inline = " inline" if change.kind != "changed" else ""  # a whole promotion: one paragraph, not ten lines
+        html = f'{_HEAD[change.kind]}<ul class="fields{inline}">{items}</ul>'
     else:
         html = '<span class="muted">no field changed</span>'
     if change.same:
@@ -80,14 +81,15 @@ def _customer_cell(entry: AuditEntry, here: str) -> str:
     url, name = customer_url(entry.customer_id), escape(entry.customer_id or "—")
     link = f'<a href="{escape(url)}">{name}</a>' if url else name
     only = escape(f"{here}?{urlencode({'customer': entry.customer_id}, quote_via=quote)}")
-    return f'{link}<div class="small"><a class="muted" href="{only}">only this customer</a></div>'
+    return f'{link} <a class="muted small" href="{only}" title="Only this customer&#x27;s changes">filter</a>'
 
 
 def _reason_cell(entry: AuditEntry) -> str:
     if not entry.ticket:
         return escape(entry.reason)
     url = present.ticket_url(entry.ticket)
-    ticket = f'<a href="{escape(url)}" rel="noopener noreferrer nofollow" target="_blank">{escape(entry.ticket)}</a>' \
+    shown = url.split("://", 1)[1] if url else ""  # the scheme says nothing to a reader
+    ticket = f'<a href="{escape(url)}" rel="noopener noreferrer nofollow" target="_blank">{escape(shown)}</a>' \
         if url else escape(entry.ticket)
     return f'{escape(entry.reason)}<div class="small">{ticket}</div>'
 

@@ -7,7 +7,9 @@ Worked out here rather than with template filters: 50 rows render faster, and th
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,9 +24,24 @@ KEY_ORDER = ("feature", "limit", "unlimited", "soft_limit", "reset_period", "cad
              "end_date", "scope")
 
 
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?")
+
+
+def _time_text(text: str) -> str:
+    """An ISO date-time as the rest of the dashboard shows one (2026-12-29 14:05 UTC)."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if at.tzinfo is None:
+        return at.strftime("%Y-%m-%d %H:%M")
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def value_text(value: Any, limit: int = MAX_VALUE) -> str:
     """One JSON value in words: null → —, true → yes, 1000 → 1,000, [] → none,
-    ["a", "b"] → a, b; objects (and lists of them) as compact JSON."""
+    ["a", "b"] → a, b, an ISO date-time → 2026-12-29 14:05 UTC; objects (and lists of
+    them) as compact JSON."""
     if value is None:
         text = "—"
     elif isinstance(value, bool):
@@ -34,7 +51,7 @@ def value_text(value: Any, limit: int = MAX_VALUE) -> str:
     elif isinstance(value, float):
         text = f"{value:,.0f}" if value.is_integer() else f"{value:,.6g}"
     elif isinstance(value, str):
-        text = value
+        text = _time_text(value) if _ISO_TIME.fullmatch(value) else value
     elif isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
         text = ", ".join(value_text(v, limit) for v in value) if value else "none"
     else:
