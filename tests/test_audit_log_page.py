@@ -298,3 +298,19 @@ def test_it_is_linked_from_the_customer_page_filtered_to_that_customer(viewer, b
         assert "(audit log)" not in browser.get(reverse("customer", args=[odd])).content.decode()
     finally:
         rm.remove_customers([odd])
+
+
+@pytest.mark.parametrize("raw", [
+    "customer=%FF%FE&user=%ED%A0%80", "since=%00&until=%00", "action=%00", "cursor=%00", "user=%0A%0D",
+    "customer=a&customer=b&cursor=older.1.1&cursor=x", "since=9999-12-31&until=9999-12-31",
+    "since=0001-01-01&cursor=older.0.0", "cursor=newer.250000000000000000.9223372036854775807",
+    "customer=" + "%F0%9F%92%A5" * 400, "until=" + "9" * 5000,
+])
+def test_it_never_answers_odd_input_with_a_500(viewer, raw):
+    record()
+    assert viewer.get(reverse("audit-log"), QUERY_STRING=raw).status_code == 200
+    assert viewer.get(reverse("audit-log"), QUERY_STRING=raw, **htmx("audit-table")).status_code == 200
+    response = viewer.get(reverse("audit-log-csv"), QUERY_STRING=raw)
+    assert response.status_code in (200, 400)
+    if response.status_code == 200:
+        b"".join(response.streaming_content)
