@@ -178,6 +178,7 @@ class AuditPage:
     entries: list[AuditEntry]
     older: Cursor | None  # the next page towards the oldest rows, when there is one
     newer: Cursor | None  # the previous page towards the newest rows, when there is one
+    newest: bool = False  # the first page (also when a newer cursor led back to it)
 
 
 def read_page(filters: AuditFilters, cursor: Cursor | None = None, size: int = PAGE_SIZE) -> AuditPage:
@@ -207,4 +208,4 @@ def read_page(filters: AuditFilters, cursor: Cursor | None = None, size: int = P
 def _newest(rows: QuerySet[AuditEntry], size: int) -> AuditPage:
     found = list(rows.order_by("-at", "-id")[:size + 1])
     entries = found[:size]
-    return AuditPage(entries, Cursor.older_than(entries[-1]) if len(found) > size else None, None)
+    return AuditPage(entries, Cursor.older_than(entries[-1]) if len(found) > size else None, None, newest=True)

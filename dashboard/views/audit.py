@@ -72,7 +72,8 @@ def _url(name: str, params: dict[str, str]) -> str:
 def _links(parsed: ParsedQuery, page: AuditPage | None) -> dict[str, str | None]:
     params = parsed.filters.params()
     older, newer = (page.older, page.newer) if page else (None, None)
-    return {"here_url": _url("audit-log", params), "csv_url": _url("audit-log-csv", params),
-            "clear_url": reverse("audit-log"),
+    here = _url("audit-log", params)
+    return {"here_url": here, "csv_url": _url("audit-log-csv", params), "clear_url": reverse("audit-log"),
+            "newest_url": here if page and not page.newest else None,
             "older_url": _url("audit-log", {**params, "cursor": str(older)}) if older else None,
             "newer_url": _url("audit-log", {**params, "cursor": str(newer)}) if newer else None}
