@@ -12,11 +12,12 @@ from bench.figures import pct, say
 TARGET_P95_MS = 30.0
 
 
-def django_here(redis_url: str, tmp: str, prefix: str = "stiggadmin:rm:") -> None:
-    """Set up Django in this process on ``redis_url`` and a new SQLite database in ``tmp``,
-    migrated; no Stigg key, broker or read-model URL inherited from the environment."""
+def django_here(redis_url: str, tmp: str, prefix: str = "stiggadmin:rm:", database_url: str = "") -> None:
+    """Set up Django in this process on ``redis_url`` and a new SQLite database in ``tmp``
+    (or the empty database at ``database_url``), migrated; no Stigg key, broker or
+    read-model URL inherited from the environment."""
     os.environ.update({"DJANGO_SETTINGS_MODULE": "stiggadmin.settings", "REDIS_URL": redis_url,
-                       "DATABASE_URL": f"sqlite:///{os.path.join(tmp, 'db.sqlite3')}",
+                       "DATABASE_URL": database_url or f"sqlite:///{os.path.join(tmp, 'db.sqlite3')}",
                        "READ_MODEL_PREFIX": prefix, "LOG_LEVEL": "WARNING"})
     for name in ("CELERY_BROKER_URL", "READ_MODEL_REDIS_URL", "STIGG_API_KEY"):
         os.environ.pop(name, None)
@@ -39,34 +40,41 @@ def signed_in_client() -> Any:
     return browser
 
 
-def say_header(what: str, requests: int) -> None:
-    say(f"\n{what:<46} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   (n={requests}; target p95 < "
+def say_header(what: str, requests: int, cpu: bool = False) -> None:
+    extra = f" {'cpu p50':>8} {'cpu p95':>8}" if cpu else ""
+    say(f"\n{what:<46} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}{extra}   (n={requests}; target p95 < "
         f"{TARGET_P95_MS:.0f} ms)")
 
 
-def time_page(label: str, browser: Any, url_of: Callable[[], str], headers: dict[str, str], requests: int) -> None:
+def time_page(label: str, browser: Any, url_of: Callable[[], str], headers: dict[str, str], requests: int,
+              cpu: bool = False) -> None:
     """Server time of one page through Django's full request handling: ``requests`` GETs
-    after ten to warm up; p50, p95 and max printed, and whether p95 is over the target."""
+    after ten to warm up; p50, p95 and max printed, and whether p95 is over the target.
+    ``cpu``: also this thread's CPU time per request (the server's own work, whatever else
+    the machine runs; a database server's work is not in it)."""
     def get() -> Any:
         url = url_of()
-        response = browser.get(url, **headers)
-        return response, url
+        return browser.get(url, **headers), url
 
-    time_requests(label, get, requests)
+    time_requests(label, get, requests, cpu=cpu)
 
 
-def time_requests(label: str, send: Callable[[], tuple[Any, str]], requests: int, expect: int = 200) -> None:
+def time_requests(label: str, send: Callable[[], tuple[Any, str]], requests: int, expect: int = 200,
+                  cpu: bool = False) -> None:
     """Time ``send`` (one request; returns the response and what it asked) ``requests``
-    times after ten to warm up; p50, p95 and max printed, and whether p95 is over the target."""
+    times after ten to warm up; p50, p95 and max printed (and CPU time, see time_page),
+    and whether p95 is over the target."""
     for _ in range(10):  # warm-up: connections, template and script caches
         send()
-    times = []
+    times, cpu_times = [], []
     for _ in range(requests):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         response, what = send()
         times.append((time.perf_counter() - t0) * 1000)
+        cpu_times.append((time.thread_time() - c0) * 1000)
         if response.status_code != expect:
             raise SystemExit(f"{label}: {what} answered {response.status_code}")
     p95 = pct(times, .95)
     flag = "" if p95 < TARGET_P95_MS else "  OVER TARGET"
-    say(f"{label:<46} {statistics.median(times):>8.1f} {p95:>8.1f} {max(times):>8.1f}{flag}")
+    extra = f" {statistics.median(cpu_times):>8.1f} {pct(cpu_times, .95):>8.1f}" if cpu else ""
+    say(f"{label:<46} {statistics.median(times):>8.1f} {p95:>8.1f} {max(times):>8.1f}{extra}{flag}")

@@ -74,7 +74,14 @@ class AuditEntry(models.Model):
         default_permissions = ("view",)
         permissions = [("change_budget", "Can change governance budgets"),
                        ("grant_promotion", "Can grant, extend and revoke promotions")]
-        indexes = [models.Index(fields=("customer_id", "entity_id", "capability"), name="audit_budget_idx")]
+        # The audit log page pages by keyset in the order (-at, -id): each index gives that order
+        # within its filter (migration 0005); unfiltered, the index on ``at`` does.
+        indexes = [models.Index(fields=("customer_id", "entity_id", "capability"), name="audit_budget_idx"),
+                   models.Index(fields=("customer_id", "at", "id"), name="audit_customer_at_idx"),
+                   models.Index(fields=("customer_id", "action", "at", "id"), name="audit_customer_action_idx"),
+                   models.Index(fields=("username", "at", "id"), name="audit_user_at_idx"),
+                   models.Index(fields=("username", "action", "at", "id"), name="audit_user_action_idx"),
+                   models.Index(fields=("action", "at", "id"), name="audit_action_at_idx")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.customer_id} ({self.outcome})"

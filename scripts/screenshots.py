@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--full-page", action="store_true")
     parser.add_argument("--governed", default="", help="customer id for the governance pages (default: the "
                         "customer with the largest hierarchy on the near-limit page's first budget row)")
+    parser.add_argument("--only", choices=("audit",), help="sign in and take only these pages")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,6 +41,10 @@ def main() -> None:
         page.fill("#id_password", args.password)
         page.click("button[type=submit]")
         page.wait_for_url(f"{args.url}/")
+        if args.only == "audit":
+            audit_log(context, args.url, out)
+            browser.close()
+            return
         page.wait_for_selector(".chart .main-svg")
         page.screenshot(path=str(out / "overview.png"), full_page=args.full_page)
         first = args.customer or page.locator("#overview-live table a").first.get_attribute("href").split("#")[0]
@@ -62,6 +67,7 @@ def main() -> None:
         budget_link.close()
         governance_pages(context, args.url, out, args.governed)
         promotion_pages(context, args.url, out, first)
+        audit_log(context, args.url, out)
         browser.close()
     print(f"screenshots in {out}")
 
@@ -120,6 +126,14 @@ def promotion_pages(context, url: str, out: Path, customer: str) -> None:
     page.screenshot(path=str(out / "promotion-grant-preview.png"))
     page.goto(f"{url}/promotions/expiring?days=30")
     page.screenshot(path=str(out / "promotions-expiring.png"))
+    page.close()
+
+
+def audit_log(context, url: str, out: Path) -> None:
+    """The audit log with a filter applied (promotions granted)."""
+    page = context.new_page()
+    page.goto(f"{url}/audit/?action=promotion.grant")
+    page.screenshot(path=str(out / "audit-log.png"))
     page.close()
 
 

@@ -9,6 +9,8 @@ urlpatterns = [
     path("customers/", views.customers, name="customers"),
     path("near-limit/", views.near_limit, name="near-limit"),
     path("near-limit.csv", views.near_limit_csv, name="near-limit-csv"),
+    path("audit/", views.audit_log, name="audit-log"),
+    path("audit.csv", views.audit_log_csv, name="audit-log-csv"),
     # Stigg customer ids may hold any character, "/" included: the id is the rest of the path.
     # <path:> is greedy, so every "customers/<id>/something" route must come BEFORE the bare
     # customer route below, or the customer page would take "<id>/something" as an id.
