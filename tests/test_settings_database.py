@@ -40,6 +40,9 @@ def test_it_migrates_and_creates_the_demo_logins_on_postgresql():
         assert created.returncode == 0, created.stderr
         created = _manage("ensure_demo_user", "viewer", "pw-654321", "--group", "Viewers", env=env)
         assert created.returncode == 0, created.stderr
+        created = _manage("ensure_demo_user", "lead", "pw-777777", "--group", "Customer success lead", "--staff",
+                          env=env)
+        assert created.returncode == 0, created.stderr
         unknown = _manage("ensure_demo_user", "x", "pw-x", "--group", "Admins", env=env)
         assert unknown.returncode != 0 and "no such group: Admins" in unknown.stderr
         import psycopg
@@ -48,13 +51,17 @@ def test_it_migrates_and_creates_the_demo_logins_on_postgresql():
             rows = db.execute("SELECT u.username, u.is_staff, u.is_superuser, g.name FROM auth_user u "
                               "JOIN auth_user_groups ug ON ug.user_id = u.id JOIN auth_group g ON g.id = ug.group_id "
                               "ORDER BY u.username").fetchall()
-            assert rows == [("demo", True, False, "Customer success"), ("viewer", False, False, "Viewers")]
+            assert rows == [("demo", True, False, "Customer success"), ("lead", True, False, "Customer success lead"),
+                            ("viewer", False, False, "Viewers")]
             perms = db.execute("SELECT g.name, p.codename FROM auth_group g JOIN auth_group_permissions gp "
                                "ON gp.group_id = g.id JOIN auth_permission p ON p.id = gp.permission_id "
                                "ORDER BY 1, 2").fetchall()
             assert perms == [("Customer success", "change_budget"), ("Customer success", "grant_promotion"),
-                             ("Customer success", "view_auditentry"),
-                             ("Viewers", "view_auditentry")]
+                             ("Customer success", "view_auditentry"), ("Customer success", "view_grantrequest"),
+                             ("Customer success lead", "approve_grant"), ("Customer success lead", "change_budget"),
+                             ("Customer success lead", "grant_promotion"), ("Customer success lead", "view_auditentry"),
+                             ("Customer success lead", "view_grantrequest"),
+                             ("Viewers", "view_auditentry"), ("Viewers", "view_grantrequest")]
             _assert_the_audit_log_is_append_only(db)
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
