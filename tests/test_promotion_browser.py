@@ -47,12 +47,12 @@ def acme_fresh(acme):
     return acme
 
 
-def signed_in(chromium, live_server, username: str, permissions: tuple[str, ...]):
+def signed_in(chromium, live_server, username: str, permissions: tuple[str, ...], group: str = "Customer success"):
     user = get_user_model().objects.create_user(username, password=f"pw-{username}-1")
     if permissions:
         # A transactional test's database is emptied after each test, the migrations' roles
         # too: give the person the permissions the role would.
-        role, _ = Group.objects.get_or_create(name="Customer success")
+        role, _ = Group.objects.get_or_create(name=group)
         role.permissions.add(*Permission.objects.filter(codename__in=permissions))
         user.groups.add(role)
     context = chromium.new_context(viewport={"width": 1366, "height": 768})
@@ -165,4 +165,33 @@ def test_a_viewer_sees_no_control_and_is_refused(chromium, live_server, acme_fre
         return (await fetch(url, {method: 'POST', body})).status; }""",
         [f"/customers/{acme['cid']}/promotions/new?feature={acme['calls']}", acme["calls"]])
     assert status == 403 and promotions(acme) == [] and AuditEntry.objects.count() == 0
+    context.close()
+
+
+def test_a_lead_approves_a_pending_request(chromium, live_server, acme_fresh, audit_log_emptied_after):
+    acme = acme_fresh
+    # cassie asks for a lifetime grant through the form; the policy holds it for a lead
+    context, page = signed_in(chromium, live_server, "cassie", ("grant_promotion", "view_grantrequest"))
+    page.goto(f"{live_server.url}/customers/{acme['cid']}/promotions/new?feature={acme['calls']}")
+    page.get_by_label("Limit:", exact=True).fill("3000")
+    page.get_by_label("For:", exact=True).select_option("lifetime")
+    page.get_by_label("Reason:", exact=True).fill("Enterprise pilot")
+    page.get_by_role("button", name="Preview the grant").click()
+    page.get_by_text("This grant needs approval").wait_for()
+    page.get_by_role("button", name="Request approval").click()
+    page.wait_for_url(f"{live_server.url}/approvals/")
+    assert "your request" not in page.locator("#pending").inner_text()  # cassie may not decide at all
+    context.close()
+    assert promotions(acme) == []
+    # lena, a lead, approves it
+    context, page = signed_in(chromium, live_server, "lena", ("approve_grant", "grant_promotion", "view_grantrequest"),
+                              group="Customer success lead")
+    page.goto(f"{live_server.url}/approvals/")
+    row = page.locator("#pending tr", has_text="Acme Rockets")
+    assert "it is lifetime" in row.inner_text() and "cassie" in row.inner_text()
+    row.get_by_label("Why approve or reject the API calls grant for Acme Rockets").fill("Pilot signed off")
+    row.get_by_role("button", name="Approve").click()
+    page.get_by_text("Approved and granted in Stigg: API calls for Acme Rockets.").wait_for()
+    assert [(p["usageLimit"], p["period"]) for p in promotions(acme)] == [(3000, "lifetime")]
+    assert "Pilot signed off" in page.locator("#decided").inner_text()
     context.close()
