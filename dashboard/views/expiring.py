@@ -15,7 +15,9 @@ from django.views.decorators.http import require_GET
 
 from .. import tasks
 from ..models import AuditEntry
-from ..readmodel import ExpiringPage
+from ..readmodel import ExpiringPage, parse_time
+from ..actions.promotions import MAX_REASON
+from ..rules.promotions import PERIODS
 from .common import frame, page_login_required, render_page
 from .customer import GRANT_PROMOTION
 
@@ -23,6 +25,7 @@ DEFAULT_DAYS = 14
 MAX_DAYS = 366
 PAGE_SIZE = 50
 GRANTS = (AuditEntry.Action.PROMOTION_GRANT, AuditEntry.Action.PROMOTION_EXTEND)
+CLOCK_SKEW = timedelta(minutes=1)
 
 
 @page_login_required
@@ -34,7 +37,9 @@ def promotions_expiring(request: HttpRequest) -> HttpResponse:
     page = rm.expiring(now, now + timedelta(days=days), (page_number - 1) * PAGE_SIZE, PAGE_SIZE)
     context = {**frame(rm), "rows": _with_grants(page), "total": page.total, "days": days, "problem": problem,
                "page_number": page_number, "pages": max(1, -(-page.total // PAGE_SIZE)), "now": now,
-               "can_grant": request.user.has_perm(GRANT_PROMOTION), "here": request.get_full_path()}
+               "can_grant": request.user.has_perm(GRANT_PROMOTION), "here": request.get_full_path(),
+               "extend_periods": [(p, words) for p, words in PERIODS.items() if p not in ("lifetime", "custom")],
+               "max_reason": MAX_REASON}
     return render_page(request, "dashboard/promotions_expiring.html", context, frozenset({"expiring-live"}))
 
 
@@ -65,5 +70,15 @@ def _with_grants(page: ExpiringPage) -> list[dict[str, Any]]:
         for entry in (AuditEntry.objects.filter(which, action__in=GRANTS, outcome=AuditEntry.Outcome.DONE)
                       .only("customer_id", "capability", "username", "at", "reason", "ticket").order_by("-at", "-id")):
             latest.setdefault((entry.customer_id, entry.capability), entry)
-    return [{**r, "granted": latest.get((r["customer_id"], r["feature_id"])), "token": uuid.uuid4()}
-            for r in page.rows]
+    return [{**r, "granted": _if_this_grant(latest.get((r["customer_id"], r["feature_id"])), r["start_date"]),
+             "token": uuid.uuid4()} for r in page.rows]
+
+
+def _if_this_grant(entry: AuditEntry | None, start_date: str | None) -> AuditEntry | None:
+    """The audit row, unless the promotion started after it (granted again elsewhere since):
+    a row is written once Stigg answered, so it is never earlier than the grant's start
+    (less a minute for clocks that disagree)."""
+    start = parse_time(start_date)
+    if entry is None or start is None or entry.at >= start - CLOCK_SKEW:
+        return entry
+    return None
