@@ -33,6 +33,12 @@ def test_it_stores_ascii_text_that_reads_back_from_str_or_bytes():
     assert unpack(stored) == unpack(stored.encode()) == HOSTILE
 
 
+def test_it_still_reads_a_document_stored_as_plain_json_before_packing():
+    doc, _ = snapshot("c1")
+    before = json.dumps(doc, separators=(",", ":"))  # layout 7's form, until a sweep empties it
+    assert unpack(before) == unpack(before.encode()) == unpack(pack(doc))
+
+
 def test_it_packs_a_customer_document_to_a_fraction_of_its_json():
     doc, _ = snapshot("c1")
     as_json = json.dumps(doc, separators=(",", ":"))

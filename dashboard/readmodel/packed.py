@@ -8,9 +8,10 @@ a str (its UTF-8 decoding would fail on raw deflate bytes), and so does every pi
 and transaction, without per-command decoding options.
 
 Assumed: nothing reads these keys but this package (no Lua script parses them, and the
-near-limit reads use rankings, nodes and rows, which stay plain JSON). A value written
-before packing is not read back: the key layout's version says which form a read model
-holds, and a sweep that finds another one empties and refills it (keys.py)."""
+near-limit reads use rankings, nodes and rows, which stay plain JSON). The key layout's
+version says which form a read model holds, and a sweep that finds another one empties and
+refills it (keys.py); until that sweep runs, a value written before packing (plain JSON)
+is still read, so a page or a refresh between a deploy and its first sweep does not fail."""
 from __future__ import annotations
 
 import base64
@@ -31,4 +32,6 @@ def pack(value: Any) -> str:
 
 def unpack(raw: str | bytes) -> Any:
     """The value ``pack`` stored (str or bytes, as the Redis client answers)."""
-    return json.loads(zlib.decompress(base64.b64decode(raw)))
+    if raw[:1] in ("{", b"{"):
+        return json.loads(raw)  # plain JSON from before packing: "{" is not a base64 character
+    return json.loads(zlib.decompress(base64.b64decode(raw, validate=True)))
