@@ -123,9 +123,10 @@ def _escalate(alert: Alert, row: NearLimitRow, level: str, now: datetime) -> int
 
 
 def _refresh(alert: Alert, row: NearLimitRow, level: str) -> bool:
-    """Put the latest numbers on the alert object; True when any moved."""
+    """Put the latest numbers on the alert object; True when any moved. A new read of the
+    same numbers is no change (every poll reads again): ``read_at`` moves with the numbers."""
     latest = {"level": level, **_latest(row)}
-    if all(getattr(alert, name) == value for name, value in latest.items()):
+    if all(getattr(alert, name) == value for name, value in latest.items() if name != "read_at"):
         return False
     for name, value in latest.items():
         setattr(alert, name, value)
