@@ -2,8 +2,8 @@
 the pure rule (rules/alerts.py), the outcome written to the database. Never asks Stigg.
 
 Idempotent and safe to run concurrently (a refresh's evaluation and the fleet pass): an
-alert opens through an INSERT that the one-open-per-subject constraint refuses a second
-time; every other write is conditional on the alert still being open (and, for an
+alert opens through an INSERT that skips a subject the one-open-per-subject constraint
+already holds; every other write is conditional on the alert still being open (and, for an
 escalation, on its worst level still being lower), so a run twice changes nothing twice.
 An open alert whose numbers did not move is not written at all.
 """
@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable
 
-from django.db import IntegrityError, transaction
-
 from ..models import Alert
 from ..readmodel import NearLimitRow, ReadModel
 from ..rules.alerts import RANK, LEVELS, OpenAlert, Thresholds, decide
@@ -24,11 +22,12 @@ from . import subjects
 log = logging.getLogger(__name__)
 
 LATEST = ("level", "utilization", "usage", "usage_limit", "ttl", "read_at")
+BATCH = 500
 
 
 @dataclass
 class Outcome:
-    opened: int = 0
+    opened: int = 0  # alerts it opened (or tried to: a concurrent run may have opened one first)
     escalated: int = 0
     closed: dict[str, int] = field(default_factory=dict)
     updated: int = 0
@@ -61,26 +60,66 @@ def _evaluate(rm: ReadModel, rows: dict[tuple[str, str], NearLimitRow], open_ale
     # are read in full to tell "cleared" (and its last numbers) from "gone".
     missing = {cid for cid, key in by_subject if (cid, key) not in rows}
     rest = {cid: subjects.every_row(rm, cid) for cid in sorted(missing)}
-    changed: list[Alert] = []
+    writes = _Writes(now)
     for pair in sorted(set(rows) | set(by_subject)):
         alert = by_subject.get(pair)
         row = rows.get(pair) or rest.get(pair[0], {}).get(pair[1])
         decision = decide(_open(alert), subjects.reading_of(row) if row is not None else None, now, thresholds)
         if decision.close and alert is not None:
-            _close(alert, row, decision.close, now)
+            writes.close(alert, row, decision.close)
             out.closed[decision.close] = out.closed.get(decision.close, 0) + 1
         if decision.opens and row is not None:
-            out.opened += _open_alert(row, decision.level, now)  # type: ignore[arg-type]
+            writes.open(row, decision.level)  # type: ignore[arg-type]
         elif decision.kept and alert is not None and row is not None:
             if decision.worse:
                 out.escalated += _escalate(alert, row, decision.level, now)  # type: ignore[arg-type]
             elif _refresh(alert, row, decision.level):  # type: ignore[arg-type]
-                changed.append(alert)
-    if changed:
-        # Only the latest numbers: an alert closed meanwhile keeps its state and closing.
-        Alert.objects.bulk_update(changed, LATEST, batch_size=500)
-        out.updated = len(changed)
+                writes.changed.append(alert)
+    out.opened, out.updated = writes.flush()
     return out
+
+
+class _Writes:
+    """An evaluation's writes, a few statements per 500 alerts: closes first (a window
+    that reset closes the old alert before the new one opens), then the latest numbers,
+    then the opens, each an INSERT that skips a subject already open (the constraint: a
+    concurrent evaluation opened it first)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.closing: dict[str, list[Alert]] = {}
+        self.changed: list[Alert] = []
+        self.opening: list[Alert] = []
+
+    def close(self, alert: Alert, row: NearLimitRow | None, why: str) -> None:
+        if row is not None:
+            _refresh(alert, row, alert.level)
+        self.closing.setdefault(why, []).append(alert)
+
+    def open(self, row: NearLimitRow, level: str) -> None:
+        self.opening.append(Alert(
+            customer_id=row.customer_id, customer_name=row.customer_name or "", account_owner=row.owner or "",
+            kind=row.kind, subject=subjects.key_of(row), capability=row.capability,
+            feature_name=row.feature_name or "", entity_id=row.entity_id or "", entity_name=row.entity_name or "",
+            scope=list(row.scope), level=level, worst_level=level, opened_utilization=row.utilization,
+            opened_usage=row.usage, opened_usage_limit=row.limit, window_end=row.period_end, opened_at=self.now,
+            **_latest(row)))
+
+    def flush(self) -> tuple[int, int]:
+        """(alerts opened, open alerts whose numbers were updated)."""
+        for why, alerts in self.closing.items():
+            # Numbers first, then the state, only of alerts still open: one closed meanwhile
+            # keeps its own closing.
+            Alert.objects.bulk_update(alerts, LATEST, batch_size=BATCH)
+            for i in range(0, len(alerts), BATCH):
+                Alert.objects.filter(pk__in=[a.pk for a in alerts[i:i + BATCH]], state=Alert.State.OPEN).update(
+                    state=Alert.State.CLOSED, closed_at=self.now, closed_why=why)
+        if self.changed:
+            # Only the latest numbers: an alert closed meanwhile keeps its state and closing.
+            Alert.objects.bulk_update(self.changed, LATEST, batch_size=BATCH)
+        if self.opening:
+            Alert.objects.bulk_create(self.opening, batch_size=BATCH, ignore_conflicts=True)
+        return len(self.opening), len(self.changed)
 
 
 def _open(alert: Alert | None) -> OpenAlert | None:
@@ -90,27 +129,6 @@ def _open(alert: Alert | None) -> OpenAlert | None:
 def _latest(row: NearLimitRow) -> dict[str, object]:
     return {"utilization": row.utilization, "usage": row.usage, "usage_limit": row.limit, "ttl": row.ttl,
             "read_at": row.fetched_at}
-
-
-def _open_alert(row: NearLimitRow, level: str, now: datetime) -> int:
-    try:
-        with transaction.atomic():
-            Alert.objects.create(
-                customer_id=row.customer_id, customer_name=row.customer_name or "", account_owner=row.owner or "",
-                kind=row.kind, subject=subjects.key_of(row), capability=row.capability,
-                feature_name=row.feature_name or "", entity_id=row.entity_id or "", entity_name=row.entity_name or "",
-                scope=list(row.scope), level=level, worst_level=level, opened_utilization=row.utilization,
-                opened_usage=row.usage, opened_usage_limit=row.limit, window_end=row.period_end, opened_at=now,
-                **_latest(row))
-    except IntegrityError:
-        return 0  # another evaluation opened it first: one open alert per subject
-    return 1
-
-
-def _close(alert: Alert, row: NearLimitRow | None, why: str, now: datetime) -> None:
-    latest = _latest(row) if row is not None else {}
-    Alert.objects.filter(pk=alert.pk, state=Alert.State.OPEN).update(
-        state=Alert.State.CLOSED, closed_at=now, closed_why=why, **latest)
 
 
 def _escalate(alert: Alert, row: NearLimitRow, level: str, now: datetime) -> int:
