@@ -56,8 +56,9 @@ def _evaluate(rm: ReadModel, rows: dict[tuple[str, str], NearLimitRow], open_ale
               now: datetime, thresholds: Thresholds) -> Outcome:
     out = Outcome(read_rows=len(rows))
     by_subject = {(a.customer_id, a.subject): a for a in open_alerts.iterator()}  # type: ignore[attr-defined]
-    # Open alerts whose subject is no candidate are about to close: their customer's rows
-    # are read in full to tell "cleared" (and its last numbers) from "gone".
+    # An open alert whose subject is no candidate (below the clear level, not running out)
+    # closes, unless its projection keeps it open: its customer's rows are read in full to
+    # tell "cleared" from "gone", and for the projection and the last numbers.
     missing = {cid for cid, key in by_subject if (cid, key) not in rows}
     rest = {cid: subjects.every_row(rm, cid) for cid in sorted(missing)}
     writes = _Writes(now)
@@ -74,7 +75,7 @@ def _evaluate(rm: ReadModel, rows: dict[tuple[str, str], NearLimitRow], open_ale
             if decision.worse:
                 out.escalated += _escalate(alert, row, decision.level, now)  # type: ignore[arg-type]
             elif _refresh(alert, row, decision.level):  # type: ignore[arg-type]
-                writes.changed.append(alert)
+                writes.update(alert)
     out.opened, out.updated = writes.flush()
     return out
 
@@ -89,11 +90,12 @@ class _Writes:
         self.now = now
         self.closing: dict[str, list[Alert]] = {}
         self.changed: list[Alert] = []
+        self.updated = 0
         self.opening: list[Alert] = []
 
     def close(self, alert: Alert, row: NearLimitRow | None, why: str) -> None:
-        if row is not None:
-            _refresh(alert, row, alert.level)
+        if row is not None and _refresh(alert, row, alert.level):
+            self.changed.append(alert)  # its last numbers (a reset's are usually the same)
         self.closing.setdefault(why, []).append(alert)
 
     def open(self, row: NearLimitRow, level: str) -> None:
@@ -108,9 +110,7 @@ class _Writes:
     def flush(self) -> tuple[int, int]:
         """(alerts opened, open alerts whose numbers were updated)."""
         for why, alerts in self.closing.items():
-            # Numbers first, then the state, only of alerts still open: one closed meanwhile
-            # keeps its own closing.
-            Alert.objects.bulk_update(alerts, LATEST, batch_size=BATCH)
+            # Only alerts still open: one closed meanwhile keeps its own closing.
             for i in range(0, len(alerts), BATCH):
                 Alert.objects.filter(pk__in=[a.pk for a in alerts[i:i + BATCH]], state=Alert.State.OPEN).update(
                     state=Alert.State.CLOSED, closed_at=self.now, closed_why=why)
@@ -119,7 +119,12 @@ class _Writes:
             Alert.objects.bulk_update(self.changed, LATEST, batch_size=BATCH)
         if self.opening:
             Alert.objects.bulk_create(self.opening, batch_size=BATCH, ignore_conflicts=True)
-        return len(self.opening), len(self.changed)
+        return len(self.opening), self.updated
+
+    def update(self, alert: Alert) -> None:
+        """An open alert that stays open, with new numbers."""
+        self.changed.append(alert)
+        self.updated += 1
 
 
 def _open(alert: Alert | None) -> OpenAlert | None:
