@@ -13,6 +13,7 @@ import time
 
 from celery import shared_task
 from django.conf import settings
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from . import sync
 from .ratelimit import RequestRateLimiter
@@ -308,7 +309,7 @@ def queue_alert_evaluation(customer_ids: list[str]) -> None:
             evaluate_alerts.delay(customer_ids[0])
         else:
             evaluate_alerts_of.delay(customer_ids)
-    except Exception as exc:  # the broker went away after the refresh: the beat pass catches up
+    except (BrokerUnavailable, OSError) as exc:  # the broker went away after the refresh: the beat pass catches up
         log.warning("Alert evaluation of %d customers not queued: %s", len(customer_ids), exc)
 
 
