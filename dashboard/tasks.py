@@ -287,14 +287,6 @@ def hot_tier_capacity() -> int:
     return max(1, int(settings.SYNC_HOT_INTERVAL_SECONDS * hot_rps / HOT_POLL_REQUESTS))
 
 
-@shared_task(ignore_result=True)
-def expire_grant_requests() -> int:
-    """Grant requests nobody decided on in time lapse (beat, every 10 minutes)."""
-    from .actions.approvals import expire_due  # here: the actions queue refreshes through this module
-
-    return expire_due()
-
-
 # --- alerts --------------------------------------------------------------------------------
 
 

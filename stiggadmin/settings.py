@@ -186,10 +186,11 @@ CELERY_TASK_ROUTES = {
     "dashboard.tasks.refresh_usage_history": {"queue": "hot"},
     "dashboard.tasks.evaluate_alerts": {"queue": "hot"},  # after a refresh somebody may be waiting for
 }
+CELERY_IMPORTS = ("dashboard.approval_tasks",)  # autodiscovery finds only tasks.py
 CELERY_BEAT_SCHEDULE = {
     "sweep-customers": {"task": "dashboard.tasks.sweep_customers", "schedule": SYNC_SWEEP_INTERVAL_SECONDS},
     "sweep-hot-customers": {"task": "dashboard.tasks.sweep_hot_customers", "schedule": SYNC_HOT_INTERVAL_SECONDS},
-    "expire-grant-requests": {"task": "dashboard.tasks.expire_grant_requests", "schedule": 600.0},
+    "expire-grant-requests": {"task": "dashboard.approval_tasks.expire_grant_requests", "schedule": 600.0},
     "evaluate-all-alerts": {"task": "dashboard.tasks.evaluate_all_alerts", "schedule": ALERT_EVALUATE_INTERVAL_SECONDS},
 }
 

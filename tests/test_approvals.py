@@ -179,3 +179,13 @@ def test_an_extension_past_the_policy_waits_for_a_lead_too(fresh, db):
     decide(signed_in("Customer success lead", "lena"), req, "approve", "Signed")
     [after] = promotions(fresh)
     assert after["endDate"] > before["endDate"] and after["usageLimit"] == 3000
+
+
+def test_every_beat_task_is_one_the_worker_knows():
+    from django.conf import settings
+
+    from stiggadmin.celery import app
+
+    app.loader.import_default_modules()
+    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} <= set(app.tasks)
+    assert "dashboard.approval_tasks.expire_grant_requests" in app.tasks

@@ -257,6 +257,10 @@ def test_extend_moves_the_end_date_later_and_refuses_an_earlier_one(fresh, cs, n
     [after] = promotions(fresh)
     assert after["endDate"] > before["endDate"] and after["usageLimit"] == 5000
     assert AuditEntry.objects.first().action == "promotion.extend"
+    refresh(fresh)
+    again = cs.post(url, {"period": "6 month", "reason": "Pilot extended", "token": token_of(form)})
+    assert again.status_code == 302 and promotions(fresh) == [after]  # the same form again: reported, not resent
+    assert AuditEntry.objects.count() == 2
 
 
 def test_a_repeated_submit_grants_once_and_records_once(fresh, cs):

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from dashboard.readmodel import ReadModel
+from dashboard.readmodel.packed import unpack
 from dashboard.sync import build_snapshot
 from dashboard.sync.governance import shape_governance
 from dashboard.codec import dump
@@ -438,7 +439,7 @@ def test_it_never_shows_a_reader_half_an_update(rm):
             pipe.zrange(rm.keys.rank_budgets("usage"), 0, -1)
             pipe.zscore(rm.keys.rank_entitlements(), "c1|c=api|")
             doc, row, names, budgets, util = pipe.execute()
-            name = json.loads(doc)["profile"]["name"]
+            name = unpack(doc)["profile"]["name"]
             assert json.loads(row)["name"] == name and len(names) == 1 and names[0].startswith(name.casefold())
             assert budgets == (["c1|x||c=api|t=team|"] if name == "Alpha" else ["c1|y||c=api|t=team|"])
             assert util == (-0.9 if name == "Alpha" else -0.1)  # scores are negated (keys.py)

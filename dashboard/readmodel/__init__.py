@@ -7,7 +7,8 @@ budget rankings; ``rankings`` the entitlement rankings, counts and histograms;
 rows they read back); ``promotions`` the fleet's promotions by end date; ``syncstate`` freshness, the hot tier, status,
 locks and claims; ``catalog`` and ``history`` one value each; ``model`` puts them
 together as ``ReadModel``. ``documents`` and ``values`` are the typed values stored and
-returned. Nothing here knows Stigg's wire format: sync shapes Stigg's answers first."""
+returned; ``packed`` the stored form of the whole documents (customer, usage history).
+Nothing here knows Stigg's wire format: sync shapes Stigg's answers first."""
 from .documents import (
     CustomerDocument, EntitlementDoc, PromotionDoc, SubscriptionDoc, UsageHistoryDoc, UsageSeriesDoc,
 )

@@ -26,6 +26,7 @@ from .governance import (
 )
 from .keys import CUSTOMER_SORTS
 from .nearlimit import Facets, customer_facets, facets_of, queue_facets
+from .packed import pack, unpack
 from .promotions import promotion_members_of, queue_promotions
 from .rankings import entitlement_members_of, queue_forget_members, queue_rankings
 from .values import CustomerPage, CustomerRow, as_str, epoch, iso, parse_time, to_json
@@ -134,7 +135,7 @@ class Customers(Store):
 
         def write(pipe: redis.client.Pipeline) -> None:
             raw = pipe.get(self.keys.customer(customer_id))
-            doc: CustomerDocument = json.loads(raw) if raw else _stub_document(customer_id)
+            doc: CustomerDocument = unpack(raw) if raw else _stub_document(customer_id)
             old_members = entitlement_members_of(pipe, self.keys, customer_id)
             old_entry = self._index_entry_of(pipe, customer_id)
             old_facets = facets_of(pipe, self.keys, customer_id)
@@ -189,7 +190,7 @@ class Customers(Store):
         list-index entry were read under WATCH before MULTI."""
         cid = doc["id"]
         queue_rankings(pipe, self.keys, doc, old_members)
-        pipe.set(self.keys.customer(cid), to_json(doc))
+        pipe.set(self.keys.customer(cid), pack(doc))
         pipe.hset(self.keys.rows(), cid, to_json(_row_doc(doc, doc["fetched_at"])))
         hu = doc["highest_utilization"]
         self._queue_index(pipe, cid, old_entry, _index_entry(doc), NO_UTILIZATION_SCORE if hu is None else hu)
@@ -230,7 +231,7 @@ class Customers(Store):
         raw, score = pipe.execute()
         if not raw:
             return None
-        doc: CustomerDocument = json.loads(raw)
+        doc: CustomerDocument = unpack(raw)
         written = parse_time(doc["fetched_at"])
         if score and written is not None and score > epoch(written):
             doc["fetched_at"] = iso(datetime.fromtimestamp(score, timezone.utc))

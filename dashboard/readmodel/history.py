@@ -1,13 +1,11 @@
 """Usage history: one whole value per customer, what the customer page's charts draw."""
 from __future__ import annotations
 
-import json
-
 import redis
 
 from .base import Store
 from .documents import UsageHistoryDoc
-from .values import to_json
+from .packed import pack, unpack
 
 
 class HistoryStore(Store):
@@ -18,10 +16,10 @@ class HistoryStore(Store):
             if not pipe.exists(self.keys.customer(customer_id)):
                 return
             pipe.multi()
-            pipe.set(self.keys.history(customer_id), to_json(history))
+            pipe.set(self.keys.history(customer_id), pack(history))
 
         self._transaction(write, customer_id)
 
     def usage_history(self, customer_id: str) -> UsageHistoryDoc | None:
         raw = self.r.get(self.keys.history(customer_id))
-        return json.loads(raw) if raw else None
+        return unpack(raw) if raw else None

@@ -6,9 +6,9 @@ prefix.
 
     layout                               string  the key layout these keys follow (LAYOUT_VERSION)
     catalog                              string  JSON: features, packages, entity types (governance_enabled), fetched_at
-    customer:{id}                        string  JSON CustomerDocument (the customer page)
+    customer:{id}                        string  CustomerDocument, packed (packed.py: JSON, zlib, base64)
     customer:{id}:members                string  its members of the entitlement rankings, one a line
-    customer:{id}:history                string  JSON UsageHistoryDoc: usage over time per metered feature
+    customer:{id}:history                string  UsageHistoryDoc, packed: usage over time per metered feature
     gov:{id}:nodes, :children, :index    its governance hierarchy (governance.py)
     customers:rows                       hash    id -> JSON CustomerRow fields (list pages)
     customers:order:name[:plan:{p}][:status:{s}]
@@ -54,7 +54,8 @@ DEFAULT_PREFIX = "stiggadmin:rm:"
 # 4: ids percent-encoded; 5: governance hierarchies apart from the document; 6: rankings
 # carry the near-limit facets, with negated scores, and near:* (nearlimit.py); 7: no
 # per-customer budgets sorted set (gov:{id}:budgets; the hierarchy's index serves instead);
-# 10: promotions by end date (promo:*), filled only as customers are written
+# 8: customer documents and usage histories packed (packed.py); 10: promotions by end date
+# (promo:*), filled only as customers are written
 LAYOUT_VERSION = "10"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from .. import tasks
-from ..actions import approvals
+from ..actions import approvals, writes
 from ..actions import promotions as actions
 from ..actions.promotions import PromotionInputError, Subject
 from ..actions.writes import WriteResult
@@ -30,6 +30,7 @@ from ..rules.approvals import Policy, approval_reasons
 from .common import customer_missing, frame, page_login_required
 from .customer import GRANT_PROMOTION as GRANT
 from .customer import last_read
+
 MAX_FEATURE_ID = 500
 
 
@@ -96,14 +97,15 @@ def promotion_extend(request: HttpRequest, customer_id: str) -> HttpResponse:
     form = ExtendForm(request.POST if request.method == "POST" else None, subject=subject)
     if request.method == "GET" or "edit" in request.POST or not form.is_valid():
         return _render(request, rm, doc, "extend", subject=subject, form=form)
-    try:  # an extension is a grant: the approval policy applies to it too
-        values = actions.extension(subject, form.cleaned_data["period"], form.end())
-    except PromotionInputError as exc:
-        form.fail(exc)
-        return _render(request, rm, doc, "extend", subject=subject, form=form)
-    why = _needs_approval(subject, values) if subject.feature else ()
-    if why:
-        return _request_approval(request, rm, doc, subject, form, values, why)
+    if writes.earlier(form.cleaned_data["token"]) is None:  # (a replay reports what this form did)
+        try:  # an extension is a grant: the approval policy applies to it too
+            values = actions.extension(subject, form.cleaned_data["period"], form.end())
+        except PromotionInputError as exc:
+            form.fail(exc)
+            return _render(request, rm, doc, "extend", subject=subject, form=form)
+        why = _needs_approval(subject, values) if subject.feature else ()
+        if why:
+            return _request_approval(request, rm, doc, subject, form, values, why)
     return _write(request, rm, doc, subject, form, lambda: actions.extend(
         subject, form.cleaned_data["period"], form.end(), form.cleaned_data["reason"], form.cleaned_data["ticket"],
         user=request.user, token=form.cleaned_data["token"], rm=rm), "Promotion extended", step="extend")
