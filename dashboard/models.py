@@ -144,3 +144,86 @@ class GrantRequest(models.Model):
 
     def expired(self, now: Any) -> bool:
         return self.status == self.Status.PENDING and self.expires_at <= now
+
+
+class Alert(models.Model):
+    """A metered entitlement or a governance budget that crossed a level (rules/alerts.py):
+    opened, escalated and closed by the evaluation task (dashboard/alerts/evaluate.py) from
+    the read model, acknowledged or snoozed by people on /alerts/.
+
+    At most one open alert per (customer, subject): a conditional unique constraint, so an
+    evaluation run twice, or two at once, opens nothing twice. ``state`` is open or closed;
+    acknowledged and snoozed are an open alert's ``acknowledged_at`` / ``snoozed_until``.
+    ``last_notified_at`` / ``notified_level`` are for delivery (digests, notices with a
+    cool-down), which is not built yet; ``escalated_at`` says when it last got worse."""
+
+    class Kind(models.TextChoices):
+        ENTITLEMENT = "entitlement", "Entitlement"
+        BUDGET = "budget", "Budget"
+
+    class Level(models.TextChoices):  # mildest first (rules.alerts.LEVELS)
+        WARNING = "warning", "Warning"
+        RUNOUT = "runout", "Runs out before reset"
+        LIMIT = "limit", "Limit reached"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    class Why(models.TextChoices):
+        CLEARED = "cleared", "Fell below the clear level"
+        RESET = "reset", "Its window reset"
+        GONE = "gone", "No longer there"
+
+    customer_id = models.TextField()
+    customer_name = models.TextField(blank=True)
+    account_owner = models.TextField(blank=True, help_text="from the customer's metadata, when opened")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    # One string per subject: "e|<feature>" or "b|<entity>|<capability>|<scope,…>", each part
+    # percent-encoded (dashboard/alerts/subjects.py); the columns below say it for people.
+    subject = models.TextField()
+    capability = models.TextField(help_text='the feature id, or "$" + a currency id')
+    feature_name = models.TextField(blank=True)
+    entity_id = models.TextField(blank=True)
+    entity_name = models.TextField(blank=True)
+    scope = models.JSONField(default=list, blank=True, help_text="scope entity ids; [] = node-wide")
+    level = models.CharField(max_length=8, choices=Level.choices)
+    worst_level = models.CharField(max_length=8, choices=Level.choices)
+    opened_utilization = models.FloatField(null=True)
+    opened_usage = models.FloatField(null=True)
+    opened_usage_limit = models.FloatField(null=True)
+    utilization = models.FloatField(null=True, help_text="latest")
+    usage = models.FloatField(null=True, help_text="latest")
+    usage_limit = models.FloatField(null=True, help_text="latest")
+    ttl = models.JSONField(null=True, blank=True, help_text="latest time to limit, as the read model stores it")
+    window_end = models.DateTimeField(null=True, blank=True, help_text="empty: never resets")
+    read_at = models.DateTimeField(null=True, blank=True, help_text="when Stigg was read for the latest numbers")
+    state = models.CharField(max_length=6, choices=State.choices, default=State.OPEN)
+    opened_at = models.DateTimeField(default=timezone.now)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_why = models.CharField(max_length=8, choices=Why.choices, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                        related_name="+")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    snoozed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+    notified_level = models.CharField(max_length=8, choices=Level.choices, blank=True)
+
+    class Meta:
+        ordering = ("-opened_at", "-id")
+        default_permissions = ("view",)
+        permissions = [("acknowledge_alert", "Can acknowledge and snooze alerts")]
+        constraints = [models.UniqueConstraint(fields=("customer_id", "subject"), condition=models.Q(state="open"),
+                                               name="alert_one_open_per_subject")]
+        # The list (open alerts newest first, the nav's count) and one customer's alerts.
+        indexes = [models.Index(fields=("state", "opened_at", "id"), name="alert_state_opened_idx"),
+                   models.Index(fields=("customer_id", "state", "opened_at"), name="alert_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.subject} {self.level} ({self.state})"
+
+    def snoozed(self, now: Any) -> bool:
+        return self.snoozed_until is not None and self.snoozed_until > now

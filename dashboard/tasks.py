@@ -13,6 +13,7 @@ import time
 
 from celery import shared_task
 from django.conf import settings
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from . import sync
 from .ratelimit import RequestRateLimiter
@@ -83,6 +84,7 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
         return "busy"
     try:
         found = sync.refresh_customer(client(), rm, customer_id, parts=_parts_for(reason))
+        queue_alert_evaluation([customer_id])
         return "refreshed" if found else "removed"
     except RateLimitExhausted as exc:
         # Our rate limit is busy, Stigg is fine: come back when a slot frees up.
@@ -173,11 +175,15 @@ def refresh_customer_page(self, customers: list[dict], discover: bool = False) -
     for sub in subscriptions:
         by_customer.setdefault(sub.customer_id, []).append(sub)
     outcomes: dict[str, int] = {}
+    written = []
     for message in customers:
         cid = message["id"]
         outcome = _refresh_with(stigg, cid, customer=sync.customer_from_message(message),
                                 subscriptions=by_customer[cid], discover=discover)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcome == "refreshed":
+            written.append(cid)
+    queue_alert_evaluation(written)
     return outcomes
 
 
@@ -235,6 +241,7 @@ def _sweep(rm: ReadModel) -> dict:
         gone = sorted(known - seen)
         if gone:
             rm.remove_customers(gone)
+            queue_alert_evaluation(gone)  # their alerts close: nothing left to alert about
         stats = {"customers": len(seen), "removed": len(gone), "discovery": discover,
                  "queued_in": round(time.monotonic() - started, 2)}
     except (StiggUnavailable, StiggRequestError) as exc:
@@ -264,6 +271,8 @@ def sweep_hot_customers() -> dict:
         for customer_id in rm.hot_customers(settings.SYNC_HOT_UTILIZATION, limit=hot_tier_capacity()):
             outcome = _refresh_with(hot_tier_client(), customer_id, parts=sync.POLL_PARTS)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if outcome == "refreshed":
+                queue_alert_evaluation([customer_id])
             if outcome in ("deferred", "unavailable"):
                 break  # the share is spent, or Stigg is down: the next round goes on
     finally:
@@ -277,3 +286,71 @@ def hot_tier_capacity() -> int:
     hot_rps = settings.STIGG_MAX_RPS * settings.SYNC_HOT_RATE_SHARE
     return max(1, int(settings.SYNC_HOT_INTERVAL_SECONDS * hot_rps / HOT_POLL_REQUESTS))
 
+
+# --- alerts --------------------------------------------------------------------------------
+
+
+def queue_alert_evaluation(customer_ids: list[str]) -> None:
+    """After a sync wrote (or removed) customers: evaluate their alerts, from the read model
+    only. One task for one customer (the ``hot`` queue: a refresh somebody may be waiting
+    for), one for a sweep page. Never fails the refresh: the fleet pass catches up."""
+    if not customer_ids:
+        return
+    try:
+        if len(customer_ids) == 1:
+            evaluate_alerts.delay(customer_ids[0])
+        else:
+            evaluate_alerts_of.delay(customer_ids)
+    except (BrokerUnavailable, OSError) as exc:  # the broker went away after the refresh: the beat pass catches up
+        log.warning("Alert evaluation of %d customers not queued: %s", len(customer_ids), exc)
+
+
+def _alert_evaluation(run, what: str) -> dict:
+    """Run an evaluation; the database being unreachable (or not migrated) is logged, not
+    raised: evaluation is idempotent and the next pass does it again."""
+    from django.db import DatabaseError
+
+    try:
+        return run().as_dict()
+    except DatabaseError as exc:
+        log.warning("Alerts of %s not evaluated, the database failed: %s", what, exc)
+        return {"error": str(exc)}
+
+
+@shared_task(ignore_result=True)
+def evaluate_alerts(customer_id: str) -> dict:
+    """Open, escalate and close one customer's alerts (rules/alerts.py) from the read model."""
+    from .alerts import evaluate, subjects
+
+    return _alert_evaluation(lambda: evaluate.evaluate_customer(read_model(), customer_id, sync.now(),
+                                                                subjects.thresholds()), customer_id)
+
+
+@shared_task(ignore_result=True)
+def evaluate_alerts_of(customer_ids: list[str]) -> dict:
+    """evaluate_alerts for each customer of a sweep page, in one task."""
+    totals: dict[str, int] = {}
+    for customer_id in customer_ids:
+        outcome = evaluate_alerts(customer_id)
+        for name in ("opened", "escalated", "updated"):
+            totals[name] = totals.get(name, 0) + int(outcome.get(name, 0))
+    return totals
+
+
+@shared_task(ignore_result=True)
+def evaluate_all_alerts() -> dict:
+    """The pass over every customer's alerts (beat): closes alerts whose subject vanished
+    and catches up with evaluations that were never queued. Skipped while the read model
+    has no finished sweep (emptied for a rebuild): everything would look vanished."""
+    from .alerts import evaluate, subjects
+
+    rm = read_model()
+    if rm.sync_status(settings.SYNC_STALE_AFTER_SECONDS).last_sweep_finished_at is None:
+        return {"skipped": "no finished sweep in the read model"}
+    lock = rm.acquire_sweep_lock(settings.ALERT_EVALUATE_INTERVAL_SECONDS * 2, what="alerts")
+    if not lock.acquired:
+        return {"skipped": "a pass is still running"}
+    try:
+        return _alert_evaluation(lambda: evaluate.evaluate_fleet(rm, sync.now(), subjects.thresholds()), "the fleet")
+    finally:
+        lock.release()

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--full-page", action="store_true")
     parser.add_argument("--governed", default="", help="customer id for the governance pages (default: the "
                         "customer with the largest hierarchy on the near-limit page's first budget row)")
-    parser.add_argument("--only", choices=("audit",), help="sign in and take only these pages")
+    parser.add_argument("--only", choices=("audit", "alerts"), help="sign in and take only these pages")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -41,8 +41,8 @@ def main() -> None:
         page.fill("#id_password", args.password)
         page.click("button[type=submit]")
         page.wait_for_url(f"{args.url}/")
-        if args.only == "audit":
-            audit_log(context, args.url, out)
+        if args.only:
+            {"audit": audit_log, "alerts": alerts}[args.only](context, args.url, out)
             browser.close()
             return
         page.wait_for_selector(".chart .main-svg")
@@ -68,6 +68,7 @@ def main() -> None:
         governance_pages(context, args.url, out, args.governed)
         promotion_pages(context, args.url, out, first)
         audit_log(context, args.url, out)
+        alerts(context, args.url, out)
         browser.close()
     print(f"screenshots in {out}")
 
@@ -134,6 +135,14 @@ def audit_log(context, url: str, out: Path) -> None:
     page = context.new_page()
     page.goto(f"{url}/audit/?action=promotion.grant")
     page.screenshot(path=str(out / "audit-log.png"))
+    page.close()
+
+
+def alerts(context, url: str, out: Path) -> None:
+    """The open alerts, newest first (the nav's count beside "Alerts")."""
+    page = context.new_page()
+    page.goto(f"{url}/alerts/")
+    page.screenshot(path=str(out / "alerts.png"))
     page.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_float, env_int, env_str
 
@@ -59,6 +60,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context_processors.alerts",
             ],
         },
     }
@@ -152,6 +154,15 @@ APPROVAL_MAX_DAYS = env_int("APPROVAL_MAX_DAYS", 90, minimum=1)
 APPROVAL_LARGE_FACTOR = env_float("APPROVAL_LARGE_FACTOR", 10.0)  # 0: size never needs approval
 APPROVAL_BATCH_SIZE = env_int("APPROVAL_BATCH_SIZE", 20, minimum=1)
 APPROVAL_EXPIRY_HOURS = env_int("APPROVAL_EXPIRY_HOURS", 72, minimum=1)
+# Alerts (dashboard/rules/alerts.py): one opens at the warning level (or the limit, or when
+# usage runs out before reset) and closes only below the clear level, or when its window resets.
+ALERT_WARNING_LEVEL = env_float("ALERT_WARNING_LEVEL", 0.8, minimum=0.01)
+ALERT_CLEAR_LEVEL = env_float("ALERT_CLEAR_LEVEL", 0.7, minimum=0.01)
+if not ALERT_CLEAR_LEVEL <= ALERT_WARNING_LEVEL <= 1:
+    raise ImproperlyConfigured("ALERT_CLEAR_LEVEL ≤ ALERT_WARNING_LEVEL ≤ 1 is needed, not "
+                               f"{ALERT_CLEAR_LEVEL:g} and {ALERT_WARNING_LEVEL:g}")
+# The pass over every customer's alerts (beat): closes what vanished, catches up after missed evaluations.
+ALERT_EVALUATE_INTERVAL_SECONDS = env_float("ALERT_EVALUATE_INTERVAL_SECONDS", 180.0, minimum=10)
 
 # --- Redis and Celery ----------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -173,12 +184,14 @@ CELERY_TASK_ROUTES = {
     "dashboard.tasks.refresh_customer_now": {"queue": "hot"},
     "dashboard.tasks.sweep_hot_customers": {"queue": "hot"},
     "dashboard.tasks.refresh_usage_history": {"queue": "hot"},
+    "dashboard.tasks.evaluate_alerts": {"queue": "hot"},  # after a refresh somebody may be waiting for
 }
 CELERY_IMPORTS = ("dashboard.approval_tasks",)  # autodiscovery finds only tasks.py
 CELERY_BEAT_SCHEDULE = {
     "sweep-customers": {"task": "dashboard.tasks.sweep_customers", "schedule": SYNC_SWEEP_INTERVAL_SECONDS},
     "sweep-hot-customers": {"task": "dashboard.tasks.sweep_hot_customers", "schedule": SYNC_HOT_INTERVAL_SECONDS},
     "expire-grant-requests": {"task": "dashboard.approval_tasks.expire_grant_requests", "schedule": 600.0},
+    "evaluate-all-alerts": {"task": "dashboard.tasks.evaluate_all_alerts", "schedule": ALERT_EVALUATE_INTERVAL_SECONDS},
 }
 
 LOGGING = {

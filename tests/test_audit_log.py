@@ -87,16 +87,19 @@ def test_it_shows_the_audit_log_read_only_in_the_admin():
 def test_it_comes_with_the_three_roles():
     cs, viewers = Group.objects.get(name="Customer success"), Group.objects.get(name="Viewers")
     lead = Group.objects.get(name="Customer success lead")
-    assert set(cs.permissions.values_list("codename", flat=True)) == {"change_budget", "grant_promotion",
-                                                                       "view_auditentry", "view_grantrequest"}
-    assert set(viewers.permissions.values_list("codename", flat=True)) == {"view_auditentry", "view_grantrequest"}
+    assert set(cs.permissions.values_list("codename", flat=True)) == {
+        "change_budget", "grant_promotion", "view_auditentry", "view_grantrequest", "view_alert", "acknowledge_alert"}
+    assert set(viewers.permissions.values_list("codename", flat=True)) == {"view_auditentry", "view_grantrequest",
+                                                                            "view_alert"}
     assert set(lead.permissions.values_list("codename", flat=True)) == {
-        "change_budget", "grant_promotion", "view_auditentry", "view_grantrequest", "approve_grant"}
+        "change_budget", "grant_promotion", "view_auditentry", "view_grantrequest", "approve_grant", "view_alert",
+        "acknowledge_alert"}
     # no permission to add, change or delete audit rows exists for anybody to be given
     from django.contrib.auth.models import Permission
 
     assert set(Permission.objects.filter(content_type__app_label="dashboard").values_list("codename", flat=True)) \
-        == {"change_budget", "grant_promotion", "view_auditentry", "view_grantrequest", "approve_grant"}
+        == {"change_budget", "grant_promotion", "view_auditentry", "view_grantrequest", "approve_grant",
+            "view_alert", "acknowledge_alert"}
 
 
 def test_it_puts_the_demo_logins_in_their_roles():

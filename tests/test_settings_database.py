@@ -56,13 +56,16 @@ def test_it_migrates_and_creates_the_demo_logins_on_postgresql():
             perms = db.execute("SELECT g.name, p.codename FROM auth_group g JOIN auth_group_permissions gp "
                                "ON gp.group_id = g.id JOIN auth_permission p ON p.id = gp.permission_id "
                                "ORDER BY 1, 2").fetchall()
-            assert perms == [("Customer success", "change_budget"), ("Customer success", "grant_promotion"),
+            assert perms == [("Customer success", "acknowledge_alert"), ("Customer success", "change_budget"),
+                             ("Customer success", "grant_promotion"), ("Customer success", "view_alert"),
                              ("Customer success", "view_auditentry"), ("Customer success", "view_grantrequest"),
-                             ("Customer success lead", "approve_grant"), ("Customer success lead", "change_budget"),
-                             ("Customer success lead", "grant_promotion"), ("Customer success lead", "view_auditentry"),
+                             ("Customer success lead", "acknowledge_alert"), ("Customer success lead", "approve_grant"),
+                             ("Customer success lead", "change_budget"), ("Customer success lead", "grant_promotion"),
+                             ("Customer success lead", "view_alert"), ("Customer success lead", "view_auditentry"),
                              ("Customer success lead", "view_grantrequest"),
-                             ("Viewers", "view_auditentry"), ("Viewers", "view_grantrequest")]
+                             ("Viewers", "view_alert"), ("Viewers", "view_auditentry"), ("Viewers", "view_grantrequest")]
             _assert_the_audit_log_is_append_only(db)
+            _assert_one_open_alert_per_subject(db)
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
@@ -88,3 +91,18 @@ def test_it_refuses_a_malformed_setting_with_a_clear_message():
     result = _manage("check", env=env)
     assert result.returncode != 0
     assert "STIGG_MAX_RPS must be a number, not 'fast'" in result.stderr
+
+
+def _assert_one_open_alert_per_subject(db) -> None:
+    """The conditional unique constraint: a second open alert for a subject is refused, a
+    closed one beside it is not."""
+    import psycopg
+
+    insert = ("INSERT INTO dashboard_alert (customer_id, customer_name, account_owner, kind, subject, capability, "
+              "feature_name, entity_id, entity_name, scope, level, worst_level, state, opened_at, closed_why, "
+              "notified_level) VALUES ('c', '', '', 'entitlement', 'e|api', 'api', '', '', '', '[]', 'warning', "
+              "'warning', %s, now(), '', '')")
+    db.execute(insert, ("open",))
+    db.execute(insert, ("closed",))
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute(insert, ("open",))

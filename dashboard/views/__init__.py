@@ -1,6 +1,7 @@
 """The dashboard's pages and endpoints, one module per page family. A page view reads
 only the Redis read model, never Stigg; it renders the whole page, or one named partial
 for htmx. A write to Stigg (a budget change, a promotion) goes through ``dashboard.actions``."""
+from .alerts import alert_acknowledge, alert_snooze, alerts
 from .approvals import approval_decide, approvals_list
 from .audit import audit_log, audit_log_csv
 from .budgets import budget_change
@@ -15,7 +16,7 @@ from .overview import overview
 from .promotions import promotion_extend, promotion_new, promotion_revoke
 from .webhooks import stigg_webhook
 
-__all__ = ["approval_decide", "approvals_list", "audit_log", "audit_log_csv", "budget_change", "customer",
+__all__ = ["alert_acknowledge", "alert_snooze", "alerts", "approval_decide", "approvals_list", "audit_log", "audit_log_csv", "budget_change", "customer",
            "customers", "entity_types", "governance", "governance_children", "healthz", "near_limit", "near_limit_csv",
            "overview", "promotion_extend", "promotion_new", "promotion_revoke", "promotions_expiring",
            "refresh_customer", "stigg_webhook"]

@@ -1,0 +1,169 @@
+"""Alerts (`/alerts/`): entitlements and budgets that crossed a level (rules/alerts.py),
+newest first, filtered by `state` (open, acknowledged, snoozed, closed) and `customer`; each
+links to its node or entitlements with its "Grant promotion" / "Change budget" action.
+Acknowledge and snooze are POSTs for people with `dashboard.acknowledge_alert` (customer
+success and leads; viewers read only)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import tasks
+from ..alerts import triage
+from ..codec import load
+from ..models import Alert
+from ..rules.governance import TimeToLimit, describe_time_to_limit
+from ..templatetags import ui
+from .common import frame, page_login_required, render_page
+from .customer import GRANT_PROMOTION
+
+ACKNOWLEDGE = "dashboard.acknowledge_alert"
+STATES = ("open", "acknowledged", "snoozed", "closed")
+PAGE_SIZE = 50
+MAX_CUSTOMER = 1000
+
+
+def needs_attention(now: datetime) -> Q:
+    """Open, neither acknowledged nor snoozed: the open list, and the nav's count."""
+    return Q(state=Alert.State.OPEN, acknowledged_at__isnull=True) & (
+        Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now))
+
+
+def in_state(state: str, now: datetime) -> Q:
+    if state == "open":
+        return needs_attention(now)
+    if state == "snoozed":
+        return Q(state=Alert.State.OPEN, snoozed_until__gt=now)
+    if state == "acknowledged":  # and not snoozed: a snoozed one is listed with the snoozed
+        return Q(state=Alert.State.OPEN, acknowledged_at__isnull=False) & (
+            Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now))
+    return Q(state=Alert.State.CLOSED)
+
+
+def ordered(alerts: QuerySet[Alert], user: Any) -> QuerySet[Alert]:
+    """Newest first. "My accounts first" (issue 10) plugs in here: order by whether
+    ``account_owner`` is the user's owner name (their profile), then newest first."""
+    return alerts.order_by("-opened_at", "-id")
+
+
+def _filters(query: Any) -> tuple[str, str | None, int, list[str]]:
+    """(state, customer, page, what could not be used, in words)."""
+    problems = []
+    state = query.get("state", "open")
+    if state not in STATES:
+        problems.append("“state” is open, acknowledged, snoozed or closed; showing open alerts.")
+        state = "open"
+    customer = query.get("customer") or None
+    if customer is not None and ("\x00" in customer or len(customer) > MAX_CUSTOMER):
+        problems.append("That customer id cannot be one; showing every customer.")
+        customer = None
+    try:
+        page = max(1, min(int(query.get("page", 1)), 10_000))
+    except ValueError:
+        page = 1
+    return state, customer, page, problems
+
+
+def _url(state: str, customer: str | None, page: int = 1) -> str:
+    params = {"state": state} if state != "open" else {}
+    if customer:
+        params["customer"] = customer
+    if page > 1:
+        params["page"] = str(page)
+    return reverse("alerts") + (f"?{urlencode(params, quote_via=quote)}" if params else "")
+
+
+def what(a: Alert) -> str:
+    """The alert's subject in words: the feature, or the entity and the budget's capability."""
+    if a.kind == Alert.Kind.ENTITLEMENT:
+        return a.feature_name or a.capability
+    scoped = " (scoped)" if a.scope else ""
+    return f"{a.entity_name or a.entity_id} · {ui.capability_words(a.capability)}{scoped}"
+
+
+def _row(a: Alert, now: datetime) -> dict[str, Any]:
+    customer_url = reverse("customer", args=[a.customer_id])
+    link = (f"{customer_url}/governance?{urlencode({'node': a.entity_id}, quote_via=quote)}"
+            if a.kind == Alert.Kind.BUDGET else f"{customer_url}#metered")
+    ttl = describe_time_to_limit(load(TimeToLimit, a.ttl), now) if a.ttl else "not enough usage yet to project"
+    return {"a": a, "customer_url": customer_url, "link": link, "time_to_limit": ttl,
+            "what": what(a),
+            "usage_limit": f"{ui.num(a.usage)} / {ui.num(a.usage_limit)}", "snoozed": a.snoozed(now)}
+
+
+@page_login_required
+@require_GET
+def alerts(request: HttpRequest) -> HttpResponse:
+    now = datetime.now(timezone.utc)
+    state, customer, page, problems = _filters(request.GET)
+    scope = Alert.objects.filter(customer_id=customer) if customer else Alert.objects.all()
+    found = ordered(scope.filter(in_state(state, now)), request.user)
+    total = found.count()
+    page = min(page, max(1, -(-total // PAGE_SIZE)))
+    rows = [_row(a, now) for a in found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]]
+    context = {**frame(tasks.read_model()), "rows": rows, "total": total, "state": state, "customer": customer,
+               "problems": problems, "here": request.get_full_path(), "snoozes": triage.SNOOZES,
+               "tabs": [(s, _url(s, customer), s == state) for s in STATES],
+               "prev_url": _url(state, customer, page - 1) if page > 1 else None,
+               "next_url": _url(state, customer, page + 1) if page * PAGE_SIZE < total else None,
+               "can_triage": request.user.has_perm(ACKNOWLEDGE), "can_grant": request.user.has_perm(GRANT_PROMOTION),
+               "clear_url": _url(state, None)}
+    return render_page(request, "dashboard/alerts.html", context)
+
+
+def _back(request: HttpRequest) -> str:
+    target = request.POST.get("next", "")
+    if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                                   require_https=request.is_secure()):
+        return target
+    return reverse("alerts")
+
+
+def _alert_or_none(pk: int) -> Alert | None:
+    return Alert.objects.filter(pk=pk).first()
+
+
+def _missing(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "dashboard/alert_missing.html", {**frame(tasks.read_model()), "pk": pk}, status=404)
+
+
+@page_login_required
+@permission_required(ACKNOWLEDGE, raise_exception=True)
+@require_POST
+def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _alert_or_none(pk)
+    if alert is None:
+        return _missing(request, pk)
+    try:
+        triage.acknowledge(alert, request.user, datetime.now(timezone.utc))
+        messages.success(request, f"Acknowledged: {what(alert)} of "
+                                  f"{alert.customer_name or alert.customer_id}. It comes back if it gets worse.")
+    except triage.TriageError as exc:
+        messages.error(request, str(exc))
+    return redirect(_back(request))
+
+
+@page_login_required
+@permission_required(ACKNOWLEDGE, raise_exception=True)
+@require_POST
+def alert_snooze(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _alert_or_none(pk)
+    if alert is None:
+        return _missing(request, pk)
+    try:
+        until = triage.snooze(alert, request.POST.get("snooze", ""), request.user, datetime.now(timezone.utc))
+        messages.success(request, f"Snoozed until {ui.when(until)}: {what(alert)} of "
+                                  f"{alert.customer_name or alert.customer_id}.")
+    except triage.TriageError as exc:
+        messages.error(request, str(exc))
+    return redirect(_back(request))
