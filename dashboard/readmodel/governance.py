@@ -32,6 +32,7 @@ from .base import Store
 from .documents import GovernanceSummary
 from .keys import Keys
 from .nearlimit import budget_member, split_budget_member
+from .nearlimit_rare import queue_rare
 from .values import BudgetRank, as_str, parse_time, to_json
 
 ROOT = ""  # the children index's key for entities without a parent
@@ -144,6 +145,7 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     for order, mapping in scores.items():
         if mapping:
             pipe.zadd(keys.rank_budgets(order), mapping)
+    queue_rare(pipe, keys, "b", old_members - members, members - old_members)
     if own:
         pipe.zadd(keys.budget_utilization(), {cid: max(own)})
     else:
@@ -156,6 +158,7 @@ def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members
     if old_members:
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *old_members)
+    queue_rare(pipe, keys, "b", old_members, ())
     pipe.zrem(keys.budget_utilization(), cid)
 
 

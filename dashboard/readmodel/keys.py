@@ -30,6 +30,9 @@ prefix.
     near:values:{facet}[:{b|e}]          zset    value -> customers having it (facet: plan, owner, capability,
                                                  entity_type); :b / :e those whose budgets / entitlements have it
     near:customers:{plan|owner}:{value}  set     the customers having it
+    near:rows:{capability|entity_type}   zset    value -> ranking members having it (nearlimit_rare.py)
+    near:rare:{capability|entity_type}:{value}
+                                         set     while the value is rare: its members, "b"/"e" + member
     sync:status                          hash    last sweep start/finish/duration/stats
     sync:counters                        hash    errors / rate_limited seen (cumulative)
     lock:customer:{id}                   string  per-customer refresh lock (token, PX expiry)
@@ -53,11 +56,13 @@ DEFAULT_PREFIX = "stiggadmin:rm:"
 # read model and fills it again from Stigg (it is a cache), instead of reading stale keys.
 # 4: ids percent-encoded; 5: governance hierarchies apart from the document; 6: rankings
 # carry the near-limit facets, with negated scores, and near:* (nearlimit.py); 7: no
-# per-customer budgets sorted set (gov:{id}:budgets; the hierarchy's index serves instead)
-LAYOUT_VERSION = "7"
+# per-customer budgets sorted set (gov:{id}:budgets; the hierarchy's index serves instead);
+# 8: another branch's; 9: near:rows and near:rare (a rare capability's or entity type's members, nearlimit_rare.py)
+LAYOUT_VERSION = "9"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")
 NEAR_FACETS = ("plan", "owner", "capability", "entity_type")
+RARE_FACETS = ("capability", "entity_type")  # a row's own facets, whose rare values list their rows
 
 
 def part(text: str) -> str:
@@ -152,6 +157,16 @@ class Keys:
         if facet not in NEAR_FACETS:
             raise ValueError(f"no near-limit facet {facet!r}")
         return f"{self.prefix}near:customers:{facet}:{part(value)}"
+
+    def near_rows(self, facet: str) -> str:
+        if facet not in RARE_FACETS:
+            raise ValueError(f"no rare near-limit facet {facet!r}")
+        return f"{self.prefix}near:rows:{facet}"
+
+    def near_rare(self, facet: str, value: str) -> str:
+        if facet not in RARE_FACETS:
+            raise ValueError(f"no rare near-limit facet {facet!r}")
+        return f"{self.prefix}near:rare:{facet}:{part(value)}"
 
     # --- governance hierarchies ---------------------------------------------------------------
 
