@@ -32,6 +32,7 @@ from .base import Store
 from .documents import GovernanceSummary
 from .keys import Keys
 from .nearlimit import budget_member, split_budget_member
+from .nearlimit_bounds import queue_bounds
 from .nearlimit_rare import queue_rare
 from .values import BudgetRank, as_str, parse_time, to_json
 
@@ -139,12 +140,14 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
                 scores["usage"][member] = -b["usage"]
             scores["urgency"][member] = -b["urgency"]
     members = set(scores["urgency"])  # every budget has an urgency
+    queue_bounds(pipe, keys, "b", old_members, -1)
     if old_members - members:
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *(old_members - members))
     for order, mapping in scores.items():
         if mapping:
             pipe.zadd(keys.rank_budgets(order), mapping)
+    queue_bounds(pipe, keys, "b", members, 1)
     queue_rare(pipe, keys, "b", old_members - members, members - old_members)
     if own:
         pipe.zadd(keys.budget_utilization(), {cid: max(own)})
@@ -155,6 +158,7 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
 def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members: set[str]) -> None:
     cid = customer_id
     pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_index(cid))
+    queue_bounds(pipe, keys, "b", old_members, -1)
     if old_members:
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *old_members)

@@ -30,6 +30,8 @@ prefix.
     near:values:{facet}[:{b|e}]          zset    value -> customers having it (facet: plan, owner, capability,
                                                  entity_type); :b / :e those whose budgets / entitlements have it
     near:customers:{plan|owner}:{value}  set     the customers having it
+    near:bounds:{b|e}:{order}            hash    "{c|t}={value}|{bucket}" -> members of the kind scoring in
+                                                 that bucket of the order (nearlimit_bounds.py)
     near:rows:{capability|entity_type}   zset    value -> ranking members having it (nearlimit_rare.py)
     near:rare:{capability|entity_type}:{value}
                                          set     while the value is rare: its members, "b"/"e" + member
@@ -57,7 +59,8 @@ DEFAULT_PREFIX = "stiggadmin:rm:"
 # 4: ids percent-encoded; 5: governance hierarchies apart from the document; 6: rankings
 # carry the near-limit facets, with negated scores, and near:* (nearlimit.py); 7: no
 # per-customer budgets sorted set (gov:{id}:budgets; the hierarchy's index serves instead);
-# 8: another branch's; 9: near:rows and near:rare (a rare capability's or entity type's members, nearlimit_rare.py)
+# 8: another branch's; 9: near:rows and near:rare (a rare capability's or entity type's
+# members, nearlimit_rare.py), near:bounds (nearlimit_bounds.py)
 LAYOUT_VERSION = "9"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")
@@ -157,6 +160,11 @@ class Keys:
         if facet not in NEAR_FACETS:
             raise ValueError(f"no near-limit facet {facet!r}")
         return f"{self.prefix}near:customers:{facet}:{part(value)}"
+
+    def near_bounds(self, kind: str, order: str) -> str:
+        if kind not in ("b", "e") or order not in BUDGET_RANKINGS:
+            raise ValueError(f"no near-limit bounds of kind {kind!r} in order {order!r}")
+        return f"{self.prefix}near:bounds:{kind}:{order}"
 
     def near_rows(self, facet: str) -> str:
         if facet not in RARE_FACETS:

@@ -31,7 +31,8 @@ is never read. A query is planned (``near_limit_members``):
 * a plan or owner whose customers are few (their rows at most PER_CUSTOMER_MAX_ROWS):
   those customers' own rows, as for one customer;
 * otherwise one read-only script walks the two rankings of the order at once (a merge: the
-  lower score first, budgets first on a tie), from the top, testing each member, and stops
+  lower score first, budgets first on a tie), from the top — or, for a capability or entity
+  type, from where its rows can begin (nearlimit_bounds.py) — testing each member, and stops
   as soon as the page and one more row are found. By utilization the walk is the range at
   or above the threshold; by usage or urgency it looks up each candidate's utilization. A
   walk scans at most SCAN_PER_CALL members per script call, so Redis is never held long;
@@ -401,7 +402,8 @@ class NearLimitIndex(Store):
     def _walk(self, query: NearLimitQuery, skip: int, limit: int,
               cursor: tuple[str, str, str, str]) -> tuple[list[str], bool, int, bool, tuple[str, str, str, str]]:
         """(members, one more exists, matches seen, reached the end, cursor after the last)."""
-        keys = [*self._order_keys(query.order), self.keys.near_facets()]
+        keys = [*self._order_keys(query.order), self.keys.near_facets(), self.keys.near_bounds("b", query.order),
+                self.keys.near_bounds("e", query.order)]
         budgets, entitlements = self._kinds(query)
         if not (budgets or entitlements):
             return [], False, 0, True, cursor
@@ -413,7 +415,8 @@ class NearLimitIndex(Store):
                 -query.min_utilization, "1" if query.order == "utilization" else "0", *self._tokens(query),
                 part(query.plan) if query.plan is not None else "", part(query.owner) if query.owner is not None else "",
                 "1" if query.plan is not None else "0", "1" if query.owner is not None else "0", skip,
-                limit - len(items), SCAN_PER_CALL, *cursor, "1" if budgets else "0", "1" if entitlements else "0"])
+                limit - len(items), SCAN_PER_CALL, *cursor, "1" if budgets else "0", "1" if entitlements else "0",
+                *(token.strip("|") for token in self._tokens(query))])
             items += [as_str(m) for m in page]
             matched_total += int(matched)
             skip = max(0, skip - int(matched))

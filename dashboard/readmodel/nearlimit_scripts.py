@@ -12,12 +12,16 @@ type)."""
 # matches and one more are found, at the end, or after ``scan`` members (the caller goes on
 # from the cursor: per ranking, the last member decided on, taken or not). By utilization
 # only the range at or above the threshold is read.
+# A chosen capability or entity type starts each ranking where its rows can begin
+# (nearlimit_bounds.py), not at the top.
 # KEYS: budgets in the order, entitlements in the order, budgets by utilization,
-#       entitlements by utilization, near:facets.
+#       entitlements by utilization, near:facets, the budgets' and the entitlements' bounds
+#       in the order.
 # ARGV: -threshold, by utilization (1/0), capability token, entity-type token, plan, owner,
 #       plan wanted (1/0), owner wanted (1/0), skip, limit, scan, then per ranking the score
 #       and member of the last one decided on before ("" to start at the top), then whether
-#       to read the budgets and the entitlements at all (1/0).
+#       to read the budgets and the entitlements at all (1/0), then the bounds' fields of
+#       the capability and the entity type ("c=…", "t=…"; "" when not chosen).
 # Returns {members prefixed b/e, cursor (4 values), one more found, matches, done}.
 WALK_SCRIPT = r"""
 local maxscore, by_util = ARGV[1], ARGV[2] == '1'
@@ -46,7 +50,32 @@ local function customer_ok(m)
   return ok
 end
 
-local function open(key, util, budgets, last_score, last, wanted)
+-- The score a ranking's rows of the chosen capability and entity type cannot beat, from
+-- the highest bucket holding any (nearlimit_bounds.py; one bucket of slack); nil when no
+-- value is chosen, false when a chosen value has no row in it.
+local function bound(key, bounds, budgets)
+  local fields = {}
+  if ARGV[18] ~= '' then fields[#fields + 1] = ARGV[18] end
+  if budgets and ARGV[19] ~= '' then fields[#fields + 1] = ARGV[19] end
+  if #fields == 0 then return nil end
+  local top = redis.call('zrange', key, 0, 0, 'withscores')
+  if #top == 0 then return false end
+  local x = -tonumber(top[2])
+  local highest = 0
+  if x > 0 then highest = math.floor(math.log(1 + x) / math.log(2) * 8) + 1 end
+  local start = -math.huge
+  for _, f in ipairs(fields) do
+    local b = highest
+    while b >= 0 and redis.call('hexists', bounds, f .. '|' .. b) == 0 do b = b - 1 end
+    if b < 0 then return false end
+    local most = 0
+    if b > 0 then most = 2 ^ ((b + 1) / 8) - 1 end
+    if -most > start then start = -most end
+  end
+  return start
+end
+
+local function open(key, util, budgets, last_score, last, wanted, bounds)
   local n = 0
   if wanted == '1' then
     if by_util then n = redis.call('zcount', key, '-inf', maxscore) else n = redis.call('zcard', key) end
@@ -56,6 +85,11 @@ local function open(key, util, budgets, last_score, last, wanted)
     local s = redis.call('zscore', key, last)
     if s and tonumber(s) == tonumber(last_score) then pos = redis.call('zrank', key, last) + 1
     else pos = redis.call('zcount', key, '-inf', '(' .. last_score) end  -- it moved: from its old score
+  end
+  if n > 0 then
+    local start = bound(key, bounds, budgets)
+    if start == false then n = 0
+    elseif start ~= nil then pos = math.max(pos, redis.call('zcount', key, '-inf', '(' .. start)) end
   end
   -- q: the queued matches, 4 values each: member, score, and the member and score read just
   -- before it (where to resume if it is not taken); tail: the last member read.
@@ -119,8 +153,8 @@ local function read(s)
   return true
 end
 
-sb = open(KEYS[1], KEYS[3], true, ARGV[12], ARGV[13], ARGV[16])
-se = open(KEYS[2], KEYS[4], false, ARGV[14], ARGV[15], ARGV[17])
+sb = open(KEYS[1], KEYS[3], true, ARGV[12], ARGV[13], ARGV[16], KEYS[6])
+se = open(KEYS[2], KEYS[4], false, ARGV[14], ARGV[15], ARGV[17], KEYS[7])
 local page, more, done = {}, 0, 0
 -- Merge: a ranking's head may be taken once the other cannot hold anything before it (its
 -- head, or its frontier when nothing is queued); budgets go first on a tie. A ranking with

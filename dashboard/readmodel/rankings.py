@@ -14,6 +14,7 @@ from .base import Store
 from .documents import CustomerDocument, EntitlementDoc
 from .keys import BUDGET_RANKINGS, Keys
 from .nearlimit import entitlement_member, join_members, split_entitlement_member, split_members
+from .nearlimit_bounds import queue_bounds
 from .nearlimit_rare import queue_rare
 from .values import EntitlementRank, HistogramBin, ThresholdCounts, as_str, iso, parse_time, to_json
 
@@ -42,6 +43,7 @@ def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: se
     # Stale members (features that disappeared) go; every current member is rewritten
     # (ZADD/HSET overwrite), so the rankings equal this snapshot. One command per key,
     # however many members. Scores are negated (keys.py).
+    queue_bounds(pipe, keys, "e", old_members, -1)
     stale = old_members - set(new_members)
     if stale:
         for by in BUDGET_RANKINGS:
@@ -51,6 +53,7 @@ def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: se
         for by in BUDGET_RANKINGS:
             pipe.zadd(keys.rank_entitlements(by), {m: -scores[by] for m, (scores, _) in new_members.items()})
         pipe.hset(keys.rank_entitlement_rows(), mapping={m: row for m, (_, row) in new_members.items()})
+    queue_bounds(pipe, keys, "e", new_members, 1)
     queue_rare(pipe, keys, "e", stale, set(new_members) - old_members)
     if new_members:
         pipe.set(keys.members(cid), join_members(new_members))
@@ -79,6 +82,7 @@ def _scores(ent: EntitlementDoc, ttl: rules.TimeToLimit) -> dict[str, float]:
 
 def queue_forget_members(pipe: Any, keys: Keys, members: set[str]) -> None:
     if members:
+        queue_bounds(pipe, keys, "e", members, -1)
         for by in BUDGET_RANKINGS:
             pipe.zrem(keys.rank_entitlements(by), *members)
         pipe.hdel(keys.rank_entitlement_rows(), *members)
