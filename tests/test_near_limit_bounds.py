@@ -1,4 +1,4 @@
-"""Where a capability's or an entity type's rows begin in each ranking
+"""Where a capability's or an entity type's rows begin in the usage rankings
 (dashboard/readmodel/nearlimit_bounds.py), against a real redis-server: the bucket counts
 equal a count from scratch of the rankings after every change, and a walk that starts at
 them reads the same rows as a brute-force filter of all rows, without reading the rows
@@ -15,8 +15,7 @@ import redis
 from dashboard.readmodel import NearLimitQuery as Q
 from dashboard.readmodel import ReadModel
 from dashboard.readmodel import nearlimit, nearlimit_rare
-from dashboard.readmodel.keys import BUDGET_RANKINGS
-from dashboard.readmodel.nearlimit_bounds import bucket
+from dashboard.readmodel.nearlimit_bounds import BOUNDED_ORDERS, bucket
 
 from .near_limit_world import budget, customer_snapshot, expected, found
 from .test_read_model import T0
@@ -44,7 +43,7 @@ def counted_from_scratch(rm: ReadModel) -> dict[str, Counter]:
     """The bounds as they must be: every ranking member's bucket per value, per kind and order."""
     out = {}
     for kind, rank in (("b", rm.keys.rank_budgets), ("e", rm.keys.rank_entitlements)):
-        for order in BUDGET_RANKINGS:
+        for order in BOUNDED_ORDERS:
             fields: Counter = Counter()
             for member, score in rm.r.zrange(rank(order), 0, -1, withscores=True):
                 for part in member.split("|"):
@@ -56,7 +55,7 @@ def counted_from_scratch(rm: ReadModel) -> dict[str, Counter]:
 
 def stored(rm: ReadModel) -> dict[str, Counter]:
     return {f"{kind}:{order}": Counter({f: int(n) for f, n in rm.r.hgetall(rm.keys.near_bounds(kind, order)).items()})
-            for kind in ("b", "e") for order in BUDGET_RANKINGS}
+            for kind in ("b", "e") for order in BOUNDED_ORDERS}
 
 
 def fleet(tokens: int, runs_usage: float, minute: int = 0) -> dict:

@@ -140,14 +140,13 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
                 scores["usage"][member] = -b["usage"]
             scores["urgency"][member] = -b["urgency"]
     members = set(scores["urgency"])  # every budget has an urgency
-    queue_bounds(pipe, keys, "b", old_members, -1)
+    queue_bounds(pipe, keys, "b", scores["usage"], old_members - members)
     if old_members - members:
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *(old_members - members))
     for order, mapping in scores.items():
         if mapping:
             pipe.zadd(keys.rank_budgets(order), mapping)
-    queue_bounds(pipe, keys, "b", members, 1)
     queue_rare(pipe, keys, "b", old_members - members, members - old_members)
     if own:
         pipe.zadd(keys.budget_utilization(), {cid: max(own)})
@@ -158,7 +157,7 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
 def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members: set[str]) -> None:
     cid = customer_id
     pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_index(cid))
-    queue_bounds(pipe, keys, "b", old_members, -1)
+    queue_bounds(pipe, keys, "b", {}, old_members)
     if old_members:
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *old_members)

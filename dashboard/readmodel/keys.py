@@ -30,8 +30,8 @@ prefix.
     near:values:{facet}[:{b|e}]          zset    value -> customers having it (facet: plan, owner, capability,
                                                  entity_type); :b / :e those whose budgets / entitlements have it
     near:customers:{plan|owner}:{value}  set     the customers having it
-    near:bounds:{b|e}:{order}            hash    "{c|t}={value}|{bucket}" -> members of the kind scoring in
-                                                 that bucket of the order (nearlimit_bounds.py)
+    near:bounds:{b|e}:usage              hash    "{c|t}={value}|{bucket}" -> members of the kind scoring in
+                                                 that bucket of usage (nearlimit_bounds.py)
     near:rows:{capability|entity_type}   zset    value -> ranking members having it (nearlimit_rare.py)
     near:rare:{capability|entity_type}:{value}
                                          set     while the value is rare: its members, "b"/"e" + member

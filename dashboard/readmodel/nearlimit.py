@@ -31,8 +31,9 @@ is never read. A query is planned (``near_limit_members``):
 * a plan or owner whose customers are few (their rows at most PER_CUSTOMER_MAX_ROWS):
   those customers' own rows, as for one customer;
 * otherwise one read-only script walks the two rankings of the order at once (a merge: the
-  lower score first, budgets first on a tie), from the top — or, for a capability or entity
-  type, from where its rows can begin (nearlimit_bounds.py) — testing each member, and stops
+  lower score first, budgets first on a tie), from the top — or, by usage for a capability
+  or entity type, from where its rows can begin (nearlimit_bounds.py) — testing each
+  member, and stops
   as soon as the page and one more row are found. By utilization the walk is the range at
   or above the threshold; by usage or urgency it looks up each candidate's utilization. A
   walk scans at most SCAN_PER_CALL members per script call, so Redis is never held long;
@@ -52,6 +53,7 @@ from urllib.parse import unquote
 
 from .base import Store
 from .keys import BUDGET_RANKINGS, NEAR_FACETS, Keys, part
+from .nearlimit_bounds import BOUNDED_ORDERS
 from .nearlimit_rare import rare_list
 from .nearlimit_scripts import RARE_SCRIPT, WALK_SCRIPT
 from .values import as_str
@@ -416,7 +418,7 @@ class NearLimitIndex(Store):
                 part(query.plan) if query.plan is not None else "", part(query.owner) if query.owner is not None else "",
                 "1" if query.plan is not None else "0", "1" if query.owner is not None else "0", skip,
                 limit - len(items), SCAN_PER_CALL, *cursor, "1" if budgets else "0", "1" if entitlements else "0",
-                *(token.strip("|") for token in self._tokens(query))])
+                *(token.strip("|") if query.order in BOUNDED_ORDERS else "" for token in self._tokens(query))])
             items += [as_str(m) for m in page]
             matched_total += int(matched)
             skip = max(0, skip - int(matched))

@@ -1,10 +1,16 @@
-"""Near-limit: where in each ranking a capability's or an entity type's rows begin, so a
-walk for a common value whose rows all sit low in an order (agent runs by usage: counts of
-runs under millions of tokens) starts there instead of reading every row above them.
+"""Near-limit: where in the usage rankings a capability's or an entity type's rows begin,
+so a walk for a common value whose rows all sit low in that order (agent runs by usage:
+counts of runs under millions of tokens) starts there instead of reading every row above
+them.
 
-    near:bounds:{b|e}:{order}   hash  "{c|t}={value}|{bucket}" -> how many of the kind's
-                                      members with that value score in that bucket of
-                                      the order (value percent-encoded, as in members)
+    near:bounds:{b|e}:usage   hash  "{c|t}={value}|{bucket}" -> how many of the kind's
+                                    members with that value score in that bucket of usage
+                                    (value percent-encoded, as in members)
+
+Only usage (BOUNDED_ORDERS): there each capability counts in its own unit, so one can sit
+wholly below another. Utilization and urgency put every capability on the same scale (0 to
+a few), so a common value's rows are met early in those orders, and bounds there would
+triple what every write pays for them (measured: bench/README.md).
 
 A bucket is a slice of the score on a log scale, eight to a doubling (x = the row's
 usage, utilization or urgency; bucket 0 holds x <= 0, bucket b >= 1 holds
@@ -23,61 +29,69 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-from .keys import BUDGET_RANKINGS, Keys
+from .keys import Keys
 
-# Add (ARGV[1] = 1) or take out (-1) the members' buckets, per order, from the scores the
-# rankings hold now. KEYS: the kind's rankings by utilization, usage, urgency, then its
-# bounds for the same orders. ARGV: sign, the members.
+BOUNDED_ORDERS = ("usage",)
+
+# Move the members a write changes between buckets: run inside the writer's MULTI before it
+# rewrites the usage ranking, so the ranking still holds each member's old score; a member
+# whose bucket stays (most: usage moves within a bucket) costs one lookup. The new scores
+# are the strings the ZADD will send (repr of the float, read back as the same double).
+# KEYS: the kind's usage ranking, its bounds. ARGV: member, new score ("" when the write
+# takes it out of the ranking), member, new score, ...
 COUNT_SCRIPT = r"""
-local sign = tonumber(ARGV[1])
 local find, sub, floor, log = string.find, string.sub, math.floor, math.log
--- each member's "c=…" and "t=…" (false for an entitlement, which has no type)
-local caps, types = {}, {}
-for i = 2, #ARGV do
-  local m = ARGV[i]
-  local a = find(m, '|c=', 1, true)
-  caps[i] = sub(m, a + 1, find(m, '|', a + 1, true) - 1)
-  local t = find(m, '|t=', 1, true)
-  types[i] = t and sub(m, t + 1, find(m, '|', t + 1, true) - 1)
+local function bucket(score)
+  local x = -tonumber(score)
+  if x > 0 then return floor(log(1 + x) / log(2) * 8) + 1 end
+  return 0
 end
-for o = 1, 3 do
-  local delta = {}
-  for first = 2, #ARGV, 1000 do
-    local last = math.min(first + 999, #ARGV)
-    local scores = redis.call('zmscore', KEYS[o], unpack(ARGV, first, last))
-    for j = 1, last - first + 1 do
-      if scores[j] then
-        local x = -tonumber(scores[j])
-        local b = 0
-        if x > 0 then b = floor(log(1 + x) / log(2) * 8) + 1 end
-        local i = first - 1 + j
-        local f = caps[i] .. '|' .. b
-        delta[f] = (delta[f] or 0) + sign
-        if types[i] then
-          f = types[i] .. '|' .. b
-          delta[f] = (delta[f] or 0) + sign
-        end
-      end
+local delta = {}
+local function count(m, b, d)
+  local a = find(m, '|c=', 1, true)
+  local f = sub(m, a + 1, find(m, '|', a + 1, true) - 1) .. '|' .. b
+  delta[f] = (delta[f] or 0) + d
+  local t = find(m, '|t=', 1, true)  -- an entitlement has no type
+  if t then
+    f = sub(m, t + 1, find(m, '|', t + 1, true) - 1) .. '|' .. b
+    delta[f] = (delta[f] or 0) + d
+  end
+end
+for first = 1, #ARGV, 2000 do
+  local last = math.min(first + 1999, #ARGV)
+  local ms = {}
+  for i = first, last, 2 do ms[#ms + 1] = ARGV[i] end
+  local olds = redis.call('zmscore', KEYS[1], unpack(ms))
+  for j = 1, #ms do
+    local new = ARGV[first + 2 * j - 1]
+    local was, now = false, false
+    if olds[j] then was = bucket(olds[j]) end
+    if new ~= '' then now = bucket(new) end
+    if was ~= now then
+      if was then count(ms[j], was, -1) end
+      if now then count(ms[j], now, 1) end
     end
   end
-  for f, d in pairs(delta) do
-    if redis.call('hincrby', KEYS[3 + o], f, d) <= 0 then redis.call('hdel', KEYS[3 + o], f) end
-  end
+end
+for f, d in pairs(delta) do
+  if d ~= 0 and redis.call('hincrby', KEYS[2], f, d) <= 0 then redis.call('hdel', KEYS[2], f) end
 end
 return 1
 """
 
 
-def queue_bounds(pipe: Any, keys: Keys, kind: str, members: Iterable[str], sign: int) -> None:
-    """Queue (inside MULTI) taking ``members`` of a kind ("b" / "e") out of their buckets
-    (sign -1: before the rankings are rewritten) or putting them in (+1: after)."""
-    members = sorted(members)
-    if not members:
-        return
-    rank = keys.rank_budgets if kind == "b" else keys.rank_entitlements
-    script_keys = [*(rank(order) for order in BUDGET_RANKINGS),
-                   *(keys.near_bounds(kind, order) for order in BUDGET_RANKINGS)]
-    pipe.eval(COUNT_SCRIPT, len(script_keys), *script_keys, sign, *members)
+def queue_bounds(pipe: Any, keys: Keys, kind: str, usage: dict[str, float], removed: Iterable[str] = ()) -> None:
+    """Queue (inside MULTI, before the kind's usage ranking is rewritten) the bucket moves
+    of a write: ``usage`` the members it (re)writes there with their scores (negated, as
+    ZADD gets them), ``removed`` those it takes out."""
+    args: list[str] = []
+    for member, score in sorted(usage.items()):
+        args += [member, repr(float(score))]
+    for member in sorted(removed):
+        args += [member, ""]
+    if args:
+        rank = keys.rank_budgets("usage") if kind == "b" else keys.rank_entitlements("usage")
+        pipe.eval(COUNT_SCRIPT, 2, rank, keys.near_bounds(kind, "usage"), *args)
 
 
 def bucket(x: float) -> int:

@@ -43,8 +43,8 @@ def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: se
     # Stale members (features that disappeared) go; every current member is rewritten
     # (ZADD/HSET overwrite), so the rankings equal this snapshot. One command per key,
     # however many members. Scores are negated (keys.py).
-    queue_bounds(pipe, keys, "e", old_members, -1)
     stale = old_members - set(new_members)
+    queue_bounds(pipe, keys, "e", {m: -scores["usage"] for m, (scores, _) in new_members.items()}, stale)
     if stale:
         for by in BUDGET_RANKINGS:
             pipe.zrem(keys.rank_entitlements(by), *stale)
@@ -53,7 +53,6 @@ def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: se
         for by in BUDGET_RANKINGS:
             pipe.zadd(keys.rank_entitlements(by), {m: -scores[by] for m, (scores, _) in new_members.items()})
         pipe.hset(keys.rank_entitlement_rows(), mapping={m: row for m, (_, row) in new_members.items()})
-    queue_bounds(pipe, keys, "e", new_members, 1)
     queue_rare(pipe, keys, "e", stale, set(new_members) - old_members)
     if new_members:
         pipe.set(keys.members(cid), join_members(new_members))
@@ -82,7 +81,7 @@ def _scores(ent: EntitlementDoc, ttl: rules.TimeToLimit) -> dict[str, float]:
 
 def queue_forget_members(pipe: Any, keys: Keys, members: set[str]) -> None:
     if members:
-        queue_bounds(pipe, keys, "e", members, -1)
+        queue_bounds(pipe, keys, "e", {}, members)
         for by in BUDGET_RANKINGS:
             pipe.zrem(keys.rank_entitlements(by), *members)
         pipe.hdel(keys.rank_entitlement_rows(), *members)
