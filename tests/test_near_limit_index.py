@@ -208,6 +208,19 @@ def test_it_moves_rows_when_plan_or_owner_change_without_the_hierarchy_being_rew
     assert len(rm.near_limit_page(Q(owner="Bob")).rows) == 2
 
 
+def test_it_unranks_a_budget_that_loses_its_limit_or_its_usage(rm):
+    world = {"a": customer_snapshot("a", budgets=(budget("x", 95, 100), budget("y", 90, 100), budget("z", 85, 100)))}
+    write_all(rm, world)
+    world["a"] = customer_snapshot("a", fetched_at=T0 + timedelta(minutes=1), budgets=(
+        budget("x", 95, None), budget("y", None, 100), budget("z", 85, 100)))  # x: unlimited now; y: no usage
+    write_all(rm, world)
+    for order in nearlimit.ORDERS:
+        q = Q(order=order, min_utilization=0)
+        page = rm.near_limit_page(q)
+        assert found(page.rows) == expected(world, q) == [("budget", "a", "z", ())] and page.total == 1, order
+    assert rm.r.zcard(rm.keys.rank_budgets("utilization")) == 1 and rm.r.zcard(rm.keys.rank_budgets("usage")) == 2
+
+
 def test_it_forgets_removed_customers_and_their_facets(rm):
     write_all(rm, small_world())
     rm.remove_customers(["acme", "globex", "initech"])

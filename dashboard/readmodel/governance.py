@@ -140,10 +140,14 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
                 scores["usage"][member] = -b["usage"]
             scores["urgency"][member] = -b["urgency"]
     members = set(scores["urgency"])  # every budget has an urgency
-    queue_bounds(pipe, keys, "b", scores["usage"], old_members - members)
-    if old_members - members:
-        for order in BUDGET_ORDERS:
-            pipe.zrem(keys.rank_budgets(order), *(old_members - members))
+    # Out of a ranking: the budgets gone, and those that lost their score in it (a limit
+    # removed: no utilization; no usage reported) — else their old score would stay ranked.
+    unranked = {order: (old_members - members) | (old_members & members - set(scores[order]))
+                for order in BUDGET_ORDERS}
+    queue_bounds(pipe, keys, "b", scores["usage"], unranked["usage"])
+    for order in BUDGET_ORDERS:
+        if unranked[order]:
+            pipe.zrem(keys.rank_budgets(order), *unranked[order])
     for order, mapping in scores.items():
         if mapping:
             pipe.zadd(keys.rank_budgets(order), mapping)
