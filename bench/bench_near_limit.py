@@ -11,11 +11,14 @@
 2. Times ``/near-limit/`` through Django's full request handling in-process (middleware,
    session, auth, view, templates), as bench_pages.py does: p50 / p95 over ``--requests``
    requests after a warm-up, for the top 50 unfiltered in each order, each filter alone
-   (a common and a rare value) and a few combinations, a later page and the htmx partial.
+   (a common and a rare value) and a few combinations, a later page and the htmx partial;
+   then the read-model call alone (p50) and Redis's own time in it (SLOWLOG), which
+   other processes sharing the cores disturb less, and how it was read.
 3. Streams ``/near-limit.csv?min_utilization=0`` (every row with a utilization, ~134,000):
    its time, then its peak Python memory under tracemalloc.
 
     .venv/bin/python bench/bench_near_limit.py [--requests N] [--before REV | --before none]
+                                               [--only TEXT] [--skip-csv]
 
 Prints figures; asserts nothing. Everything runs on 127.0.0.1 and stops by itself.
 """
@@ -24,13 +27,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import parse_qs, quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -80,10 +85,43 @@ def near_limit_keys_mib(client, prefix: str) -> float:
     return sum(client.memory_usage(k, samples=0) or 0 for k in keys) / MIB
 
 
+def query_of(text: str) -> tuple[Any, int]:
+    """The NearLimitQuery and offset of a case's query string."""
+    from dashboard.readmodel import NearLimitQuery
+
+    params = {k: v[0] for k, v in parse_qs(text).items()}
+    offset = int(params.pop("offset", 0))
+    params["min_utilization"] = float(params.get("min_utilization", 0.8))
+    return NearLimitQuery(**params), offset
+
+
+def read_model_cost(rm: Any, text: str, calls: int = 30) -> tuple[float, float, str]:
+    """The read-model call alone (rows included): p50 ms; Redis's own time per call (every
+    command's duration in SLOWLOG, logged for all of them meanwhile, scripts as one); and
+    how the query was read."""
+    query, offset = query_of(text)
+    rm.r.config_set("slowlog-max-len", 100_000)
+    rm.r.config_set("slowlog-log-slower-than", 0)
+    rm.r.slowlog_reset()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        rm.near_limit_page(query, offset, 50)
+        times.append((time.perf_counter() - t0) * 1000)
+    entries = rm.r.slowlog_get(100_000)
+    rm.r.config_set("slowlog-log-slower-than", 10_000)
+    usec = sum(e["duration"] for e in entries
+               if not str(e["command"]).upper().lstrip("B'").startswith(("SLOWLOG", "CONFIG")))
+    strategy = getattr(rm, "near_limit_strategy", None)  # (older revisions, timed for comparison, lack it)
+    return statistics.median(times), usec / 1000 / calls, strategy(query) if strategy else "?"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="timed requests per case")
     parser.add_argument("--before", default="", help="revision for the memory before the index ('none': skip)")
+    parser.add_argument("--only", default="", help="time only the cases whose label holds this text")
+    parser.add_argument("--skip-csv", action="store_true", help="leave the CSV out")
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="bench-near-limit-")
@@ -141,11 +179,35 @@ def main() -> None:
             ("owner + entity_type, by urgency", f"owner={quote('Wei Chen')}&entity_type=user&order=urgency", {}),
             ("capability + entity_type, by usage", "capability=ai-tokens&entity_type=team&order=usage", {}),
             ("$credits, by usage, >= 0 %", f"capability={quote('$credits')}&order=usage&min_utilization=0", {}),
+            # rare values (a few hundred to a few thousand rows) at a threshold of 0, where a walk
+            # of the rankings would find them last
+            ("$credits, by urgency, >= 0 %", f"capability={quote('$credits')}&order=urgency&min_utilization=0", {}),
+            ("$credits, by utilization, >= 0 %", f"capability={quote('$credits')}&min_utilization=0", {}),
+            ("entity_type: org, by usage, >= 0 %", "entity_type=org&order=usage&min_utilization=0", {}),
+            ("entity_type: org, by urgency, >= 0 %", "entity_type=org&order=urgency&min_utilization=0", {}),
+            ("entity_type: department, by usage, >= 0 %", "entity_type=department&order=usage&min_utilization=0",
+             {}),
+            ("capability: storage, by usage, >= 0 %", "capability=storage&order=usage&min_utilization=0", {}),
+            ("org + owner, by usage, >= 0 %", f"entity_type=org&owner={quote('Wei Chen')}&order=usage"
+                                              "&min_utilization=0", {}),
+            ("$credits + plan, page 2, >= 0 %", f"capability={quote('$credits')}&plan=enterprise&order=usage"
+                                                "&min_utilization=0&offset=50", {}),
+            ("customer: a governed one, by usage, >= 0 %", "customer=cust-00007&order=usage&min_utilization=0", {}),
+            # common values (~20,000 rows) that sit low in an order: still a walk (bench/README.md)
+            ("capability: agent-runs, by usage, >= 0 %", "capability=agent-runs&order=usage&min_utilization=0",
+             {}),
+            ("entity_type: agent, by usage, >= 0 %", "entity_type=agent&order=usage&min_utilization=0", {}),
         ]
         say_header("/near-limit/", args.requests)
         for label, query, headers in cases:
+            if args.only and args.only not in label:
+                continue
             time_page(label, browser, lambda query=query: f"{url}?{query}" if query else url, headers, args.requests)
+            alone, in_redis, strategy = read_model_cost(rm, query)
+            say(f"{'':<4}read model alone p50 {alone:.1f} ms, of it Redis {in_redis:.1f} ms ({strategy})")
 
+        if args.skip_csv:
+            return
         csv_url = f"{reverse('near-limit-csv')}?min_utilization=0"
         t0 = time.perf_counter()
         lines = size = 0

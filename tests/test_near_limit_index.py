@@ -11,7 +11,7 @@ import redis
 
 from dashboard.readmodel import NearLimitQuery as Q
 from dashboard.readmodel import ReadModel
-from dashboard.readmodel import nearlimit
+from dashboard.readmodel import nearlimit, nearlimit_rare
 
 from .near_limit_world import budget, customer_snapshot, expected, found, write_all
 from .test_read_model import T0
@@ -24,6 +24,12 @@ def rm(redis_server):
     yield model
     model.clear()
     client.close()
+
+
+def no_rare_lists(monkeypatch) -> None:
+    """Written from here on, no capability or entity type has its rows listed."""
+    monkeypatch.setattr(nearlimit_rare, "RARE_ROWS", 0)
+    monkeypatch.setattr(nearlimit_rare, "COMMON_ROWS", 0)
 
 
 def small_world() -> dict:
@@ -123,6 +129,7 @@ def test_it_filters_by_customer_capability_entity_type_plan_and_owner(rm):
 
 
 def test_it_pages_through_the_rows_and_streams_them_all_in_order(rm, monkeypatch):
+    no_rare_lists(monkeypatch)  # every filter walks the rankings
     world = {f"c{i:02d}": customer_snapshot(f"c{i:02d}", api=800 + i, budgets=tuple(
         budget(f"t{j}", 80 + (i * 7 + j) % 30, 100) for j in range(5))) for i in range(12)}
     write_all(rm, world)
@@ -146,7 +153,11 @@ def test_it_pages_through_the_rows_and_streams_them_all_in_order(rm, monkeypatch
     assert found(rm.near_limit_page(filtered, offset=30, limit=25).rows) == expected(world, filtered)[30:55]
 
 
-def test_it_answers_every_query_like_the_reference_whichever_way_it_reads(rm, monkeypatch):
+# no value listed; some ($credits, storage, team, agent:x, but neither api nor user); every one
+@pytest.mark.parametrize("rare_rows", [0, 25, 10_000])
+def test_it_answers_every_query_like_the_reference_whichever_way_it_reads(rm, monkeypatch, rare_rows):
+    monkeypatch.setattr(nearlimit_rare, "RARE_ROWS", rare_rows)
+    monkeypatch.setattr(nearlimit_rare, "COMMON_ROWS", 2 * rare_rows)
     rnd = random.Random(7)
     world = {}
     owners, plans = ["Ada", "Bob", "Çelik | Co", None], ["pro", "free"]
@@ -167,6 +178,9 @@ def test_it_answers_every_query_like_the_reference_whichever_way_it_reads(rm, mo
         {}, {"capability": "api"}, {"capability": "$credits"}, {"capability": "ai|tokens"}, {"entity_type": "agent:x"},
         {"plan": "free"}, {"owner": "Çelik | Co"}, {"owner": "Ada", "entity_type": "team"},
         {"customer": rnd.choice(sorted(world))}, {"plan": "pro", "capability": "storage"})]
+    listed = {q.capability or q.entity_type for q in queries if rm.near_limit_strategy(q) == "rare"}
+    rare = {"$credits", "storage", "team", "agent:x"}
+    assert listed == {0: set(), 25: rare, 10_000: rare | {"api", "ai|tokens"}}[rare_rows]
     # a walk of the rankings (in one go, or stopping every 5 members), or customer by customer
     for per_customer, scan in ((0, 20_000), (0, 5), (10_000, 20_000)):
         monkeypatch.setattr(nearlimit, "PER_CUSTOMER_MAX_CUSTOMERS", per_customer)
@@ -192,6 +206,19 @@ def test_it_moves_rows_when_plan_or_owner_change_without_the_hierarchy_being_rew
     assert rm.near_limit_choices()["owner"] == [("Bob", 1)] and rm.near_limit_choices()["plan"] == [("free", 1)]
     rm.mark_customer_error("acme", "Stigg unavailable", T0 + timedelta(minutes=2))  # keeps the last good data
     assert len(rm.near_limit_page(Q(owner="Bob")).rows) == 2
+
+
+def test_it_unranks_a_budget_that_loses_its_limit_or_its_usage(rm):
+    world = {"a": customer_snapshot("a", budgets=(budget("x", 95, 100), budget("y", 90, 100), budget("z", 85, 100)))}
+    write_all(rm, world)
+    world["a"] = customer_snapshot("a", fetched_at=T0 + timedelta(minutes=1), budgets=(
+        budget("x", 95, None), budget("y", None, 100), budget("z", 85, 100)))  # x: unlimited now; y: no usage
+    write_all(rm, world)
+    for order in nearlimit.ORDERS:
+        q = Q(order=order, min_utilization=0)
+        page = rm.near_limit_page(q)
+        assert found(page.rows) == expected(world, q) == [("budget", "a", "z", ())] and page.total == 1, order
+    assert rm.r.zcard(rm.keys.rank_budgets("utilization")) == 1 and rm.r.zcard(rm.keys.rank_budgets("usage")) == 2
 
 
 def test_it_forgets_removed_customers_and_their_facets(rm):

@@ -4,8 +4,9 @@
 ``governance`` each customer's hierarchy (nodes and a children index) and the fleet's
 budget rankings; ``rankings`` the entitlement rankings, counts and histograms;
 ``nearlimit`` the near-limit facets and reads over those rankings (``nearlimit_rows`` the
-rows they read back); ``promotions`` the fleet's promotions by end date; ``syncstate`` freshness, the hot tier, status,
-locks and claims; ``catalog`` and ``history`` one value each; ``model`` puts them
+rows they read back, ``nearlimit_rare`` the rows of rare capabilities and entity types,
+``nearlimit_bounds`` where each one's rows begin in the rankings); ``promotions`` the
+fleet's promotions by end date; ``syncstate`` freshness, the hot tier, status, locks and claims; ``catalog`` and ``history`` one value each; ``model`` puts them
 together as ``ReadModel``. ``documents`` and ``values`` are the typed values stored and
 returned; ``packed`` the stored form of the whole documents (customer, usage history).
 Nothing here knows Stigg's wire format: sync shapes Stigg's answers first."""

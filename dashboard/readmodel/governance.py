@@ -32,6 +32,8 @@ from .base import Store
 from .documents import GovernanceSummary
 from .keys import Keys
 from .nearlimit import budget_member, split_budget_member
+from .nearlimit_bounds import queue_bounds
+from .nearlimit_rare import queue_rare
 from .values import BudgetRank, as_str, parse_time, to_json
 
 ROOT = ""  # the children index's key for entities without a parent
@@ -138,12 +140,18 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
                 scores["usage"][member] = -b["usage"]
             scores["urgency"][member] = -b["urgency"]
     members = set(scores["urgency"])  # every budget has an urgency
-    if old_members - members:
-        for order in BUDGET_ORDERS:
-            pipe.zrem(keys.rank_budgets(order), *(old_members - members))
+    # Out of a ranking: the budgets gone, and those that lost their score in it (a limit
+    # removed: no utilization; no usage reported) — else their old score would stay ranked.
+    unranked = {order: (old_members - members) | (old_members & members - set(scores[order]))
+                for order in BUDGET_ORDERS}
+    queue_bounds(pipe, keys, "b", scores["usage"], unranked["usage"])
+    for order in BUDGET_ORDERS:
+        if unranked[order]:
+            pipe.zrem(keys.rank_budgets(order), *unranked[order])
     for order, mapping in scores.items():
         if mapping:
             pipe.zadd(keys.rank_budgets(order), mapping)
+    queue_rare(pipe, keys, "b", old_members - members, members - old_members)
     if own:
         pipe.zadd(keys.budget_utilization(), {cid: max(own)})
     else:
@@ -153,9 +161,11 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
 def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members: set[str]) -> None:
     cid = customer_id
     pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_index(cid))
+    queue_bounds(pipe, keys, "b", {}, old_members)
     if old_members:
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *old_members)
+    queue_rare(pipe, keys, "b", old_members, ())
     pipe.zrem(keys.budget_utilization(), cid)
 
 

@@ -30,6 +30,11 @@ prefix.
     near:values:{facet}[:{b|e}]          zset    value -> customers having it (facet: plan, owner, capability,
                                                  entity_type); :b / :e those whose budgets / entitlements have it
     near:customers:{plan|owner}:{value}  set     the customers having it
+    near:bounds:{b|e}:usage              hash    "{c|t}={value}|{bucket}" -> members of the kind scoring in
+                                                 that bucket of usage (nearlimit_bounds.py)
+    near:rows:{capability|entity_type}   zset    value -> ranking members having it (nearlimit_rare.py)
+    near:rare:{capability|entity_type}:{value}
+                                         set     while the value is rare: its members, "b"/"e" + member
     sync:status                          hash    last sweep start/finish/duration/stats
     sync:counters                        hash    errors / rate_limited seen (cumulative)
     lock:customer:{id}                   string  per-customer refresh lock (token, PX expiry)
@@ -54,12 +59,14 @@ DEFAULT_PREFIX = "stiggadmin:rm:"
 # 4: ids percent-encoded; 5: governance hierarchies apart from the document; 6: rankings
 # carry the near-limit facets, with negated scores, and near:* (nearlimit.py); 7: no
 # per-customer budgets sorted set (gov:{id}:budgets; the hierarchy's index serves instead);
-# 8: customer documents and usage histories packed (packed.py); 10: promotions by end date
-# (promo:*), filled only as customers are written
+# 8: customer documents and usage histories packed (packed.py); 9: near:rows and near:rare
+# (a rare capability's or entity type's members, nearlimit_rare.py), near:bounds
+# (nearlimit_bounds.py); 10: promotions by end date (promo:*)
 LAYOUT_VERSION = "10"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")
 NEAR_FACETS = ("plan", "owner", "capability", "entity_type")
+RARE_FACETS = ("capability", "entity_type")  # a row's own facets, whose rare values list their rows
 
 
 def part(text: str) -> str:
@@ -154,6 +161,21 @@ class Keys:
         if facet not in NEAR_FACETS:
             raise ValueError(f"no near-limit facet {facet!r}")
         return f"{self.prefix}near:customers:{facet}:{part(value)}"
+
+    def near_bounds(self, kind: str, order: str) -> str:
+        if kind not in ("b", "e") or order not in BUDGET_RANKINGS:
+            raise ValueError(f"no near-limit bounds of kind {kind!r} in order {order!r}")
+        return f"{self.prefix}near:bounds:{kind}:{order}"
+
+    def near_rows(self, facet: str) -> str:
+        if facet not in RARE_FACETS:
+            raise ValueError(f"no rare near-limit facet {facet!r}")
+        return f"{self.prefix}near:rows:{facet}"
+
+    def near_rare(self, facet: str, value: str) -> str:
+        if facet not in RARE_FACETS:
+            raise ValueError(f"no rare near-limit facet {facet!r}")
+        return f"{self.prefix}near:rare:{facet}:{part(value)}"
 
     # --- promotions ending soon (promotions.py) --------------------------------------------------
 

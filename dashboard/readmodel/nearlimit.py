@@ -20,13 +20,20 @@ Per plan and per owner, ``near:customers:{facet}:{value}`` holds the customers h
 per value of every facet, ``near:values:{facet}`` counts them (the filter choices); ``near:values:{facet}:b`` and
 ``:e`` count those whose budgets, or entitlements, have it, so a ranking no row of which can
 match (entitlements for an entity type or a currency, budgets for a plan nobody governs)
-is never read. A query is planned (``_plan``):
+is never read. A query is planned (``near_limit_members``):
 
-* a customer, or a plan or owner whose customers are few (their rows at most PER_CUSTOMER_MAX_ROWS):
-  those customers' own rows (their hierarchies' index, customer:{id}:members), filtered,
+* a customer: its own rows (its hierarchy's index, customer:{id}:members), filtered,
   scored in one round trip and sorted here — exact total;
+* a capability or entity type that is rare (at most a few thousand members,
+  nearlimit_rare.py): the members listed for it, filtered (the other facets as the walk
+  tests them), scored and sorted the same way — exact total, however low the threshold and
+  wherever in the order its rows sit;
+* a plan or owner whose customers are few (their rows at most PER_CUSTOMER_MAX_ROWS):
+  those customers' own rows, as for one customer;
 * otherwise one read-only script walks the two rankings of the order at once (a merge: the
-  lower score first, budgets first on a tie), from the top, testing each member, and stops
+  lower score first, budgets first on a tie), from the top — or, by usage for a capability
+  or entity type, from where its rows can begin (nearlimit_bounds.py) — testing each
+  member, and stops
   as soon as the page and one more row are found. By utilization the walk is the range at
   or above the threshold; by usage or urgency it looks up each candidate's utilization. A
   walk scans at most SCAN_PER_CALL members per script call, so Redis is never held long;
@@ -46,7 +53,9 @@ from urllib.parse import unquote
 
 from .base import Store
 from .keys import BUDGET_RANKINGS, NEAR_FACETS, Keys, part
-from .nearlimit_scripts import WALK_SCRIPT
+from .nearlimit_bounds import BOUNDED_ORDERS
+from .nearlimit_rare import rare_list
+from .nearlimit_scripts import RARE_SCRIPT, WALK_SCRIPT
 from .values import as_str
 
 if TYPE_CHECKING:
@@ -221,9 +230,11 @@ class NearLimitIndex(Store):
     """The near-limit reads over the rankings (the rows: nearlimit_rows.py)."""
 
     def near_limit_members(self, query: NearLimitQuery, offset: int = 0, limit: int = 50) -> Found:
-        candidates = self._plan(query)
-        if candidates is not None:
-            ranked = self._per_customer(query, candidates)
+        rare = self._rare(query, offset, limit)
+        if rare is not None:
+            return rare
+        ranked = self._ranked(query)
+        if ranked is not None:
             return Found(ranked[offset:offset + limit], len(ranked), offset + limit < len(ranked))
         items, more, matched, exhausted, _ = self._walk(query, offset, limit, ("", "", "", ""))
         total = None
@@ -240,9 +251,9 @@ class NearLimitIndex(Store):
         """Every matching member, a batch at a time, in order: a walk resumes after the last
         member it returned (by score and member, so rows other writers move meanwhile shift
         nothing but themselves)."""
-        candidates = self._plan(query)
-        if candidates is not None:
-            ranked = self._per_customer(query, candidates)
+        rare = self._rare(query, 0, -1)
+        ranked = rare.items if rare is not None else self._ranked(query)
+        if ranked is not None:
             for start in range(0, len(ranked), batch):
                 yield ranked[start:start + batch]
             return
@@ -274,9 +285,43 @@ class NearLimitIndex(Store):
             scripts[name] = self.r.register_script(text)
         return scripts[name]
 
-    def _plan(self, query: NearLimitQuery) -> list[str] | None:
-        """The customers whose own members answer the query, or None to walk the rankings."""
+    def near_limit_strategy(self, query: NearLimitQuery) -> str:
+        """How a query is read: "rare" (a rare value's listed rows), "customers" (a
+        customer's, or a few customers', own rows) or "walk" (the rankings); for the bench
+        and tests."""
         chosen = _chosen(query)
+        if query.customer is None and rare_list(self.r, self.keys, chosen) is not None:
+            return "rare"
+        return "walk" if self._plan(query, chosen) is None else "customers"
+
+    def _rare(self, query: NearLimitQuery, skip: int, limit: int) -> Found | None:
+        """One page (``limit`` -1: all) of a query on a rare capability or entity type,
+        answered in Redis from its listed members (nearlimit_rare.py); None when no chosen
+        value is listed (or its list was dropped meanwhile: then the query is read otherwise)."""
+        if query.customer is not None:
+            return None  # its own rows are fewer
+        key = rare_list(self.r, self.keys, _chosen(query))
+        if key is None:
+            return None
+        if key == "":
+            return Found([], 0, False)
+        keys = [key, *self._order_keys(query.order), self.keys.near_facets()]
+        listed, total, page = self._script("rare", RARE_SCRIPT)(keys, [
+            -query.min_utilization, "1" if query.order == "utilization" else "0", *self._tokens(query),
+            part(query.plan) if query.plan is not None else "", part(query.owner) if query.owner is not None else "",
+            "1" if query.plan is not None else "0", "1" if query.owner is not None else "0", skip, limit])
+        if not int(listed):
+            return None
+        return Found([as_str(m) for m in page], int(total), limit >= 0 and skip + limit < int(total))
+
+    def _ranked(self, query: NearLimitQuery) -> list[str] | None:
+        """Every matching member, in order, when the query's rows are those of a customer
+        or a few customers (a rare plan or owner): read whole; None to walk the rankings."""
+        candidates = self._plan(query, _chosen(query))
+        return self._per_customer(query, candidates) if candidates is not None else None
+
+    def _plan(self, query: NearLimitQuery, chosen: list[tuple[str, str]]) -> list[str] | None:
+        """The customers whose own members answer the query, or None to walk the rankings."""
         if query.customer is not None:
             facets = as_str(self.r.hget(self.keys.near_facets(), part(query.customer)))
             if facets is None:
@@ -359,7 +404,8 @@ class NearLimitIndex(Store):
     def _walk(self, query: NearLimitQuery, skip: int, limit: int,
               cursor: tuple[str, str, str, str]) -> tuple[list[str], bool, int, bool, tuple[str, str, str, str]]:
         """(members, one more exists, matches seen, reached the end, cursor after the last)."""
-        keys = [*self._order_keys(query.order), self.keys.near_facets()]
+        keys = [*self._order_keys(query.order), self.keys.near_facets(), self.keys.near_bounds("b", query.order),
+                self.keys.near_bounds("e", query.order)]
         budgets, entitlements = self._kinds(query)
         if not (budgets or entitlements):
             return [], False, 0, True, cursor
@@ -371,7 +417,8 @@ class NearLimitIndex(Store):
                 -query.min_utilization, "1" if query.order == "utilization" else "0", *self._tokens(query),
                 part(query.plan) if query.plan is not None else "", part(query.owner) if query.owner is not None else "",
                 "1" if query.plan is not None else "0", "1" if query.owner is not None else "0", skip,
-                limit - len(items), SCAN_PER_CALL, *cursor, "1" if budgets else "0", "1" if entitlements else "0"])
+                limit - len(items), SCAN_PER_CALL, *cursor, "1" if budgets else "0", "1" if entitlements else "0",
+                *(token.strip("|") if query.order in BOUNDED_ORDERS else "" for token in self._tokens(query))])
             items += [as_str(m) for m in page]
             matched_total += int(matched)
             skip = max(0, skip - int(matched))

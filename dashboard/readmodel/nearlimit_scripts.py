@@ -12,12 +12,16 @@ type)."""
 # matches and one more are found, at the end, or after ``scan`` members (the caller goes on
 # from the cursor: per ranking, the last member decided on, taken or not). By utilization
 # only the range at or above the threshold is read.
+# A chosen capability or entity type starts each ranking where its rows can begin
+# (nearlimit_bounds.py), not at the top.
 # KEYS: budgets in the order, entitlements in the order, budgets by utilization,
-#       entitlements by utilization, near:facets.
+#       entitlements by utilization, near:facets, the budgets' and the entitlements' bounds
+#       in the order.
 # ARGV: -threshold, by utilization (1/0), capability token, entity-type token, plan, owner,
 #       plan wanted (1/0), owner wanted (1/0), skip, limit, scan, then per ranking the score
 #       and member of the last one decided on before ("" to start at the top), then whether
-#       to read the budgets and the entitlements at all (1/0).
+#       to read the budgets and the entitlements at all (1/0), then the bounds' fields of
+#       the capability and the entity type ("c=…", "t=…"; "" when not chosen).
 # Returns {members prefixed b/e, cursor (4 values), one more found, matches, done}.
 WALK_SCRIPT = r"""
 local maxscore, by_util = ARGV[1], ARGV[2] == '1'
@@ -46,7 +50,32 @@ local function customer_ok(m)
   return ok
 end
 
-local function open(key, util, budgets, last_score, last, wanted)
+-- The score a ranking's rows of the chosen capability and entity type cannot beat, from
+-- the highest bucket holding any (nearlimit_bounds.py; one bucket of slack); nil when no
+-- value is chosen, false when a chosen value has no row in it.
+local function bound(key, bounds, budgets)
+  local fields = {}
+  if ARGV[18] ~= '' then fields[#fields + 1] = ARGV[18] end
+  if budgets and ARGV[19] ~= '' then fields[#fields + 1] = ARGV[19] end
+  if #fields == 0 then return nil end
+  local top = redis.call('zrange', key, 0, 0, 'withscores')
+  if #top == 0 then return false end
+  local x = -tonumber(top[2])
+  local highest = 0
+  if x > 0 then highest = math.floor(math.log(1 + x) / math.log(2) * 8) + 1 end
+  local start = -math.huge
+  for _, f in ipairs(fields) do
+    local b = highest
+    while b >= 0 and redis.call('hexists', bounds, f .. '|' .. b) == 0 do b = b - 1 end
+    if b < 0 then return false end
+    local most = 0
+    if b > 0 then most = 2 ^ ((b + 1) / 8) - 1 end
+    if -most > start then start = -most end
+  end
+  return start
+end
+
+local function open(key, util, budgets, last_score, last, wanted, bounds)
   local n = 0
   if wanted == '1' then
     if by_util then n = redis.call('zcount', key, '-inf', maxscore) else n = redis.call('zcard', key) end
@@ -56,6 +85,11 @@ local function open(key, util, budgets, last_score, last, wanted)
     local s = redis.call('zscore', key, last)
     if s and tonumber(s) == tonumber(last_score) then pos = redis.call('zrank', key, last) + 1
     else pos = redis.call('zcount', key, '-inf', '(' .. last_score) end  -- it moved: from its old score
+  end
+  if n > 0 then
+    local start = bound(key, bounds, budgets)
+    if start == false then n = 0
+    elseif start ~= nil then pos = math.max(pos, redis.call('zcount', key, '-inf', '(' .. start)) end
   end
   -- q: the queued matches, 4 values each: member, score, and the member and score read just
   -- before it (where to resume if it is not taken); tail: the last member read.
@@ -119,8 +153,8 @@ local function read(s)
   return true
 end
 
-sb = open(KEYS[1], KEYS[3], true, ARGV[12], ARGV[13], ARGV[16])
-se = open(KEYS[2], KEYS[4], false, ARGV[14], ARGV[15], ARGV[17])
+sb = open(KEYS[1], KEYS[3], true, ARGV[12], ARGV[13], ARGV[16], KEYS[6])
+se = open(KEYS[2], KEYS[4], false, ARGV[14], ARGV[15], ARGV[17], KEYS[7])
 local page, more, done = {}, 0, 0
 -- Merge: a ranking's head may be taken once the other cannot hold anything before it (its
 -- head, or its frontier when nothing is queued); budgets go first on a tie. A ranking with
@@ -151,4 +185,109 @@ end
 local bx, bm = cursor(sb)
 local ex, em = cursor(se)
 return {page, bx, bm, ex, em, more, matched, done}
+"""
+
+# Read a rare value's listed members (nearlimit_rare.py) and answer one page from them:
+# filter as the walk does (tokens in the member, plan and owner once per customer), score
+# each by utilization and by the order, keep those at or above the threshold, sort them by
+# score, budgets first on a tie, then bytewise by member (as Redis orders members; Lua's
+# "<" on strings follows the server's locale, so bytes are compared one by one), and
+# return the total and the page. A few thousand members at most: nothing but the page
+# leaves Redis.
+# KEYS: the list, budgets in the order, entitlements in the order, budgets by utilization,
+#       entitlements by utilization, near:facets.
+# ARGV: -threshold, by utilization (1/0), capability token, entity-type token, plan, owner,
+#       plan wanted (1/0), owner wanted (1/0), skip, limit (-1: every row).
+# Returns {listed (0: the list is gone, walk instead), total, members prefixed b/e}.
+RARE_SCRIPT = r"""
+local listed = redis.call('smembers', KEYS[1])
+if #listed == 0 then return {0, 0, {}} end
+local threshold, by_util = tonumber(ARGV[1]), ARGV[2] == '1'
+local cap, etype, plan, owner = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local want_plan, want_owner = ARGV[7] == '1', ARGV[8] == '1'
+local skip, limit = tonumber(ARGV[9]), tonumber(ARGV[10])
+local find, sub, byte = string.find, string.sub, string.byte
+
+local seen = {}
+local function customer_ok(m)
+  local cid = sub(m, 2, find(m, '|', 1, true) - 1)
+  local ok = seen[cid]
+  if ok == nil then
+    ok = false
+    local f = redis.call('hget', KEYS[6], cid)
+    if f then
+      local a = find(f, '|', 1, true)
+      local b = find(f, '|', a + 1, true)
+      ok = (not want_plan or sub(f, 1, a - 1) == plan) and (not want_owner or sub(f, a + 1, b - 1) == owner)
+    end
+    seen[cid] = ok
+  end
+  return ok
+end
+
+local kinds = {b = {}, e = {}}
+for i = 1, #listed do
+  local m = listed[i]
+  local kind = sub(m, 1, 1)
+  if (kind == 'b' or etype == '') and (cap == '' or find(m, cap, 1, true))
+     and (etype == '' or find(m, etype, 1, true)) and (not (want_plan or want_owner) or customer_ok(m)) then
+    local list = kinds[kind]
+    list[#list + 1] = sub(m, 2)
+  end
+end
+
+-- Rows in the walk's order: by score, budgets first on a tie, then bytewise by member.
+local function before(s1, k1, m1, row)
+  if s1 ~= row[1] then return s1 < row[1] end
+  if k1 ~= row[2] then return k1 == 'b' end
+  local m2 = row[3]
+  for i = 1, math.min(#m1, #m2) do
+    local p, q = byte(m1, i), byte(m2, i)
+    if p ~= q then return p < q end
+  end
+  return #m1 < #m2
+end
+
+-- Keep only the first skip + limit rows, in order (most rows fail one comparison with the
+-- last kept); every row when limit is -1 (then sorted once at the end).
+local keep = skip + limit
+local total, top = 0, {}
+local function take(score, kind, m)
+  total = total + 1
+  if limit < 0 then top[#top + 1] = {score, kind, m} return end
+  local n = #top
+  if keep == 0 or (n >= keep and not before(score, kind, m, top[n])) then return end
+  local lo, hi = 1, n + 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if before(score, kind, m, top[mid]) then hi = mid else lo = mid + 1 end
+  end
+  table.insert(top, lo, {score, kind, m})
+  if n + 1 > keep then top[n + 1] = nil end
+end
+
+-- Every entitlement member has a utilization (>= 0): at a threshold of 0 only its score in
+-- the order is read.
+local every_entitlement = threshold >= 0
+for _, ranking in ipairs({{'b', KEYS[2], KEYS[4]}, {'e', KEYS[3], KEYS[5]}}) do
+  local kind, order_key, util_key = ranking[1], ranking[2], ranking[3]
+  local ms = kinds[kind]
+  local skip_util = kind == 'e' and every_entitlement and not by_util
+  for first = 1, #ms, 1000 do
+    local last = math.min(first + 999, #ms)
+    local us, xs
+    if not skip_util then us = redis.call('zmscore', util_key, unpack(ms, first, last)) end
+    if by_util then xs = us else xs = redis.call('zmscore', order_key, unpack(ms, first, last)) end
+    for j = 1, last - first + 1 do
+      if (skip_util and xs[j]) or (us and us[j] and tonumber(us[j]) <= threshold) then
+        take(xs[j] and tonumber(xs[j]) or math.huge, kind, ms[first + j - 1])
+      end
+    end
+  end
+end
+if limit < 0 then table.sort(top, function(x, y) return before(x[1], x[2], x[3], y) end) end
+
+local page = {}
+for i = skip + 1, #top do page[#page + 1] = top[i][2] .. top[i][3] end
+return {1, total, page}
 """

@@ -14,6 +14,8 @@ from .base import Store
 from .documents import CustomerDocument, EntitlementDoc
 from .keys import BUDGET_RANKINGS, Keys
 from .nearlimit import entitlement_member, join_members, split_entitlement_member, split_members
+from .nearlimit_bounds import queue_bounds
+from .nearlimit_rare import queue_rare
 from .values import EntitlementRank, HistogramBin, ThresholdCounts, as_str, iso, parse_time, to_json
 
 # Lower edges of the utilization histogram bins (the last bin is "100 % and over").
@@ -41,11 +43,17 @@ def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: se
     # Stale members (features that disappeared) go; every current member is rewritten
     # (ZADD/HSET overwrite), so the rankings equal this snapshot. One command per key,
     # however many members. Scores are negated (keys.py).
-    queue_forget_members(pipe, keys, old_members - set(new_members))
+    stale = old_members - set(new_members)
+    queue_bounds(pipe, keys, "e", {m: -scores["usage"] for m, (scores, _) in new_members.items()}, stale)
+    if stale:
+        for by in BUDGET_RANKINGS:
+            pipe.zrem(keys.rank_entitlements(by), *stale)
+        pipe.hdel(keys.rank_entitlement_rows(), *stale)
     if new_members:
         for by in BUDGET_RANKINGS:
             pipe.zadd(keys.rank_entitlements(by), {m: -scores[by] for m, (scores, _) in new_members.items()})
         pipe.hset(keys.rank_entitlement_rows(), mapping={m: row for m, (_, row) in new_members.items()})
+    queue_rare(pipe, keys, "e", stale, set(new_members) - old_members)
     if new_members:
         pipe.set(keys.members(cid), join_members(new_members))
     else:
@@ -73,9 +81,11 @@ def _scores(ent: EntitlementDoc, ttl: rules.TimeToLimit) -> dict[str, float]:
 
 def queue_forget_members(pipe: Any, keys: Keys, members: set[str]) -> None:
     if members:
+        queue_bounds(pipe, keys, "e", {}, members)
         for by in BUDGET_RANKINGS:
             pipe.zrem(keys.rank_entitlements(by), *members)
         pipe.hdel(keys.rank_entitlement_rows(), *members)
+        queue_rare(pipe, keys, "e", members, ())
 
 
 def queue_entitlement_rows(pipe: Any, keys: Keys, members: list[str]) -> None:
