@@ -127,6 +127,8 @@ def promotion_pages(context, url: str, out: Path, customer: str) -> None:
     page.screenshot(path=str(out / "promotion-grant-preview.png"))
     page.goto(f"{url}/promotions/expiring?days=30")
     page.screenshot(path=str(out / "promotions-expiring.png"))
+    page.goto(f"{url}/approvals/")
+    page.screenshot(path=str(out / "approvals.png"))
     page.close()
 
 
