@@ -390,3 +390,12 @@ def test_a_hostile_customer_id_grants_and_lists(fresh, cs):
     granted = e.data("GET", f"/api/v1/customers/{quote(hostile, safe='')}/promotional-entitlements")
     assert [p["featureId"] for p in granted] == [fresh["sso"]]
     assert AuditEntry.objects.get().customer_id == hostile
+
+
+def test_the_near_limit_view_offers_a_grant_on_entitlement_rows(fresh, cs, viewer):
+    refresh(fresh)
+    url = f"{reverse('near-limit')}?customer={fresh['cid']}"
+    page = cs.get(url).content.decode()
+    grant = f"{reverse('promotion-new', args=[fresh['cid']])}?feature={fresh['calls']}"
+    assert f'href="{grant}"' in page and 'aria-label="Grant a promotion for API calls"' in page
+    assert "Grant promotion" not in text_of(viewer.get(url))

@@ -20,6 +20,7 @@ from ..rules.governance import TimeToLimit, describe_time_to_limit
 from ..templatetags import ui
 from .common import frame, page_login_required, render_page
 from .customer import GRANT_PROMOTION
+from .nearlimit_cells import row_html
 
 CSV_BATCH = 500
 # Spreadsheets run a cell starting with these as a formula: text from Stigg gets a quote first.
@@ -100,8 +101,10 @@ def near_limit(request: HttpRequest) -> HttpResponse:
     page = rm.near_limit_page(query, offset, PAGE_SIZE)
     now = datetime.now(timezone.utc)
     here, params = reverse("near-limit"), _params(query)
+    can_grant = request.user.has_perm(GRANT_PROMOTION)
     context = {
-        **frame(rm), "form": form, "query": query, "page": page, "rows": [_row(r, now) for r in page.rows],
+        **frame(rm), "form": form, "query": query, "page": page,
+        "rows": [row_html(_row(r, now), can_grant) for r in page.rows],
         "first": page.offset + 1 if page.rows else 0, "last": page.offset + len(page.rows),
         "selects": _selects(form, query) if not request.htmx else [],
         "threshold_words": threshold_label(query.min_utilization),
@@ -109,7 +112,6 @@ def near_limit(request: HttpRequest) -> HttpResponse:
         "first_url": _with(here, params),
         "prev_url": _with(here, _params(query, page.prev_offset)) if page.prev_offset is not None else None,
         "next_url": _with(here, _params(query, page.next_offset)) if page.next_offset is not None else None,
-        "can_grant": request.user.has_perm(GRANT_PROMOTION),
     }
     return render_page(request, "dashboard/near_limit.html", context, frozenset({"near-limit-table"}))
 

@@ -25,14 +25,16 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def bar(value: float | None) -> str:
-    """The utilization bar of dashboard/_bar.html, for a line of the tree."""
+def bar(value: float | None, soft: bool = False) -> str:
+    """The utilization bar of dashboard/_bar.html, for a row built in Python (the tree, the
+    near-limit table)."""
     if value is None:
         return '<span class="muted">tracked, no limit</span>'
     words = level_words(value)
     strong = f' <strong class="words">{_e(words)}</strong>' if words else ""
+    tag = ' <span class="tag" title="Usage may go over this limit">soft limit</span>' if soft else ""
     return (f'<div class="util util-{level(value)}"><div class="bar" aria-hidden="true"><span style="width: '
-            f'{bar_width(value)}%"></span></div><span class="util-text">{_e(pct(value))}{strong}</span></div>')
+            f'{bar_width(value)}%"></span></div><span class="util-text">{_e(pct(value))}{strong}{tag}</span></div>')
 
 
 def line_cells(line: Line, customer_id: str, entity_id: str, can_change: bool) -> str:
