@@ -143,15 +143,22 @@ def _links(rows: list[Row], customer_id: str, query: dict[str, Any], can_change:
     page = reverse("customer-governance", args=[customer_id])
     children = reverse("governance-children", args=[customer_id])
     opened = set(query.get("open", ()))
-    rest = {k: v for k, v in query.items() if k != "open"}
+    # The page's own parameters, encoded once; each row adds its own (a 150-row search
+    # encoded the same query 450 times).
+    rest = urlencode({k: v for k, v in query.items() if k != "open"}, doseq=True)
+    rest_amp = rest + "&" if rest else ""
+
+    def with_open(ids: set[str]) -> str:
+        return f"{page}?{rest_amp}{urlencode({'open': sorted(ids)}, doseq=True)}" if ids else f"{page}?{rest}"
+
     node_base = _node_base(customer_id, query)
     for row in rows:
         eid = row.node["id"]
         row.extra = {
             "url": node_base + quote(eid, safe=""),
-            "open_url": f"{page}?{urlencode({**rest, 'open': sorted(opened | {eid})}, doseq=True)}",
-            "close_url": f"{page}?{urlencode({**rest, 'open': sorted(opened - {eid})}, doseq=True)}",
-            "children_url": f"{children}?{urlencode({**rest, 'parent': eid, 'depth': row.depth}, doseq=True)}",
+            "open_url": with_open(opened | {eid}),
+            "close_url": with_open(opened - {eid}),
+            "children_url": f"{children}?{rest_amp}{urlencode({'parent': eid, 'depth': row.depth})}",
         }
         for line in row.lines:
             if line.blocking:
