@@ -3,6 +3,32 @@ when it runs). It tests a member's own facets by plain substring ("|c=…|", "|t
 encoded part holds neither "|" nor "=", so these match only the capability and the entity
 type)."""
 
+# Whether a member's customer has the wanted plan and owner (its near:facets field, read
+# once per customer): shared by the walk and the rare-list scripts. The customer id starts
+# at character CID_AT of the member; the facets hash is KEYS[FACETS_KEY].
+_CUSTOMER_OK = r"""local seen = {}
+local function customer_ok(m)
+  local cid = sub(m, CID_AT, find(m, '|', 1, true) - 1)
+  local ok = seen[cid]
+  if ok == nil then
+    ok = false
+    local f = redis.call('hget', KEYS[FACETS_KEY], cid)
+    if f then
+      local a = find(f, '|', 1, true)
+      local b = find(f, '|', a + 1, true)
+      ok = (not want_plan or sub(f, 1, a - 1) == plan) and (not want_owner or sub(f, a + 1, b - 1) == owner)
+    end
+    seen[cid] = ok
+  end
+  return ok
+end
+"""
+
+
+def _customer_ok(cid_at: int, facets_key: int) -> str:
+    return _CUSTOMER_OK.replace("CID_AT", str(cid_at)).replace("FACETS_KEY", str(facets_key))
+
+
 # Walk the budgets' and the entitlements' rankings of one order together, from the top,
 # in chunks: each chunk is filtered first (substring tests; plan and owner looked up once per
 # customer met, in near:facets; by usage or urgency, one ZMSCORE of the chunk's candidates
@@ -33,23 +59,7 @@ local find, sub = string.find, string.sub
 local scanned = 0
 local sb, se
 
-local seen = {}
-local function customer_ok(m)
-  local cid = sub(m, 1, find(m, '|', 1, true) - 1)
-  local ok = seen[cid]
-  if ok == nil then
-    ok = false
-    local f = redis.call('hget', KEYS[5], cid)
-    if f then
-      local a = find(f, '|', 1, true)
-      local b = find(f, '|', a + 1, true)
-      ok = (not want_plan or sub(f, 1, a - 1) == plan) and (not want_owner or sub(f, a + 1, b - 1) == owner)
-    end
-    seen[cid] = ok
-  end
-  return ok
-end
-
+""" + _customer_ok(1, 5) + r"""
 -- The score a ranking's rows of the chosen capability and entity type cannot beat, from
 -- the highest bucket holding any (nearlimit_bounds.py; one bucket of slack); nil when no
 -- value is chosen, false when a chosen value has no row in it.
@@ -208,23 +218,7 @@ local want_plan, want_owner = ARGV[7] == '1', ARGV[8] == '1'
 local skip, limit = tonumber(ARGV[9]), tonumber(ARGV[10])
 local find, sub, byte = string.find, string.sub, string.byte
 
-local seen = {}
-local function customer_ok(m)
-  local cid = sub(m, 2, find(m, '|', 1, true) - 1)
-  local ok = seen[cid]
-  if ok == nil then
-    ok = false
-    local f = redis.call('hget', KEYS[6], cid)
-    if f then
-      local a = find(f, '|', 1, true)
-      local b = find(f, '|', a + 1, true)
-      ok = (not want_plan or sub(f, 1, a - 1) == plan) and (not want_owner or sub(f, a + 1, b - 1) == owner)
-    end
-    seen[cid] = ok
-  end
-  return ok
-end
-
+""" + _customer_ok(2, 6) + r"""
 local kinds = {b = {}, e = {}}
 for i = 1, #listed do
   local m = listed[i]
