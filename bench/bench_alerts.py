@@ -51,19 +51,14 @@ def main() -> None:
     redis_server = RedisServer()
     try:
         django_here(redis_server.url, tmp, prefix="bench:rm:")
-        from bench.bench_read_model import governed_fleet
+        from bench.bench_read_model import fill_governed
         from dashboard import tasks
         from dashboard.alerts import evaluate, subjects
         from dashboard.models import Alert
         from tests.test_read_model import T0
 
         rm = tasks.read_model()
-        t = time.monotonic()
-        budgets = 0
-        for doc, gov in governed_fleet():
-            rm.write_customer(doc, gov)
-            budgets += gov["summary"]["budgets"]
-        say(f"filled {rm.customer_count():,} customers, {budgets:,} budgets in {time.monotonic() - t:.1f} s")
+        say(fill_governed(rm))
         levels = subjects.thresholds()
 
         say(f"\n{'per sync write: evaluate_customer':<52} {'p50 ms':>8} {'p95 ms':>8} {'cpu p50':>8}   "

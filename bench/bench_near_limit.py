@@ -130,18 +130,13 @@ def main() -> None:
         django_here(redis_server.url, tmp, prefix="bench:rm:")
         from django.urls import reverse
 
-        from bench.bench_read_model import governed_fleet
+        from bench.bench_read_model import fill_governed
         from dashboard import tasks
         from dashboard.readmodel import NearLimitQuery
 
         rm = tasks.read_model()
         base = rm.r.info("memory")["used_memory"]
-        t = time.monotonic()
-        budgets = 0
-        for doc, gov in governed_fleet():
-            rm.write_customer(doc, gov)
-            budgets += gov["summary"]["budgets"]
-        say(f"filled {rm.customer_count():,} customers, {budgets:,} budgets in {time.monotonic() - t:.1f} s")
+        say(fill_governed(rm))
         after = (rm.r.info("memory")["used_memory"] - base) / MIB
         say(f"read model in Redis: {after:.1f} MiB (near:* keys and the entitlements' usage and urgency "
             f"rankings: {near_limit_keys_mib(rm.r, rm.prefix):.1f} MiB; the facets in ranking members are "
