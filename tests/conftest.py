@@ -19,6 +19,22 @@ def redis_server() -> RedisServer:
     return process_env.server
 
 
+@pytest.fixture
+def rm(redis_server):
+    """An empty read model of its own (a fresh key prefix) on the session's Redis, emptied after."""
+    import uuid
+
+    import redis
+
+    from dashboard.readmodel import ReadModel
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    model = ReadModel(client, prefix=f"test:{uuid.uuid4().hex[:8]}:")
+    yield model
+    model.clear()
+    client.close()
+
+
 @pytest.fixture(scope="module")
 def emulator():
     """The emulator as a real HTTP server with fresh storage for each test module."""

@@ -5,12 +5,10 @@ them reads the same rows as a brute-force filter of all rows, without reading th
 above them."""
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-import redis
 
 from dashboard.readmodel import NearLimitQuery as Q
 from dashboard.readmodel import ReadModel
@@ -22,14 +20,10 @@ from .test_read_model import T0
 
 
 @pytest.fixture
-def rm(redis_server, monkeypatch):
+def rm(rm, monkeypatch):
     monkeypatch.setattr(nearlimit_rare, "RARE_ROWS", 0)  # no value listed: every filter walks
     monkeypatch.setattr(nearlimit_rare, "COMMON_ROWS", 0)
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    model = ReadModel(client, prefix=f"test:{uuid.uuid4().hex[:8]}:")
-    yield model
-    model.clear()
-    client.close()
+    return rm
 
 
 def test_it_buckets_scores_on_a_log_scale():

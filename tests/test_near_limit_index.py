@@ -17,15 +17,6 @@ from .near_limit_world import budget, customer_snapshot, expected, found, write_
 from .test_read_model import T0
 
 
-@pytest.fixture
-def rm(redis_server):
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    model = ReadModel(client, prefix=f"test:{uuid.uuid4().hex[:8]}:")
-    yield model
-    model.clear()
-    client.close()
-
-
 def no_rare_lists(monkeypatch) -> None:
     """Written from here on, no capability or entity type has its rows listed."""
     monkeypatch.setattr(nearlimit_rare, "RARE_ROWS", 0)

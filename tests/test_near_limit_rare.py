@@ -4,11 +4,9 @@ written documents hold, after every kind of change, and every query reads the sa
 the same order as a brute-force filter of all rows, listed or walked."""
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
-import redis
 
 from dashboard.readmodel import NearLimitQuery as Q
 from dashboard.readmodel import ReadModel
@@ -19,15 +17,6 @@ from dashboard.readmodel.nearlimit_rare import member_values, rare_moves
 
 from .near_limit_world import budget, customer_snapshot, expected, found, write_all
 from .test_read_model import T0
-
-
-@pytest.fixture
-def rm(redis_server):
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    model = ReadModel(client, prefix=f"test:{uuid.uuid4().hex[:8]}:")
-    yield model
-    model.clear()
-    client.close()
 
 
 @pytest.fixture

@@ -46,15 +46,6 @@ PACKAGES = {
 }
 
 
-@pytest.fixture
-def rm(redis_server):
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    model = ReadModel(client, prefix=f"test:{uuid.uuid4().hex[:8]}:")
-    yield model
-    model.clear()
-    client.close()
-
-
 def ent(feature: str, limit: float | None, usage: float | None = None, *, unlimited: bool = False,
         granted: bool = True, reason: str | None = None) -> Entitlement:
     f = FEATURES[feature]
