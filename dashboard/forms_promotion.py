@@ -148,6 +148,11 @@ class GrantForm(PeriodFields):
 class ExtendForm(PeriodFields):
     """How much longer: a period counted from now, or a later end date."""
 
+    def __init__(self, data: Any, *, subject: Subject, **kwargs: Any) -> None:
+        super().__init__(data, subject=subject, **kwargs)
+        # Stigg has no "extend": the same values are granted again, from today.
+        self.fields["period"].help_text = "Counted from today, not from the current end date."
+
 
 class RevokeForm(NoteFields):
     pass
