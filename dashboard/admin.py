@@ -1,11 +1,15 @@
 """The audit log in Django's admin, read-only: nobody adds, changes or deletes a row
-there (the model and the database refuse it anyway; see models.py)."""
+there (the model and the database refuse it anyway; see models.py). And each user's
+profile (whose accounts are theirs, how alerts reach them) on the user's admin page."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db import models
 from django.http import HttpRequest
 
-from .models import AuditEntry
+from .models import AuditEntry, Profile
 
 
 @admin.register(AuditEntry)
@@ -24,3 +28,20 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
         return False
+
+
+class ProfileInline(admin.StackedInline):
+    model = Profile
+    can_delete = False
+    fields = ("account_owner", "digest", "notice_email", "notice_webhook_url", "last_digest_at")
+    readonly_fields = ("last_digest_at",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, now
+
+
+class UserWithProfileAdmin(UserAdmin):
+    inlines = (ProfileInline,)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.register(User, UserWithProfileAdmin)

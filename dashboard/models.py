@@ -227,3 +227,44 @@ class Alert(models.Model):
 
     def snoozed(self, now: Any) -> bool:
         return self.snoozed_until is not None and self.snoozed_until > now
+
+
+class Profile(models.Model):
+    """What the dashboard knows of one of its users beyond Django's user: whose accounts are
+    theirs ("My accounts": ``account_owner`` is matched to the customers' owner metadata,
+    settings.ACCOUNT_OWNER_METADATA_KEY) and how they want alerts delivered (a digest, and
+    an immediate notice when a limit is reached). Made on first use (``profile_of``);
+    edited in the admin (the owner name) and on the user's settings page (delivery)."""
+
+    class Digest(models.TextChoices):
+        OFF = "off", "No digest"
+        DAILY = "daily", "Once a day"
+        WEEKLY = "weekly", "Once a week"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    account_owner = models.CharField(
+        max_length=200, blank=True,
+        help_text="The account owner name the customers' Stigg metadata gives for this person's accounts "
+                  "(exactly as written there); empty: they own no accounts.")
+    digest = models.CharField(max_length=6, choices=Digest.choices, default=Digest.OFF)
+    last_digest_at = models.DateTimeField(null=True, blank=True,
+                                          help_text="when the last digest went out: the next one has what is "
+                                                    "new or worse since")
+    notice_email = models.EmailField(blank=True, help_text="immediate notice of a limit reached, by email")
+    notice_webhook_url = models.URLField(max_length=500, blank=True,
+                                         help_text="immediate notice of a limit reached, to a Slack-compatible "
+                                                   "incoming webhook")
+
+    class Meta:
+        # Edited by the person themselves (delivery) and by superusers in the admin (the
+        # owner name): no role needs a permission of its own for it.
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+
+def profile_of(user: Any) -> Profile:
+    """The user's profile, made (with the defaults) the first time it is asked for."""
+    profile, _ = Profile.objects.get_or_create(user=user)
+    return profile
