@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from typing import Callable
 
 from celery import shared_task
 from django.conf import settings
@@ -122,12 +123,24 @@ def _parts_for(reason: str) -> frozenset[str]:
     return sync.PARTS  # a write, a person pressing refresh, a retry after an outage
 
 
+def _queue_once(customer_id: str, what: str, send: Callable[[], object]) -> bool:
+    """Send a refresh task unless one is already queued (its claim, ``what``). A broker
+    that cannot take the message raises, and the claim is given back first: nothing is
+    queued, so the next webhook or click must queue it, not find it "already queued"."""
+    rm = read_model()
+    if not rm.claim_queued(customer_id, what=what):
+        return False
+    try:
+        send()
+    except (BrokerUnavailable, OSError):
+        rm.release_queued(customer_id, what)
+        raise
+    return True
+
+
 def queue_refresh(customer_id: str, reason: str) -> bool:
     """Queue an immediate refresh unless one is already queued for this customer."""
-    if not read_model().claim_queued(customer_id):
-        return False
-    refresh_customer_now.delay(customer_id, reason)
-    return True
+    return _queue_once(customer_id, "customer", lambda: refresh_customer_now.delay(customer_id, reason))
 
 
 @shared_task(bind=True, ignore_result=True)
@@ -149,10 +162,7 @@ def refresh_usage_history(self, customer_id: str) -> str:
 
 def queue_usage_history(customer_id: str) -> bool:
     """Queue a fetch of a customer's usage history unless one is already queued."""
-    if not read_model().claim_queued(customer_id, what="history"):
-        return False
-    refresh_usage_history.delay(customer_id)
-    return True
+    return _queue_once(customer_id, "history", lambda: refresh_usage_history.delay(customer_id))
 
 
 @shared_task(bind=True, ignore_result=True)

@@ -56,8 +56,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 class RedisServer:
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        """A new empty redis-server, on ``port`` when given (a restart where clients expect it)."""
+        self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="test-redis-")
         self.proc = subprocess.Popen(
             [*watched(), redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

@@ -57,3 +57,23 @@ def test_it_keeps_nobody_hot_for_a_change_alone_when_the_setting_is_zero(webhook
     before = time.time()
     webhook(customer_id)
     assert customer_id not in tasks.read_model().hot_customers(now=before)
+
+
+def _post(body: bytes, **extra) -> "object":
+    return Client().post(reverse("stigg-webhook"), body, content_type="application/json",
+                         HTTP_STIGG_WEBHOOKS_SECRET=SECRET, **extra)
+
+
+def test_it_refuses_a_body_too_large_by_its_content_length_without_a_traceback(webhook, caplog):
+    response = _post(b"{" + b" " * (3 * 1024 * 1024) + b"}")
+    assert response.status_code == 413 and response.json() == {"error": "body too large"}
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
+
+
+def test_it_refuses_a_body_nested_too_deep_as_not_json(webhook):
+    response = _post(b"[" * 200_000 + b"]" * 200_000)
+    assert response.status_code == 400 and response.json() == {"error": "body is not JSON"}
+
+
+def test_it_refuses_a_content_length_that_is_not_a_number(webhook):
+    assert _post(b"{}", CONTENT_LENGTH="many").status_code == 400

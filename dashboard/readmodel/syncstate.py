@@ -57,6 +57,11 @@ class SyncState(Store):
         """True the first time a webhook messageId arrives; Stigg may deliver one twice."""
         return bool(self.r.set(self.keys.webhook_seen(message_id), "1", nx=True, px=int(ttl * 1000)))
 
+    def forget_webhook(self, message_id: str) -> None:
+        """Undo ``webhook_first_seen`` for a delivery that was not acted on (the task queue
+        was down and it was answered 503): Stigg's retry of it must not read "duplicate"."""
+        self.r.delete(self.keys.webhook_seen(message_id))
+
     def acquire_sweep_lock(self, ttl: float, what: str = "sweep") -> CustomerLock:
         """The full sweep (``what``: or a hot-tier round) is exclusive: two beats, or a
         beat and a manual run, never overlap."""
