@@ -1,4 +1,7 @@
-"""The read model being unreachable is said in words (503), never a 500 page."""
+"""The read model failing is said in words (503), never a 500 page: unreachable or timing
+out, and also answering with an error (out of memory, read-only replica, a key of the wrong
+type), which an operator must hear about (logged with its traceback) but a person reading a
+page need not see."""
 from __future__ import annotations
 
 import logging
@@ -19,7 +22,11 @@ class ReadModelUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, (redis.ConnectionError, redis.TimeoutError)):
+        if not isinstance(exception, redis.RedisError):
             return None
-        log.warning("Read model unreachable while serving %s: %s", request.path, exception)
-        return render(request, "dashboard/unavailable.html", status=503)
+        unreachable = isinstance(exception, (redis.ConnectionError, redis.TimeoutError))
+        if unreachable:
+            log.warning("Read model unreachable while serving %s: %s", request.path, exception)
+        else:
+            log.error("Read model answered an error while serving %s", request.path, exc_info=exception)
+        return render(request, "dashboard/unavailable.html", {"unreachable": unreachable}, status=503)

@@ -390,3 +390,19 @@ def test_it_says_when_the_read_model_is_unreachable(world, browser, monkeypatch)
     response = browser.get(reverse("overview"))
     assert response.status_code == 503
     assert "The dashboard's data store is unreachable" in text_of(response)
+
+
+def test_it_says_when_the_read_model_answers_with_an_error(world, browser, monkeypatch, redis_server):
+    """Not only an unreachable Redis: one that refuses every command (here a user with no
+    rights, as out of memory or a read-only replica would refuse) is a 503 page too."""
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.execute_command("ACL", "SETUSER", "locked-out", "on", ">pw-locked", "~*", "-@all")
+    try:
+        locked = redis.Redis(port=redis_server.port, username="locked-out", password="pw-locked")
+        monkeypatch.setattr(tasks, "_read_model", ReadModel(locked))
+        response = browser.get(reverse("overview"))
+        assert response.status_code == 503
+        assert "The dashboard's data store answered with an error" in text_of(response)
+        assert Client().get(reverse("healthz")).status_code == 503
+    finally:
+        admin.execute_command("ACL", "DELUSER", "locked-out")
