@@ -23,6 +23,8 @@ from .stigg import RateLimitExhausted, StiggClient, StiggRequestError, StiggUnav
 
 log = logging.getLogger(__name__)
 
+# A refresh renews its lock while it works (CustomerLock.keep_alive): this is how long a
+# worker killed mid-refresh blocks the next refresh of that customer, not a time limit.
 REFRESH_LOCK_SECONDS = 60
 BUSY_RETRY_SECONDS = 1.0  # a refresh already running may have read before the change
 MAX_RETRIES = 4
@@ -78,7 +80,7 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
     right after a write the dashboard made. Retried with backoff while Stigg is down."""
     rm = read_model()
     rm.release_queued(customer_id)
-    lock = rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS)
+    lock = rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS).keep_alive()
     if not lock.acquired:
         # The refresh in flight may have read Stigg before this change: come back.
         refresh_customer_now.apply_async((customer_id, reason), countdown=BUSY_RETRY_SECONDS)
@@ -201,7 +203,7 @@ def _refresh_with(stigg: StiggClient, customer_id: str, **known) -> str:
     """One customer of a sweep page or a hot-tier round: locked, errors recorded on that
     customer only."""
     rm = read_model()
-    lock = rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS)
+    lock = rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS).keep_alive()
     if not lock.acquired:
         return "busy"  # a fresher refresh is running right now
     try:

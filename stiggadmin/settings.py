@@ -173,6 +173,11 @@ READ_MODEL_PREFIX = env_str("READ_MODEL_PREFIX", "stiggadmin:rm:")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Time limits act only in a prefork pool: the thread pools `make run` starts ignore
+# them. What bounds a task there is that every wait in it has its own limit: each
+# request to Stigg (STIGG_TIMEOUT_SECONDS), each Redis call (socket timeouts), the request
+# budget's wait; and a customer's lock is renewed while its refresh works and frees itself
+# within a minute of a worker's death (dashboard/tasks.py REFRESH_LOCK_SECONDS).
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_TASK_ACKS_LATE = True  # a refresh lost with its worker is redelivered (tasks are idempotent)

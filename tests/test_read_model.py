@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -328,6 +332,34 @@ def test_it_lets_only_one_holder_take_a_customer_lock(rm):
             assert other.acquired
     with rm.customer_lock("c1", ttl=30) as again:
         assert again.acquired
+
+
+def test_a_lock_kept_alive_outlives_its_ttl_until_released(rm):
+    held = rm.acquire_customer_lock("slow", ttl=0.3).keep_alive()
+    time.sleep(1.0)  # three TTLs: a slow refresh still holds it
+    assert not rm.acquire_customer_lock("slow", ttl=0.3).acquired
+    held.release()
+    assert rm.acquire_customer_lock("slow", ttl=0.3).acquired
+
+
+def test_a_lock_whose_holder_was_killed_frees_itself_within_its_ttl(rm, redis_server):
+    """A worker SIGKILLed mid-refresh stops renewing: the next refresh gets the lock."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time, redis\n"
+        "from dashboard.readmodel import ReadModel\n"
+        f"rm = ReadModel(redis.Redis.from_url({redis_server.url!r}), prefix={rm.prefix!r})\n"
+        "assert rm.acquire_customer_lock('killed', ttl=0.5).keep_alive().acquired\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        time.sleep(1.0)  # two TTLs: renewed meanwhile
+        assert not rm.acquire_customer_lock("killed", ttl=0.5).acquired
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    time.sleep(0.6)
+    assert rm.acquire_customer_lock("killed", ttl=0.5).acquired
 
 
 def test_it_never_releases_a_lock_it_no_longer_owns(rm):

@@ -2,7 +2,9 @@
 per-customer transaction and expiring locks."""
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -11,12 +13,19 @@ import redis
 from .keys import DEFAULT_PREFIX, Keys
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _MAX_WATCH_RETRIES = 20
 
 # Compare-and-delete: release a lock only if it still holds our token.
 _RELEASE_LOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+# Compare-and-extend: keep a lock alive only while it still holds our token.
+_RENEW_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -29,8 +38,32 @@ class CustomerLock:
     token: str
     acquired: bool = False
     _client: Any = field(default=None, repr=False)
+    ttl: float = 0.0
+    _stop: threading.Event | None = field(default=None, repr=False)
+
+    def keep_alive(self) -> "CustomerLock":
+        """Renew the lock every third of its TTL until it is released, from a daemon thread.
+        So a refresh slowed down (a busy request budget, Stigg answering slowly) keeps its
+        lock however long it takes, while a worker that dies stops renewing and the lock
+        frees itself within one TTL: the TTL bounds how long a dead holder blocks, not how
+        long a live one may work."""
+        if self.acquired and self._stop is None:
+            self._stop = threading.Event()
+            threading.Thread(target=self._renew, args=(self._stop,), name=f"lock-renew {self.key}",
+                             daemon=True).start()
+        return self
+
+    def _renew(self, stop: threading.Event) -> None:
+        while not stop.wait(self.ttl / 3):
+            try:
+                if not self._client.eval(_RENEW_LOCK, 1, self.key, self.token, max(1, int(self.ttl * 1000))):
+                    return  # lost (it expired while Redis was unreachable): nothing left to renew
+            except redis.RedisError as exc:  # Redis away for a moment: try again next time
+                log.warning("Could not renew lock %s: %s", self.key, exc)
 
     def release(self) -> bool:
+        if self._stop is not None:
+            self._stop.set()
         if not self.acquired:
             return False
         self.acquired = False
@@ -73,4 +106,4 @@ class Store:
         """SET NX PX with a random token: only its owner can release it (see CustomerLock)."""
         token = secrets.token_hex(16)
         got = self.r.set(key, token, nx=True, px=max(1, int(ttl * 1000)))
-        return CustomerLock(key=key, token=token, acquired=bool(got), _client=self.r)
+        return CustomerLock(key=key, token=token, acquired=bool(got), _client=self.r, ttl=ttl)
