@@ -225,3 +225,7 @@ class Keys:
 
     def webhook_seen(self, message_id: str) -> str:
         return f"{self.prefix}webhook:seen:{part(message_id)}"
+
+    def health(self, what: str) -> str:
+        """/healthz's own keys: a write probe per process, Stigg's cached reachability."""
+        return f"{self.prefix}health:{part(what)}"

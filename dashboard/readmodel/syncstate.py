@@ -4,6 +4,7 @@ single: per-customer and per-round locks, queued-refresh claims, webhook dedupe.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -163,6 +164,32 @@ class SyncState(Store):
             customers_total=int(total), customers_behind=int(behind), customers_in_error=int(errored),
             errors_seen=counters.get("errors", 0), rate_limited_seen=counters.get("rate_limited", 0),
         )
+
+    def oldest_fetched_at(self) -> float | None:
+        """When the customer read longest ago was read (epoch seconds): the sync's lag."""
+        oldest = self.r.zrange(self.keys.fetched_at(), 0, 0, withscores=True)
+        return float(oldest[0][1]) if oldest else None
+
+    # --- /healthz ----------------------------------------------------------------------------------
+
+    def write_probe(self, who: str, ttl: float = 60.0) -> bool:
+        """Write a value and read it back: Redis accepts writes (not only answers a ping)."""
+        key, value = self.keys.health(f"write:{who}"), secrets.token_hex(8)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(key, value, px=int(ttl * 1000))
+        pipe.get(key)
+        return as_str(pipe.execute()[1]) == value
+
+    def cached_stigg_health(self) -> dict[str, Any] | None:
+        raw = self.r.get(self.keys.health("stigg"))
+        return json.loads(raw) if raw else None
+
+    def claim_stigg_probe(self, ttl: float) -> bool:
+        """One process at a time asks Stigg whether it answers; the others read its result."""
+        return bool(self.r.set(self.keys.health("stigg:probe"), "1", nx=True, px=int(ttl * 1000)))
+
+    def store_stigg_health(self, result: Mapping[str, Any], ttl: float) -> None:
+        self.r.set(self.keys.health("stigg"), json.dumps(result), px=int(ttl * 1000))
 
     # --- locks -------------------------------------------------------------------------------------
 

@@ -167,6 +167,11 @@ class StiggClient:
         if page:
             yield page
 
+    def check_reachable(self) -> None:
+        """One request that proves Stigg answers, and accepts our key: the first feature of
+        the first page (for /healthz). Raises what any call raises."""
+        self._transport.request("GET", "/api/v1/features", params={"limit": 1})
+
     def iter_features(self) -> Iterator[Feature]:
         return self._paginate("/api/v1/features", _parse_feature)
 
