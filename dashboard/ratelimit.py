@@ -36,7 +36,8 @@ DEFAULT_KEY = "stiggadmin:budget"
 # time; 5% keeps ~50 ms of slack in every one-second window whatever the rate.
 DEFAULT_HEADROOM = 0.05
 
-# KEYS[1] = limiter key. ARGV[1] = interval (µs), ARGV[2] = max wait (µs).
+# KEYS[1] = limiter key, KEYS[2] = its count of slots granted (for /metrics).
+# ARGV[1] = interval (µs), ARGV[2] = max wait (µs).
 # Returns {1, wait_us} after reserving, or {0, wait_us} without reserving.
 # Integers in microseconds: Lua numbers are doubles (exact below 2^53, i.e. until the
 # year 2255 in µs), and Redis truncates fractional Lua numbers in replies.
@@ -54,8 +55,34 @@ end
 local next_slot = slot + interval
 local ttl_ms = math.floor((next_slot - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.0f', next_slot), 'PX', ttl_ms)
+redis.call('INCR', KEYS[2])
 return {1, wait}
 """
+
+
+SHARES = {"all": DEFAULT_KEY, "sweep": f"{DEFAULT_KEY}:sweep", "hot": f"{DEFAULT_KEY}:hot"}
+
+
+def granted_key(key: str) -> str:
+    return f"{key}:granted"
+
+
+def usage(client: redis.Redis) -> dict[str, tuple[int, float]]:
+    """Per share of the request rate ("all" counts every request, the sweep's and the hot
+    tier's included): (slots granted since Redis started, seconds of slots reserved ahead
+    of now — above zero, callers are queueing for the budget)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.time()
+    for key in SHARES.values():
+        pipe.get(granted_key(key))
+        pipe.get(key)
+    (seconds, micros), *raw = pipe.execute()
+    now = int(seconds) * 1_000_000 + int(micros)
+    found = {}
+    for i, share in enumerate(SHARES):
+        granted, next_slot = raw[2 * i], raw[2 * i + 1]
+        found[share] = (int(granted or 0), max(0.0, (int(float(next_slot or 0)) - now) / 1e6))
+    return found
 
 
 class RequestRateLimiter:
@@ -103,7 +130,7 @@ class RequestRateLimiter:
         from django.conf import settings
 
         client = redis.Redis.from_url(settings.REDIS_URL)
-        own = cls(client, settings.STIGG_MAX_RPS * share, key=f"{DEFAULT_KEY}:{name}", headroom=0)
+        own = cls(client, settings.STIGG_MAX_RPS * share, key=SHARES[name], headroom=0)
         return RateLimitShare(own, cls(client, settings.STIGG_MAX_RPS))
 
     def acquire(self, max_wait: float) -> None:
@@ -112,7 +139,8 @@ class RequestRateLimiter:
         ``max_wait`` seconds away, so a caller that gives up never wastes a slot others
         could use."""
         try:
-            granted, wait_us = self._reserve(keys=[self.key], args=[self.interval_us, int(max(0.0, max_wait) * 1e6)])
+            granted, wait_us = self._reserve(keys=[self.key, granted_key(self.key)],
+                                             args=[self.interval_us, int(max(0.0, max_wait) * 1e6)])
         except redis.RedisError as exc:
             # Fail closed: without Redis nobody can prove the rate limit holds.
             logger.warning("request rate limiter unavailable: %s", exc)

@@ -168,8 +168,13 @@ def main() -> int:
         say(f"Port {web_port} is taken; set WEB_PORT to a free port and try again")
         stop_all()
         return 1
-    start("web", [PY, "-m", "gunicorn", "stiggadmin.wsgi", "--bind", f"127.0.0.1:{web_port}", "--workers", "2",
-                  "--threads", "4", "--log-level", "warning"], env)
+    # The web's two gunicorn workers write their request metrics here; /metrics sums them.
+    metrics_dir = ROOT / "var" / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    start("web", [PY, "-m", "gunicorn", "-c", "python:stiggadmin.gunicorn_conf", "stiggadmin.wsgi",
+                  "--bind", f"127.0.0.1:{web_port}", "--workers", "2", "--threads", "4", "--log-level", "warning"],
+          {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
     # Two workers, so a long sweep can never hold the threads that webhooks, the hot tier
     # and the dashboard's writes need. Scale out by starting more of either.
     start("worker-hot", [PY, "-m", "celery", "-A", "stiggadmin", "worker", "-Q", "hot", "--pool", "threads",

@@ -33,6 +33,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics_view, name="metrics"),
     path("webhooks/stigg", views.stigg_webhook, name="stigg-webhook"),
     path("admin/", admin.site.urls),  # the audit log, read-only
 ]

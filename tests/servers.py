@@ -237,15 +237,15 @@ class WebServer(ServerProcess):
 
     name = "web"
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, workers: int = 1) -> None:
         self._workspace("test-web-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {"DATABASE_URL": f"sqlite:///{os.path.join(self.tmp, 'db.sqlite3')}", **env}
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
-        cmd = [sys.executable, "-m", "gunicorn", "stiggadmin.wsgi", "--bind", f"127.0.0.1:{self.port}",
-               "--workers", "1", "--threads", "4", "--log-level", "info"]
+        cmd = [sys.executable, "-m", "gunicorn", "-c", "python:stiggadmin.gunicorn_conf", "stiggadmin.wsgi",
+               "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", "4", "--log-level", "info"]
         self._launch(cmd, env, self._answers)
 
     def _answers(self) -> bool:

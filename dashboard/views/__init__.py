@@ -11,12 +11,13 @@ from .entity_types import entity_types
 from .expiring import promotions_expiring
 from .governance import governance, governance_children
 from .health import healthz
+from .metrics import metrics_view
 from .nearlimit import near_limit, near_limit_csv
 from .overview import overview
 from .promotions import promotion_extend, promotion_new, promotion_revoke
 from .webhooks import stigg_webhook
 
 __all__ = ["alert_acknowledge", "alert_snooze", "alerts", "approval_decide", "approvals_list", "audit_log", "audit_log_csv", "budget_change", "customer",
-           "customers", "entity_types", "governance", "governance_children", "healthz", "near_limit", "near_limit_csv",
+           "customers", "entity_types", "governance", "governance_children", "healthz", "metrics_view", "near_limit", "near_limit_csv",
            "overview", "promotion_extend", "promotion_new", "promotion_revoke", "promotions_expiring",
            "refresh_customer", "stigg_webhook"]
