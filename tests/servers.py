@@ -87,18 +87,21 @@ class Emulator:
     """``python manage.py runemulator`` on a free port with its own fresh storage."""
 
     def __init__(self, *, seed: str = "none", workers: int = 2, threads: int = 8, db_path: str | None = None,
-                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+                 env: dict[str, str] | None = None, port: int | None = None, key: str = SERVER_KEY) -> None:
+        """``key``: the one server key it accepts (with a client key), when not the default."""
         self.port = port or free_port()
         self.tmp = tempfile.mkdtemp(prefix="test-emulator-")
         self.db_path = db_path or os.path.join(self.tmp, "emulator.sqlite3")
         self.url = f"http://127.0.0.1:{self.port}"
-        self.key = SERVER_KEY
+        self.key = key
         self.log_path = os.path.join(self.tmp, "emulator.log")
         self._cmd = [
             sys.executable, str(ROOT / "manage.py"), "runemulator", "--port", str(self.port), "--db", self.db_path,
             "--seed", seed, "--workers", str(workers), "--threads", str(threads), "--parent-pid", str(os.getpid()),
         ]
         self._env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", **(env or {})}
+        if key != SERVER_KEY:
+            self._env["EMULATOR_API_KEYS"] = f"{key},client-emulator-test-key"
         self.proc: subprocess.Popen | None = None
         self.start()
         # The harness's own calls (building worlds, injecting changes) stay out of
