@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "csp",
     "dashboard",
     "emulator",
 ]
@@ -46,6 +47,7 @@ MIDDLEWARE = [
     "dashboard.observability.RequestObservationMiddleware",  # one log line and one metric per request
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.ReadModelUnavailableMiddleware",
 ]
@@ -94,6 +96,31 @@ STORAGES = {
     # `make run` (and any deployment) runs collectstatic, which pre-compresses (gzip) into
     # STATIC_ROOT; WhiteNoise serves from there. With DJANGO_DEBUG it serves the sources.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# Content-Security-Policy (django-csp): only our own scripts, styles and fonts, nothing
+# inline, no eval. htmx runs with allowEval off (base.html) and pages poll through app.js
+# instead of htmx trigger filters; bars are widths by class, not style attributes; chart
+# figures travel as JSON data blocks, which no policy executes. data: images: the favicon.
+EMPTY_CONTENT_HASH = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"  # sha256 of ""
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # plotly.js appends an empty <style> element and fills it through the CSSOM (its own
+        # rules: hover cursors, the legend), and clears its colour bars' style attributes
+        # (style=""). The hash of empty content admits exactly those empty values, never any
+        # CSS text ('unsafe-hashes' is what lets a hash apply to attributes at all).
+        "style-src": ["'self'", EMPTY_CONTENT_HASH],
+        "style-src-attr": ["'unsafe-hashes'", EMPTY_CONTENT_HASH],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
 }
 
 LOGIN_URL = "login"

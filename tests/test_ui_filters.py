@@ -10,12 +10,13 @@ from dashboard.templatetags import ui
 
 @pytest.mark.parametrize("value, pct, level, words, width", [
     (None, "—", "none", "", "0"),
-    (0.0, "0 %", "ok", "", "0.0"),
-    (0.053, "5.3 %", "ok", "", "5.3"),
-    (0.79, "79 %", "ok", "", "79.0"),
-    (0.8, "80 %", "near", "Near limit", "80.0"),
-    (1.0, "100 %", "over", "Over limit", "100.0"),
-    (12.33, "1233 %", "over", "Over limit", "100.0"),
+    (0.0, "0 %", "ok", "", "0"),
+    (0.004, "0.4 %", "ok", "", "1"),  # anything used shows
+    (0.053, "5.3 %", "ok", "", "5"),
+    (0.79, "79 %", "ok", "", "79"),
+    (0.8, "80 %", "near", "Near limit", "80"),
+    (1.0, "100 %", "over", "Over limit", "100"),
+    (12.33, "1233 %", "over", "Over limit", "100"),
 ])
 def test_it_says_utilization_in_words_not_only_colour(value, pct, level, words, width):
     assert (ui.pct(value), ui.level(value), ui.level_words(value), ui.bar_width(value)) == (pct, level, words, width)

@@ -27,10 +27,12 @@ def pct(value: float | None) -> str:
 
 @register.filter
 def bar_width(value: float | None) -> str:
-    """CSS width of a utilization bar: 0–100 (an over-limit bar is full)."""
-    if value is None:
+    """A utilization bar's width in whole percent, 0–100 (an over-limit bar is full), for
+    its class ``w-<n>`` (app.css): a style attribute would need the Content-Security-Policy
+    to allow inline styles. A bar with anything used shows at least 1 %."""
+    if value is None or value <= 0:
         return "0"
-    return f"{max(0.0, min(1.0, value)) * 100:.1f}"
+    return str(max(1, min(100, round(value * 100))))
 
 
 @register.filter

@@ -33,8 +33,8 @@ def bar(value: float | None, soft: bool = False) -> str:
     words = level_words(value)
     strong = f' <strong class="words">{_e(words)}</strong>' if words else ""
     tag = ' <span class="tag" title="Usage may go over this limit">soft limit</span>' if soft else ""
-    return (f'<div class="util util-{level(value)}"><div class="bar" aria-hidden="true"><span style="width: '
-            f'{bar_width(value)}%"></span></div><span class="util-text">{_e(pct(value))}{strong}{tag}</span></div>')
+    return (f'<div class="util util-{level(value)}"><div class="bar" aria-hidden="true"><span class="w-'
+            f'{bar_width(value)}"></span></div><span class="util-text">{_e(pct(value))}{strong}{tag}</span></div>')
 
 
 def line_cells(line: Line, customer_id: str, entity_id: str, can_change: bool) -> str:
