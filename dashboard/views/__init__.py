@@ -14,9 +14,10 @@ from .health import healthz
 from .nearlimit import near_limit, near_limit_csv
 from .overview import overview
 from .promotions import promotion_extend, promotion_new, promotion_revoke
+from .settings import digest_preview, user_settings
 from .webhooks import stigg_webhook
 
-__all__ = ["alert_acknowledge", "alert_snooze", "alerts", "approval_decide", "approvals_list", "audit_log", "audit_log_csv", "budget_change", "customer",
+__all__ = ["alert_acknowledge", "alert_snooze", "alerts", "approval_decide", "approvals_list", "audit_log", "audit_log_csv", "budget_change", "customer", "digest_preview",
            "customers", "entity_types", "governance", "governance_children", "healthz", "near_limit", "near_limit_csv",
            "overview", "promotion_extend", "promotion_new", "promotion_revoke", "promotions_expiring",
-           "refresh_customer", "stigg_webhook"]
+           "refresh_customer", "stigg_webhook", "user_settings"]
