@@ -315,3 +315,14 @@ def test_a_digest_goes_to_the_notice_address_when_the_account_has_none(delivery,
     assert digest.send(fallback.pk, T) == "sent" and smtp.messages[0]["To"] == "finn-alerts@example.com"
     nobody = person("nell", digest_kind="daily")
     assert digest.send(nobody.pk, T) == "no address" and len(smtp.messages) == 1
+
+
+def test_a_long_digest_shows_the_first_hundred_and_counts_the_rest(delivery, smtp):
+    lead = person("leo", digest_kind="daily", account_email="leo@example.com")
+    for i in range(digest.MAX_ROWS + 3):
+        alert_row(f"Fleet {i:03d} Co", "", "warning", T - timedelta(minutes=10 + i))
+    assert digest.send(lead.pk, T) == "sent"
+    text = text_part(smtp.messages[0])
+    assert "Alert digest: 103 new or worse" in smtp.messages[0]["Subject"]
+    assert "Fleet 099 Co" in text and "Fleet 100 Co" not in text  # newest first
+    assert f"… and 3 more: {SITE}/alerts/" in text and "… and 3 more on" in html_part(smtp.messages[0])

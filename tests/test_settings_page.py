@@ -33,7 +33,7 @@ def test_it_shows_the_form_linked_from_the_navigation():
     assert page.status_code == 200
     for name in ("digest", "notice_email", "notice_webhook_url"):
         assert f'name="{name}"' in html
-    assert 'href="/settings/" aria-current="page">Settings</a>' in html
+    assert 'href="/settings/" title="Your settings: how alerts reach you" aria-current="page">cassie</a>' in html
     assert "Alerts of every account (you own none)" in text and "No digest." in text
     assert 'href="/settings/"' in cs.get(reverse("alerts")).content.decode()
 
