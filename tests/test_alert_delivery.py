@@ -130,11 +130,13 @@ def test_a_limit_reached_notifies_once_per_cool_down_by_email_and_webhook(world,
 
 
 def test_an_alert_opened_at_the_limit_notifies_at_once(world, delivery, smtp, hook):
-    person("ada", owner="Ada", webhook_url=hook.url)
-    cid = owned_customer(world, "Straight Co", "Ada")
+    person("ada", owner="Ada", email="ada@example.com", webhook_url=hook.url)
+    cid = owned_customer(world, "Straight\r\nBcc: victim@example.com Co", "Ada")
     assert use(world, cid, 120)["opened"] == 1
-    assert len(hook.posts) == 1 and smtp.messages == []
-    assert "120 / 100 used (120 %)" in hook.posts[0]["json"]["text"]
+    assert len(hook.posts) == 1 and "120 / 100 used (120 %)" in hook.posts[0]["json"]["text"]
+    [mail] = smtp.messages  # a line break in the customer's name stays out of the headers
+    assert mail["Subject"].strip() == "Limit reached: Straight Bcc: victim@example.com Co · API calls"
+    assert mail["Bcc"] is None and smtp.envelopes[0][1] == ["ada@example.com"]
 
 
 def test_a_failing_webhook_is_retried_and_never_fails_the_evaluation(world, delivery, hook, caplog):

@@ -85,7 +85,7 @@ class Digest:
         context = {"rows": self.rows(), "total": self.total, "more": self.total - len(self.alerts),
                    "since": self.since, "until": self.until, "kind": kind, "first": self.profile.last_digest_at is None,
                    "span": span, "scope": audience.scope_words(self.profile), "subject": self.subject(),
-                   "alerts_url": present.absolute("/alerts/"), "settings_url": present.absolute("/settings/")}
+                   **present.footer_links()}
         mail = EmailMultiAlternatives(subject=self.subject(), to=[to],
                                       body=render_to_string("dashboard/email/digest.txt", context))
         mail.attach_alternative(render_to_string("dashboard/email/digest.html", context), "text/html")

@@ -78,8 +78,8 @@ def _resets(alert: Alert) -> str:
 
 def chat_text(alert: Alert) -> str:
     """The webhook message (Slack mrkdwn: bold, and links as <url|words>)."""
-    link = present.absolute(present.page_path(alert))
-    customer = present.absolute(present.customer_path(alert))
+    link = _slack(present.absolute(present.page_path(alert)))
+    customer = _slack(present.absolute(present.customer_path(alert)))
     return (f":rotating_light: *Limit reached* · <{customer}|{_slack(present.customer(alert))}> · "
             f"{_slack(present.what(alert))}\n"
             f"{present.usage_limit(alert)} used ({present.utilization(alert)}) · {_resets(alert)} · "
@@ -90,10 +90,12 @@ def email(alert: Alert, profile: Profile, to: str) -> EmailMessage:
     context = {"a": alert, "customer": present.customer(alert), "what": present.what(alert),
                "usage_limit": present.usage_limit(alert), "utilization": present.utilization(alert),
                "resets": _resets(alert), "link": present.absolute(present.page_path(alert)),
-               "alerts_url": present.absolute("/alerts/"), "settings_url": present.absolute("/settings/"),
-               "scope": audience.scope_words(profile), "cooldown": f"{settings.ALERT_NOTICE_COOLDOWN_HOURS:g}"}
-    return EmailMessage(subject=f"Limit reached: {present.customer(alert)} · {present.what(alert)}",
-                        body=render_to_string("dashboard/email/notice.txt", context), to=[to])
+               **present.footer_links(), "scope": audience.scope_words(profile),
+               "cooldown": f"{settings.ALERT_NOTICE_COOLDOWN_HOURS:g}"}
+    # One line whatever the names hold: a line break in a header is refused by Django (and
+    # would be header injection).
+    subject = " ".join(f"Limit reached: {present.customer(alert)} · {present.what(alert)}".split())
+    return EmailMessage(subject=subject, body=render_to_string("dashboard/email/notice.txt", context), to=[to])
 
 
 def deliver(alert_id: int, profile_id: int, channel: str) -> str:

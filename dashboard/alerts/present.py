@@ -43,6 +43,11 @@ def absolute(path: str) -> str:
     return settings.DASHBOARD_URL + path
 
 
+def footer_links() -> dict[str, str]:
+    """The links at the foot of every message: the alerts, and where to change delivery."""
+    return {"alerts_url": absolute(reverse("alerts")), "settings_url": absolute(reverse("settings"))}
+
+
 def time_to_limit(a: Alert, now: datetime) -> str:
     return describe_time_to_limit(load(TimeToLimit, a.ttl), now) if a.ttl else "not enough usage yet to project"
 
