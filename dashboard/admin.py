@@ -9,6 +9,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.db import models
 from django.http import HttpRequest
 
+from .forms_delivery import WebhookField
 from .models import AuditEntry, Profile
 
 
@@ -35,7 +36,8 @@ class ProfileInline(admin.StackedInline):
     can_delete = False
     fields = ("account_owner", "digest", "notice_email", "notice_webhook_url", "last_digest_at")
     readonly_fields = ("last_digest_at",)
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, now
+    # The settings page's webhook check (http/https, no credentials, not inside this network).
+    formfield_overrides = {models.URLField: {"form_class": WebhookField}}
 
 
 class UserWithProfileAdmin(UserAdmin):

@@ -154,8 +154,9 @@ class Alert(models.Model):
     At most one open alert per (customer, subject): a conditional unique constraint, so an
     evaluation run twice, or two at once, opens nothing twice. ``state`` is open or closed;
     acknowledged and snoozed are an open alert's ``acknowledged_at`` / ``snoozed_until``.
-    ``last_notified_at`` / ``notified_level`` are for delivery (digests, notices with a
-    cool-down), which is not built yet; ``escalated_at`` says when it last got worse."""
+    ``last_notified_at`` / ``notified_level`` are its immediate notice's claim (one per
+    cool-down: dashboard/alerts/notices.py); ``escalated_at`` says when it last got worse
+    (digests hold what opened or got worse since the last one: dashboard/alerts/digest.py)."""
 
     class Kind(models.TextChoices):
         ENTITLEMENT = "entitlement", "Entitlement"

@@ -17,6 +17,7 @@ from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from . import sync
+from .delivery_tasks import queue_limit_notices
 from .ratelimit import RequestRateLimiter
 from .readmodel import ReadModel
 from .stigg import RateLimitExhausted, StiggClient, StiggRequestError, StiggUnavailable
@@ -318,15 +319,18 @@ def queue_alert_evaluation(customer_ids: list[str]) -> None:
 
 
 def _alert_evaluation(run, what: str) -> dict:
-    """Run an evaluation; the database being unreachable (or not migrated) is logged, not
-    raised: evaluation is idempotent and the next pass does it again."""
+    """Run an evaluation, then queue the notices of alerts it put at their limit; the
+    database being unreachable (or not migrated) is logged, not raised: evaluation is
+    idempotent and the next pass does it again."""
     from django.db import DatabaseError
 
     try:
-        return run().as_dict()
+        outcome = run()
     except DatabaseError as exc:
         log.warning("Alerts of %s not evaluated, the database failed: %s", what, exc)
         return {"error": str(exc)}
+    queue_limit_notices(outcome.limits)
+    return outcome.as_dict()
 
 
 @shared_task(ignore_result=True)

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--full-page", action="store_true")
     parser.add_argument("--governed", default="", help="customer id for the governance pages (default: the "
                         "customer with the largest hierarchy on the near-limit page's first budget row)")
-    parser.add_argument("--only", choices=("audit", "alerts"), help="sign in and take only these pages")
+    parser.add_argument("--only", choices=("audit", "alerts", "delivery"), help="sign in and take only these pages")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ def main() -> None:
         page.click("button[type=submit]")
         page.wait_for_url(f"{args.url}/")
         if args.only:
-            {"audit": audit_log, "alerts": alerts}[args.only](context, args.url, out)
+            {"audit": audit_log, "alerts": alerts, "delivery": delivery}[args.only](context, args.url, out)
             browser.close()
             return
         page.wait_for_selector(".chart .main-svg")
@@ -69,6 +69,7 @@ def main() -> None:
         promotion_pages(context, args.url, out, first)
         audit_log(context, args.url, out)
         alerts(context, args.url, out)
+        delivery(context, args.url, out)
         browser.close()
     print(f"screenshots in {out}")
 
@@ -145,6 +146,30 @@ def alerts(context, url: str, out: Path) -> None:
     page = context.new_page()
     page.goto(f"{url}/alerts/")
     page.screenshot(path=str(out / "alerts.png"))
+    page.close()
+
+
+def delivery(context, url: str, out: Path) -> None:
+    """The settings page with a daily digest, a notice address and a webhook saved (the
+    person's choices are put back afterwards), and the digest email as it would go out now
+    (its HTML part, served by /settings/digest)."""
+    page = context.new_page()
+    page.goto(f"{url}/settings/")
+    before = {name: page.input_value(f"[name={name}]") for name in ("notice_email", "notice_webhook_url")}
+    digest_before = page.locator("[name=digest]:checked").get_attribute("value")
+    page.check("[name=digest][value=daily]")
+    page.fill("[name=notice_email]", "demo@example.com")
+    page.fill("[name=notice_webhook_url]", "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXX")
+    page.click("text=Save")
+    page.wait_for_selector(".message-success")
+    page.screenshot(path=str(out / "settings.png"))
+    page.goto(f"{url}/settings/digest")
+    page.screenshot(path=str(out / "alert-digest.png"))
+    page.goto(f"{url}/settings/")
+    page.check(f"[name=digest][value={digest_before}]")
+    for name, value in before.items():
+        page.fill(f"[name={name}]", value)
+    page.click("text=Save")
     page.close()
 
 

@@ -191,6 +191,34 @@ if not ALERT_CLEAR_LEVEL <= ALERT_WARNING_LEVEL <= 1:
                                f"{ALERT_CLEAR_LEVEL:g} and {ALERT_WARNING_LEVEL:g}")
 # The pass over every customer's alerts (beat): closes what vanished, catches up after missed evaluations.
 ALERT_EVALUATE_INTERVAL_SECONDS = env_float("ALERT_EVALUATE_INTERVAL_SECONDS", 180.0, minimum=10)
+# Alert delivery, chosen by each person on /settings/ (dashboard/alerts/digest.py, notices.py).
+# The dashboard's address as its users reach it: digests and notices link to pages with it.
+DASHBOARD_URL = env_str("DASHBOARD_URL", f"http://127.0.0.1:{env_int('WEB_PORT', 8000, minimum=1)}").rstrip("/")
+if not DASHBOARD_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"DASHBOARD_URL must start with http:// or https://, not {DASHBOARD_URL!r}")
+# One alert sends at most one immediate notice (limit reached) per cool-down.
+ALERT_NOTICE_COOLDOWN_HOURS = env_float("ALERT_NOTICE_COOLDOWN_HOURS", 6.0, minimum=0)
+# Digests go out at this hour (UTC): daily ones every day, weekly ones on Mondays.
+ALERT_DIGEST_HOUR = env_int("ALERT_DIGEST_HOUR", 7, minimum=0)
+if ALERT_DIGEST_HOUR > 23:
+    raise ImproperlyConfigured(f"ALERT_DIGEST_HOUR is an hour of the day, 0 to 23, not {ALERT_DIGEST_HOUR}")
+# Notice webhooks may reach loopback, private and link-local addresses only when this is
+# true (an in-house chat server); otherwise a webhook URL cannot be used to reach the
+# machines beside the worker (dashboard/rules/delivery.py).
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
+
+# --- email (digests and notices) -------------------------------------------------------
+# With no EMAIL_HOST, mail is printed to the worker's log (the console backend): a laptop
+# or demo sends nothing; production sets EMAIL_HOST and the rest.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT_SECONDS", 10.0, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Stigg admin <stigg-admin@localhost>")
+EMAIL_BACKEND = ("django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+                 else "django.core.mail.backends.console.EmailBackend")
 
 # LOG_FORMAT=json: one JSON object a line (dashboard/logs.py), with a request's or a task's
 # fields and the customer id where there is one; "plain" (the default) is for people.
@@ -227,13 +255,18 @@ CELERY_TASK_ROUTES = {
     "dashboard.tasks.sweep_hot_customers": {"queue": "hot"},
     "dashboard.tasks.refresh_usage_history": {"queue": "hot"},
     "dashboard.tasks.evaluate_alerts": {"queue": "hot"},  # after a refresh somebody may be waiting for
+    # immediate notices: never behind a full sweep (digests take the default queue)
+    "dashboard.delivery_tasks.send_limit_notices": {"queue": "hot"},
+    "dashboard.delivery_tasks.deliver_limit_notice": {"queue": "hot"},
 }
-CELERY_IMPORTS = ("dashboard.approval_tasks",)  # autodiscovery finds only tasks.py
+CELERY_IMPORTS = ("dashboard.approval_tasks", "dashboard.delivery_tasks")  # autodiscovery finds only tasks.py
 CELERY_BEAT_SCHEDULE = {
     "sweep-customers": {"task": "dashboard.tasks.sweep_customers", "schedule": SYNC_SWEEP_INTERVAL_SECONDS},
     "sweep-hot-customers": {"task": "dashboard.tasks.sweep_hot_customers", "schedule": SYNC_HOT_INTERVAL_SECONDS},
     "expire-grant-requests": {"task": "dashboard.approval_tasks.expire_grant_requests", "schedule": 600.0},
     "evaluate-all-alerts": {"task": "dashboard.tasks.evaluate_all_alerts", "schedule": ALERT_EVALUATE_INTERVAL_SECONDS},
+    # hourly: each person's digest goes out on the first run at or after its hour
+    "send-alert-digests": {"task": "dashboard.delivery_tasks.send_due_digests", "schedule": 3600.0},
 }
 
 # /metrics (dashboard/metrics.py): open when empty (keep it off the proxy's public side),

@@ -29,6 +29,8 @@ urlpatterns = [
     path("approvals/", views.approvals_list, name="approvals"),
     path("approvals/<int:pk>/approve", views.approval_decide, {"decision": "approve"}, name="approval-approve"),
     path("approvals/<int:pk>/reject", views.approval_decide, {"decision": "reject"}, name="approval-reject"),
+    path("settings/", views.user_settings, name="settings"),
+    path("settings/digest", views.digest_preview, name="settings-digest"),
     path("refresh/<path:customer_id>", views.refresh_customer, name="refresh-customer"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -20,6 +20,7 @@ VIEWER_MAY_POST = {
     "login": "signing in (already signed in: sent on)",
     "logout": "signing themselves out",
     "refresh-customer": "Refresh now: asks Stigg again for a customer's numbers, a read that changes nothing",
+    "settings": "their own alert delivery (digest, notice addresses): nothing in Stigg",
 }
 SAMPLE = {"int": "1", "path": "acme", "str": "acme", "slug": "acme", "uuid": "00000000-0000-0000-0000-000000000000"}
 

@@ -6,6 +6,10 @@ alert opens through an INSERT that skips a subject the one-open-per-subject cons
 already holds; every other write is conditional on the alert still being open (and, for an
 escalation, on its worst level still being lower), so a run twice changes nothing twice.
 An open alert whose numbers did not move is not written at all.
+
+``Outcome.limits`` names the alerts this run put at "limit" (opened there, escalated to it,
+or back at it from a milder level): the caller queues their immediate notices
+(dashboard/alerts/notices.py), whose own claim keeps them to one per cool-down.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from . import subjects
 
 log = logging.getLogger(__name__)
 
+LIMIT = "limit"
 LATEST = ("level", "utilization", "usage", "usage_limit", "ttl", "read_at")
 BATCH = 500
 
@@ -32,10 +37,11 @@ class Outcome:
     closed: dict[str, int] = field(default_factory=dict)
     updated: int = 0
     read_rows: int = 0
+    limits: list[tuple[str, str]] = field(default_factory=list)  # (customer, subject) now at "limit"
 
     def as_dict(self) -> dict[str, object]:
         return {"opened": self.opened, "escalated": self.escalated, "closed": self.closed, "updated": self.updated,
-                "read_rows": self.read_rows}
+                "read_rows": self.read_rows, "reached_limit": len(self.limits)}
 
 
 def evaluate_customer(rm: ReadModel, customer_id: str, now: datetime, thresholds: Thresholds) -> Outcome:
@@ -66,16 +72,24 @@ def _evaluate(rm: ReadModel, rows: dict[tuple[str, str], NearLimitRow], open_ale
         alert = by_subject.get(pair)
         row = rows.get(pair) or rest.get(pair[0], {}).get(pair[1])
         decision = decide(_open(alert), subjects.reading_of(row) if row is not None else None, now, thresholds)
+        reached = False
         if decision.close and alert is not None:
             writes.close(alert, row, decision.close)
             out.closed[decision.close] = out.closed.get(decision.close, 0) + 1
         if decision.opens and row is not None:
             writes.open(row, decision.level)  # type: ignore[arg-type]
+            reached = decision.level == LIMIT
         elif decision.kept and alert is not None and row is not None:
+            was = alert.level
             if decision.worse:
-                out.escalated += _escalate(alert, row, decision.level, now)  # type: ignore[arg-type]
+                escalated = _escalate(alert, row, decision.level, now)  # type: ignore[arg-type]
+                out.escalated += escalated
+                reached = bool(escalated) and decision.level == LIMIT
             elif _refresh(alert, row, decision.level):  # type: ignore[arg-type]
                 writes.update(alert)
+                reached = decision.level == LIMIT and was != LIMIT
+        if reached:
+            out.limits.append(pair)
     out.opened, out.updated = writes.flush()
     return out
 

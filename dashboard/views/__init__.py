@@ -15,9 +15,11 @@ from .metrics import metrics_view
 from .nearlimit import near_limit, near_limit_csv
 from .overview import overview
 from .promotions import promotion_extend, promotion_new, promotion_revoke
+from .settings import digest_preview, user_settings
 from .webhooks import stigg_webhook
 
-__all__ = ["alert_acknowledge", "alert_snooze", "alerts", "approval_decide", "approvals_list", "audit_log", "audit_log_csv", "budget_change", "customer",
-           "customers", "entity_types", "governance", "governance_children", "healthz", "metrics_view", "near_limit", "near_limit_csv",
+__all__ = ["alert_acknowledge", "alert_snooze", "alerts", "approval_decide", "approvals_list", "audit_log",
+           "audit_log_csv", "budget_change", "customer", "customers", "digest_preview", "entity_types",
+           "governance", "governance_children", "healthz", "metrics_view", "near_limit", "near_limit_csv",
            "overview", "promotion_extend", "promotion_new", "promotion_revoke", "promotions_expiring",
-           "refresh_customer", "stigg_webhook"]
+           "refresh_customer", "stigg_webhook", "user_settings"]

@@ -19,10 +19,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import tasks
-from ..alerts import triage
-from ..codec import load
+from ..alerts import present, triage
+from ..alerts.present import what
 from ..models import Alert
-from ..rules.governance import TimeToLimit, describe_time_to_limit
 from ..templatetags import ui
 from .common import frame, page_login_required, render_page
 from .customer import GRANT_PROMOTION
@@ -83,22 +82,10 @@ def _url(state: str, customer: str | None, page: int = 1) -> str:
     return reverse("alerts") + (f"?{urlencode(params, quote_via=quote)}" if params else "")
 
 
-def what(a: Alert) -> str:
-    """The alert's subject in words: the feature, or the entity and the budget's capability."""
-    if a.kind == Alert.Kind.ENTITLEMENT:
-        return a.feature_name or a.capability
-    scoped = " (scoped)" if a.scope else ""
-    return f"{a.entity_name or a.entity_id} · {ui.capability_words(a.capability)}{scoped}"
-
-
 def _row(a: Alert, now: datetime) -> dict[str, Any]:
-    customer_url = reverse("customer", args=[a.customer_id])
-    link = (f"{customer_url}/governance?{urlencode({'node': a.entity_id}, quote_via=quote)}"
-            if a.kind == Alert.Kind.BUDGET else f"{customer_url}#metered")
-    ttl = describe_time_to_limit(load(TimeToLimit, a.ttl), now) if a.ttl else "not enough usage yet to project"
-    return {"a": a, "customer_url": customer_url, "link": link, "time_to_limit": ttl,
-            "what": what(a),
-            "usage_limit": f"{ui.num(a.usage)} / {ui.num(a.usage_limit)}", "snoozed": a.snoozed(now)}
+    return {"a": a, "customer_url": present.customer_path(a), "link": present.page_path(a),
+            "time_to_limit": present.time_to_limit(a, now), "what": what(a), "usage_limit": present.usage_limit(a),
+            "snoozed": a.snoozed(now)}
 
 
 @page_login_required
