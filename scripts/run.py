@@ -23,12 +23,13 @@ PY = sys.executable
 # The demo logins: (username, password, what they are for, ensure_demo_user's role options,
 # whose accounts they own in the emulator's demo company). Printed at start-up. "demo" is
 # staff only to read the audit log in /admin/. "demo" owns one CS manager's accounts
-# (emulator.demo.company.ACCOUNT_OWNERS), so its lists open on "My accounts"; a lead
+# (emulator.demo.company.ACCOUNT_OWNERS; one whose book has promotions ending within the
+# expiring list's two weeks), so its lists open on "My accounts"; a lead
 # oversees the whole team and wants every account by default, and a viewer owns none: both
 # own no accounts (a lead who also carries a book sets their name in the admin).
 DEMO_USERS = (
     ("demo", "demo-password", "customer-success manager: may grant promotions and change budgets",
-     ("--group", "Customer success", "--staff"), "Maria Garcia"),
+     ("--group", "Customer success", "--staff"), "Jonas Andersson"),
     ("viewer", "viewer-password", "read-only colleague", ("--group", "Viewers"), ""),
     ("lead", "lead-password", "customer-success lead: also approves others' big grants",
      ("--group", "Customer success lead", "--staff"), ""),
