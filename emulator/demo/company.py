@@ -20,7 +20,7 @@ LAST_NAMES = [
     "Schmidt", "Ivanova", "Costa", "Nakamura", "Rahman", "Bianchi", "Andersson", "O'Brien",
 ]
 # The demo company's customer-success team: each customer's account owner (metadata
-# "accountOwner") is one of them, about 25 accounts each of the 200, as a real team's book
+# "accountOwner") is one of them, 19-30 accounts each of the 200, as a real team's book
 # of business would be; never a name nobody on the team has.
 ACCOUNT_OWNERS = ("Maria Garcia", "James Okafor", "Priya Sharma", "Lucas Silva", "Hana Tanaka", "Omar Haddad",
                   "Grace Murphy", "Jonas Andersson")
