@@ -151,6 +151,7 @@ def test_every_list_opens_on_my_accounts_for_a_user_who_owns_accounts(world, mar
     alerted = get(maria, "alerts")
     assert switch_of(alerted)[0] == "on" and alerts_of(alerted) == alerts[MARIA][:50]
     assert "55 open alerts of your accounts, newest first" in text_of(alerted)
+    assert 'aria-label="55 open"' in customers.content.decode()  # the nav counts theirs, as the page lists
 
 
 def test_mine_0_lists_every_account(world, maria, alerts):
@@ -169,7 +170,7 @@ def test_a_user_who_owns_no_accounts_sees_every_account_and_how_to_get_my_accoun
         response = get(casey, name)
         assert switch_of(response) == ("none", "") and total in text_of(response), name
         assert "“My accounts” appears here once an administrator sets your account owner name" in text_of(response)
-        assert 'name="mine"' not in response.content.decode()
+        assert 'name="mine"' not in response.content.decode() and 'aria-label="68 open"' in response.content.decode()
         asked = get(casey, name, mine="1")
         assert total in text_of(asked) and "needs your account owner name on your profile" in text_of(asked)
     # someone else's owner name shows theirs

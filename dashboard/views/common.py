@@ -17,7 +17,7 @@ from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from ..models import Profile
+from ..models import account_owner_of
 from ..readmodel import ReadModel
 from ..rules.my_accounts import MINE, MyAccounts, my_accounts
 
@@ -74,5 +74,4 @@ def customer_missing(request: HttpRequest, rm: ReadModel, customer_id: str) -> H
 def my_accounts_of(request: HttpRequest, chosen_owner: str | None = None) -> MyAccounts:
     """What the list shows this user (rules/my_accounts.py): the ``mine`` query and their
     profile's owner name, read without making a profile (a page view writes nothing)."""
-    owner = Profile.objects.filter(user_id=request.user.pk).values_list("account_owner", flat=True).first()
-    return my_accounts(request.GET.get(MINE), owner, chosen_owner)
+    return my_accounts(request.GET.get(MINE), account_owner_of(request.user), chosen_owner)
