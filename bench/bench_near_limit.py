@@ -200,6 +200,19 @@ def main() -> None:
             time_page(label, browser, lambda query=query: f"{url}?{query}" if query else url, headers, args.requests)
             alone, in_redis, strategy = read_model_cost(rm, query)
             say(f"{'':<4}read model alone p50 {alone:.1f} ms, of it Redis {in_redis:.1f} ms ({strategy})")
+        # My accounts: a customer-success manager (one of the world's 12 owners) whose page opens
+        # on their accounts: the owner filter, set by their profile instead of the query
+        csm = signed_in_client("bench-csm", account_owner="Wei Chen")
+        owner = f"owner={quote('Wei Chen')}"
+        for label, query, headers in (("My accounts (one of 12 owners), default", "", {}),
+                                      ("My accounts, by urgency", "order=urgency", {}),
+                                      ("My accounts, page 3", "offset=100", {}),
+                                      ("My accounts, htmx partial (polled)", "", htmx)):
+            if args.only and args.only not in label:
+                continue
+            time_page(label, csm, lambda query=query: f"{url}?{query}" if query else url, headers, args.requests)
+            alone, in_redis, strategy = read_model_cost(rm, f"{owner}&{query}" if query else owner)
+            say(f"{'':<4}read model alone p50 {alone:.1f} ms, of it Redis {in_redis:.1f} ms ({strategy})")
 
         if args.skip_csv:
             return

@@ -115,6 +115,25 @@ def main() -> None:
         say_header("page", args.requests)
         for label, url_of, headers in cases:
             time_page(label, browser, url_of, headers, args.requests)
+        # My accounts: a customer-success manager of the bulk fleet's team (1 in 8 customers),
+        # whose list opens on their accounts
+        from emulator.demo.company import ACCOUNT_OWNERS
+
+        owner = ACCOUNT_OWNERS[0]
+        csm = signed_in_client("bench-csm", account_owner=owner)
+        say(f"\nMy accounts of {owner}: {rm.customers_page(owner=owner, limit=1).total:,} customers")
+        mine_cases: list[tuple[str, callable, dict]] = [
+            ("customers, My accounts: first page by name", lambda: customers, {}),
+            ("customers, My accounts: by highest utilization", lambda: f"{customers}?sort=utilization", {}),
+            ("customers, My accounts: page 10 by name", lambda: f"{customers}?offset=450", {}),
+            (f"customers, My accounts: search '{common}' (htmx)", lambda: f"{customers}?q={common}",
+             {**htmx, "HTTP_HX_TARGET": "customer-table"}),
+            ("customers, My accounts: plan + status, by util.",
+             lambda: f"{customers}?plan={plans[0] if plans else ''}&status=ACTIVE&sort=utilization", {}),
+            ("customers, every account (mine=0), first page", lambda: f"{customers}?mine=0", {}),
+        ]
+        for label, url_of, headers in mine_cases:
+            time_page(label, csm, url_of, headers, args.requests)
     finally:
         for part in reversed(parts):
             part.stop()

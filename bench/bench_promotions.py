@@ -53,8 +53,9 @@ def promotions_for(rnd: random.Random, now: datetime) -> list:
 
 
 def fill(rm, customers: int, promoted: int, seed: int = 7) -> list[tuple[str, str, datetime]]:
-    """The fleet; returns (customer, feature, start) of every promotion written."""
-    from bench.bench_read_model import customer_document
+    """The fleet, each customer owned by one of bench_read_model's 12 account owners in turn;
+    returns (customer, feature, start) of every promotion written."""
+    from bench.bench_read_model import OWNERS, customer_document
 
     rnd = random.Random(seed)
     now = datetime.now(timezone.utc)
@@ -62,7 +63,7 @@ def fill(rm, customers: int, promoted: int, seed: int = 7) -> list[tuple[str, st
     written = []
     for i in range(customers):
         promos = promotions_for(rnd, now) if i in chosen else []
-        doc, governance = customer_document(i, rnd, promotions=promos)
+        doc, governance = customer_document(i, rnd, {"accountOwner": OWNERS[i % len(OWNERS)]}, promotions=promos)
         rm.write_customer(doc, governance)
         written += [(doc["id"], p.feature_id, p.start_date) for p in promos]
     return written
@@ -148,6 +149,19 @@ def main() -> None:
         time_page("next 90 days, page 1", browser, lambda: "/promotions/expiring?days=90", {}, args.requests)
         time_page("next 90 days, page 5", browser, lambda: "/promotions/expiring?days=90&page=5", {}, args.requests)
         say(f"(in the 90-day window: {rm.expiring(now, now + timedelta(days=90), 0, 1).total:,} promotions)")
+        from bench.bench_read_model import OWNERS
+
+        csm = signed_in_client("bench-csm", account_owner=OWNERS[3])
+        get_user_model().objects.get(username="bench-csm").groups.add(Group.objects.get(name="Customer success"))
+        say_header(f"/promotions/expiring, My accounts ({OWNERS[3]}: 1 customer in {len(OWNERS)})", args.requests)
+        time_page("My accounts, next 14 days, page 1", csm, lambda: "/promotions/expiring", {}, args.requests)
+        time_page("My accounts, next 90 days, page 1", csm, lambda: "/promotions/expiring?days=90", {}, args.requests)
+        time_page("My accounts, next 90 days, page 2", csm, lambda: "/promotions/expiring?days=90&page=2", {},
+                  args.requests)
+        time_page("every account (mine=0), next 14 days", csm, lambda: "/promotions/expiring?mine=0", {},
+                  args.requests)
+        say(f"(theirs in the 90-day window: "
+            f"{rm.expiring(now, now + timedelta(days=90), 0, 1, owner=OWNERS[3]).total:,} promotions)")
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -29,12 +29,19 @@ def django_here(redis_url: str, tmp: str, prefix: str = "stiggadmin:rm:", databa
     call_command("migrate", verbosity=0)
 
 
-def signed_in_client() -> Any:
-    """Django's test client, signed in as a benchmark user, with a Host the settings allow."""
+def signed_in_client(username: str = "bench", account_owner: str = "") -> Any:
+    """Django's test client, signed in as a benchmark user, with a Host the settings allow;
+    ``account_owner``: the customers' owner name they go by (their lists open on My accounts)."""
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    user = get_user_model().objects.create_user("bench", password="bench-password")
+    from dashboard.models import profile_of
+
+    user = get_user_model().objects.create_user(username, password="bench-password")
+    if account_owner:
+        profile = profile_of(user)
+        profile.account_owner = account_owner
+        profile.save()
     browser = Client(HTTP_HOST="127.0.0.1")
     browser.force_login(user)
     return browser

@@ -8,15 +8,20 @@ from django.http import HttpRequest
 
 
 def alerts(request: HttpRequest) -> dict[str, Callable[[], int] | int]:
-    """The count of alerts needing attention, for signed-in people. A callable, so the one
-    indexed COUNT runs only when a template shows it (the nav), never for an htmx partial."""
+    """The count of alerts needing attention, for signed-in people: of their accounts for a
+    user who owns accounts (what /alerts/ opens on: My accounts), every one otherwise. A
+    callable, so the queries run only when a template shows it (the nav), never for an htmx
+    partial."""
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {"open_alert_count": 0}
 
     def count() -> int:
-        from .models import Alert
+        from .models import Alert, account_owner_of
+        from .rules.my_accounts import my_accounts
         from .views.alerts import needs_attention
 
-        return Alert.objects.filter(needs_attention(datetime.now(timezone.utc))).count()
+        found: Any = Alert.objects.filter(needs_attention(datetime.now(timezone.utc)))
+        mine = my_accounts(None, account_owner_of(request.user)).owner_filter
+        return (found.filter(account_owner=mine) if mine else found).count()
 
     return {"open_alert_count": count}

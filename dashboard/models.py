@@ -269,3 +269,9 @@ def profile_of(user: Any) -> Profile:
     """The user's profile, made (with the defaults) the first time it is asked for."""
     profile, _ = Profile.objects.get_or_create(user=user)
     return profile
+
+
+def account_owner_of(user: Any) -> str:
+    """The user's account owner name as written on their profile ("" when none), read
+    without making a profile: a page view writes nothing."""
+    return Profile.objects.filter(user_id=user.pk).values_list("account_owner", flat=True).first() or ""

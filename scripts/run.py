@@ -20,14 +20,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-# The demo logins: (username, password, what they are for, ensure_demo_user's role options).
-# Printed at start-up. "demo" is staff only to read the audit log in /admin/.
+# The demo logins: (username, password, what they are for, ensure_demo_user's role options,
+# whose accounts they own in the emulator's demo company). Printed at start-up. "demo" is
+# staff only to read the audit log in /admin/. "demo" owns one CS manager's accounts
+# (emulator.demo.company.ACCOUNT_OWNERS; one whose book has promotions ending within the
+# expiring list's two weeks), so its lists open on "My accounts"; a lead
+# oversees the whole team and wants every account by default, and a viewer owns none: both
+# own no accounts (a lead who also carries a book sets their name in the admin).
 DEMO_USERS = (
     ("demo", "demo-password", "customer-success manager: may grant promotions and change budgets",
-     ("--group", "Customer success", "--staff")),
-    ("viewer", "viewer-password", "read-only colleague", ("--group", "Viewers")),
+     ("--group", "Customer success", "--staff"), "Jonas Andersson"),
+    ("viewer", "viewer-password", "read-only colleague", ("--group", "Viewers"), ""),
     ("lead", "lead-password", "customer-success lead: also approves others' big grants",
-     ("--group", "Customer success lead", "--staff")),
+     ("--group", "Customer success lead", "--staff"), ""),
 )
 
 children: list[tuple[str, subprocess.Popen]] = []
@@ -153,12 +158,14 @@ def main() -> int:
         env["DJANGO_SECRET_KEY"] = demo_secret_key()
     ensure_redis(env)
     manage("migrate", "--noinput", "-v", "0", env=env)
-    for username, password, _, role in DEMO_USERS:
-        manage("ensure_demo_user", username, password, *role, env=env)
+    uses_emulator = not env.get("STIGG_API_KEY")
+    for username, password, _, role, owner in DEMO_USERS:
+        # the demo company's owner names mean nothing in a real Stigg: there the admin sets them
+        owns = ("--account-owner", owner) if uses_emulator else ()
+        manage("ensure_demo_user", username, password, *role, *owns, env=env)
     # Pre-compressed static files (plotly.js is 4.8 MB, about 1.4 MB gzipped).
     manage("collectstatic", "--noinput", "-v", "0", env=env)
 
-    uses_emulator = not env.get("STIGG_API_KEY")
     web_port = int(env.get("WEB_PORT", "8000"))
     if uses_emulator and not env.get("STIGG_WEBHOOK_SECRET"):
         import secrets
@@ -206,8 +213,9 @@ def main() -> int:
         say(f"Using real Stigg at {env.get('STIGG_API_URL', 'https://api.stigg.io')}")
     manage("sync_now", env=env)
     say(f"Dashboard: http://127.0.0.1:{web_port}/  (health: /healthz, Stigg webhooks: /webhooks/stigg)")
-    for username, password, role, _ in DEMO_USERS:
-        say(f"  sign in as {username} / {password}  ({role})")
+    for username, password, role, _, owner in DEMO_USERS:
+        owns = f"; My accounts: {owner}'s" if owner and uses_emulator else ""
+        say(f"  sign in as {username} / {password}  ({role}{owns})")
     say("Ctrl-C stops everything")
 
     # Ctrl-C, and also SIGTERM/SIGHUP, stop everything (explicit, because a shell that

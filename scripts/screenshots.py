@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--full-page", action="store_true")
     parser.add_argument("--governed", default="", help="customer id for the governance pages (default: the "
                         "customer with the largest hierarchy on the near-limit page's first budget row)")
-    parser.add_argument("--only", choices=("audit", "alerts", "delivery"), help="sign in and take only these pages")
+    parser.add_argument("--only", choices=("audit", "alerts", "delivery", "accounts"),
+                        help="sign in and take only these pages")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,8 @@ def main() -> None:
         page.click("button[type=submit]")
         page.wait_for_url(f"{args.url}/")
         if args.only:
-            {"audit": audit_log, "alerts": alerts, "delivery": delivery}[args.only](context, args.url, out)
+            {"audit": audit_log, "alerts": alerts, "delivery": delivery,
+             "accounts": my_accounts}[args.only](context, args.url, out)
             browser.close()
             return
         page.wait_for_selector(".chart .main-svg")
@@ -170,6 +172,20 @@ def delivery(context, url: str, out: Path) -> None:
     for name, value in before.items():
         page.fill(f"[name={name}]", value)
     page.click("text=Save")
+    page.close()
+
+
+def my_accounts(context, url: str, out: Path) -> None:
+    """The lists as a customer-success manager opens them: "My accounts" (the demo login
+    owns one of the demo team's books), and the customers list switched to every account."""
+    page = context.new_page()
+    for name, path in (("customers", "/customers/?sort=utilization"), ("near-limit", "/near-limit/"),
+                       ("expiring", "/promotions/expiring?days=30"), ("alerts", "/alerts/")):
+        page.goto(url + path)
+        page.screenshot(path=str(out / f"my-accounts-{name}.png"))
+    page.locator("p.mine a").click()
+    page.wait_for_selector("p.mine[data-mine=off]")
+    page.screenshot(path=str(out / "my-accounts-alerts-every-account.png"))
     page.close()
 
 

@@ -31,11 +31,12 @@ def budget(entity: str, usage: float | None, limit: float | None, *, type_: str 
 
 def customer_snapshot(cid: str, *, name: str | None = None, plan: str = "pro", owner: str | None = None,
                       api: float | None = None, storage: float | None = None, budgets: tuple = (),
-                      fetched_at: datetime = T0, owner_key: str = "accountOwner"):
+                      fetched_at: datetime = T0, owner_key: str = "accountOwner", status: str = "ACTIVE",
+                      promotions: tuple = ()):
     metadata = {owner_key: owner} if owner is not None else {}
     customer = Customer(cid, name if name is not None else f"Customer {cid}", f"ops@{len(cid)}.example", T0, T0,
                         None, metadata)
-    subs = [Subscription(f"sub-{cid}", cid, plan, "ACTIVE", None, T0 - timedelta(days=40), None, None, None,
+    subs = [Subscription(f"sub-{cid}", cid, plan, status, None, T0 - timedelta(days=40), None, None, None,
                          T0 + timedelta(days=10), "PAID", ())]
     ents = [ent("sso", None)]
     if api is not None:
@@ -47,7 +48,8 @@ def customer_snapshot(cid: str, *, name: str | None = None, plan: str = "pro", o
         ents = [replace(e, usage_period_start=e.usage_period_start + shift,
                         usage_period_end=e.usage_period_end + shift if e.usage_period_end else None) for e in ents]
     governance = shape_governance([], list(budgets), fetched_at)
-    return build_snapshot(customer, subs, CustomerEntitlements(None, tuple(ents)), [], governance["summary"],
+    return build_snapshot(customer, subs, CustomerEntitlements(None, tuple(ents)), list(promotions),
+                          governance["summary"],
                           FEATURES, PACKAGES, fetched_at), governance
 
 

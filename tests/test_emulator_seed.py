@@ -117,6 +117,34 @@ def test_it_builds_about_200_customers_with_varied_subscriptions(demo: Emulator,
     assert {None, "NoActiveSubscription", "CustomerIsArchived"} <= denied
 
 
+def test_its_customers_are_owned_by_a_small_customer_success_team(demo: Emulator,
+                                                                   demo_customers: list[dict[str, Any]]) -> None:
+    books = Counter(c["metadata"]["accountOwner"] for c in demo_customers)
+    assert set(books) == set(company.ACCOUNT_OWNERS) and 6 <= len(books) <= 10
+    assert all(10 <= n <= 45 for n in books.values()), books  # a book of business each, none empty
+    from scripts.run import DEMO_USERS  # the demo login owns one of them; the lead and the viewer none
+
+    assert {name: owner for name, *_, owner in DEMO_USERS} == {"demo": "Jonas Andersson", "viewer": "", "lead": ""}
+    assert books["Jonas Andersson"] >= 10
+
+
+def test_the_team_takes_the_draws_a_random_owner_name_took(monkeypatch) -> None:
+    """Owners from the team, drawn as random first and last names were, so every other draw
+    of the seed (names, plans, usage) is what it was before the team."""
+    team = company.build_customers(random.Random(seed.DEFAULT_SEED), 200)
+    after_team = random.Random(seed.DEFAULT_SEED)
+    company.build_customers(after_team, 200)
+    monkeypatch.setattr(company, "account_owner", lambda first, last: f"{first} {last}")  # the old owners
+    names = random.Random(seed.DEFAULT_SEED)
+    before = company.build_customers(names, 200)
+    assert len({s.metadata["accountOwner"] for s in before}) > 100  # a name per customer, near enough
+    for with_team, with_names in zip(team, before):
+        assert with_team.metadata.pop("accountOwner") in company.ACCOUNT_OWNERS
+        with_names.metadata.pop("accountOwner")
+        assert with_team == with_names
+    assert after_team.random() == names.random()
+
+
 def test_it_grants_active_and_expired_promotions(demo: Emulator, demo_customers: list[dict[str, Any]]) -> None:
     statuses = [p["status"] for c in demo_customers
                 for p in demo.data("GET", f"/api/v1/customers/{c['id']}/promotional-entitlements")]

@@ -26,7 +26,9 @@ from . import subjects
 log = logging.getLogger(__name__)
 
 LIMIT = "limit"
-LATEST = ("level", "utilization", "usage", "usage_limit", "ttl", "read_at")
+# An open alert follows its customer's account owner too, so a reassigned customer's alerts
+# move to the new owner's "My accounts" with its next evaluation.
+LATEST = ("level", "utilization", "usage", "usage_limit", "ttl", "read_at", "account_owner")
 BATCH = 500
 
 
@@ -114,7 +116,7 @@ class _Writes:
 
     def open(self, row: NearLimitRow, level: str) -> None:
         self.opening.append(Alert(
-            customer_id=row.customer_id, customer_name=row.customer_name or "", account_owner=row.owner or "",
+            customer_id=row.customer_id, customer_name=row.customer_name or "",
             kind=row.kind, subject=subjects.key_of(row), capability=row.capability,
             feature_name=row.feature_name or "", entity_id=row.entity_id or "", entity_name=row.entity_name or "",
             scope=list(row.scope), level=level, worst_level=level, opened_utilization=row.utilization,
@@ -147,7 +149,7 @@ def _open(alert: Alert | None) -> OpenAlert | None:
 
 def _latest(row: NearLimitRow) -> dict[str, object]:
     return {"utilization": row.utilization, "usage": row.usage, "usage_limit": row.limit, "ttl": row.ttl,
-            "read_at": row.fetched_at}
+            "read_at": row.fetched_at, "account_owner": row.owner or ""}
 
 
 def _escalate(alert: Alert, row: NearLimitRow, level: str, now: datetime) -> int:

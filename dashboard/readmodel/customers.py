@@ -1,10 +1,15 @@
 """Customers: the document each customer page reads, and the list's index (sort orders
-per plan and status filter, with the search text in each member) — written together, one
-customer at a time, atomically.
+per account owner, plan and status filter, with the search text in each member) — written
+together, one customer at a time, atomically.
 
 The customers list has one sort order per filter: every customer is in the unfiltered
 order, in its plan's, in its status's and in its plan-and-status's ({p} and {s} casefolded,
-percent-quoted; a customer without a subscription is only in the unfiltered ones). Its
+percent-quoted; a customer without a subscription is only in the unfiltered ones), and,
+when it has an account owner, in that owner's copy of each ("My accounts": the default
+list of a customer-success manager stays one range read, filtered or searched as any
+other; the owner as its metadata gives it, stripped, case kept: documents.account_owner).
+The near-limit index's per-owner set of customer ids (near:customers:owner:{o}) cannot
+serve here: it has no order, and the order's members are not ids. Its
 member there holds its search text (id, name and email, casefolded, \\0 and \\x1f replaced,
 each once: see _index_entry), so a search reads one sorted set.
 
@@ -20,7 +25,7 @@ from typing import Any, Sequence
 import redis
 
 from .base import Store
-from .documents import CustomerDocument, IndexEntry
+from .documents import CustomerDocument, IndexEntry, account_owner
 from .governance import (
     GovernanceWrite, empty_governance, members_of, queue_forget_governance, queue_governance,
 )
@@ -108,7 +113,7 @@ class Customers(Store):
             if governance is not None:
                 queue_governance(pipe, self.keys, cid, governance, old_budgets)
             queue_facets(pipe, self.keys, cid, old_facets, customer_facets(snapshot, self.owner_key, budgets))
-            queue_promotions(pipe, self.keys, snapshot, cid, old_promotions)
+            queue_promotions(pipe, self.keys, snapshot, cid, old_promotions, account_owner(snapshot, self.owner_key))
             return True
 
         return self._transaction(write, cid)
@@ -193,7 +198,8 @@ class Customers(Store):
         pipe.set(self.keys.customer(cid), pack(doc))
         pipe.hset(self.keys.rows(), cid, to_json(_row_doc(doc, doc["fetched_at"])))
         hu = doc["highest_utilization"]
-        self._queue_index(pipe, cid, old_entry, _index_entry(doc), NO_UTILIZATION_SCORE if hu is None else hu)
+        self._queue_index(pipe, cid, old_entry, _index_entry(doc, account_owner(doc, self.owner_key)),
+                          NO_UTILIZATION_SCORE if hu is None else hu)
         fetched = parse_time(doc["fetched_at"])
         pipe.zadd(self.keys.fetched_at(), {cid: epoch(fetched) if fetched else 0.0})
         if doc["error"]:
@@ -207,9 +213,9 @@ class Customers(Store):
         nowhere). A member is removed only where it would not be overwritten in place."""
         for sort in CUSTOMER_SORTS:
             new_member = new["members"][sort] if new else None
-            new_keys = [self.keys.order(sort, p, s) for p, s in _filter_scopes(new)]
-            for p, s in _filter_scopes(old):
-                key = self.keys.order(sort, p, s)
+            new_keys = [self.keys.order(sort, p, s, o) for p, s, o in _filter_scopes(new)]
+            for p, s, o in _filter_scopes(old):
+                key = self.keys.order(sort, p, s, o)
                 if old and (key not in new_keys or old["members"][sort] != new_member):
                     pipe.zrem(key, old["members"][sort])
             if new_member is not None:
@@ -251,16 +257,18 @@ class Customers(Store):
         sort: str = "name",
         offset: int = 0,
         limit: int = 50,
+        owner: str | None = None,
     ) -> CustomerPage:
-        """One page of the customers list.
+        """One page of the customers list; ``owner``: only that account owner's customers
+        (My accounts).
 
-        Every plan / status filter has its own sort order (see the module docstring), so
+        Every owner / plan / status filter has its own sort order (see the module docstring), so
         without search the page is a rank range on one sorted set (O(log N + limit)). A
         search runs a read-only Lua script over the filter's sort order that returns only
         the total and the page's members, so no 10,000-row transfer reaches Python.
         """
         offset, limit = max(0, offset), max(1, min(limit, 500))
-        key = self.keys.order(sort, _clean(plan), _clean(status))
+        key = self.keys.order(sort, _clean(plan), _clean(status), (owner or "").strip())
         reverse = sort == "utilization"
         needle = search.strip().casefold()
         if not needle:
@@ -312,7 +320,7 @@ def _row_doc(doc: CustomerDocument, fetched_at: str | None) -> dict[str, Any]:
             "error_at": doc["error_at"]}
 
 
-def _index_entry(doc: CustomerDocument) -> IndexEntry:
+def _index_entry(doc: CustomerDocument, owner: str) -> IndexEntry:
     """A customer's members of the sort orders: "{name}\\0{id}\\0{rest}" and "{id}\\0{rest}".
 
     Search is a case-insensitive substring of the id, the name or the email, and a member
@@ -330,7 +338,7 @@ def _index_entry(doc: CustomerDocument) -> IndexEntry:
     utilization_rest = "\x1f".join([*own_id, name, email])
     # Customers without a name sort by id, among the others; the id after the name makes the
     # order total (ties on the name go by id), as the id first does among equal utilizations.
-    return {"plan": _clean(doc["plan_id"]), "status": _clean(doc["status"]),
+    return {"plan": _clean(doc["plan_id"]), "status": _clean(doc["status"]), "owner": owner,
             "members": {"name": f"{name or clean_id}\0{cid}\0{name_rest}",
                         "utilization": f"{cid}\0{utilization_rest}"}}
 
@@ -343,18 +351,12 @@ def id_of_utilization_member(member: str) -> str:
     return member[:member.rindex("\0")]
 
 
-def _filter_scopes(entry: IndexEntry | None) -> list[tuple[str, str]]:
-    """The (plan, status) filters a customer is listed under; "" means any."""
+def _filter_scopes(entry: IndexEntry | None) -> list[tuple[str, str, str]]:
+    """The (plan, status, owner) filters a customer is listed under; "" means any."""
     if entry is None:
         return []
-    plan, status = entry["plan"], entry["status"]
-    scopes = [("", "")]
-    if plan:
-        scopes.append((plan, ""))
-    if status:
-        scopes.append(("", status))
-    if plan and status:
-        scopes.append((plan, status))
-    return scopes
+    plan, status, owner = entry["plan"], entry["status"], entry.get("owner", "")
+    return [(p, s, o) for o in dict.fromkeys(("", owner)) for p in dict.fromkeys(("", plan))
+            for s in dict.fromkeys(("", status))]
 
 

@@ -165,4 +165,13 @@ class IndexEntry(TypedDict):
 
     plan: str
     status: str
+    owner: str  # its account owner, as account_owner gives it ("": none)
     members: dict[str, str]  # sort ("name" / "utilization") -> its member of those orders
+
+
+def account_owner(doc: CustomerDocument, owner_key: str) -> str:
+    """The customer's account owner: its metadata under ``owner_key``, whitespace stripped
+    ("" when none). Case is kept: "My accounts" matches a user's owner name exactly, as the
+    near-limit owner filter always has (one spelling per person, as Stigg's metadata has it)."""
+    owner = doc["profile"]["metadata"].get(owner_key)
+    return str(owner).strip() if owner else ""

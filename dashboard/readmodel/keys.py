@@ -11,15 +11,20 @@ prefix.
     customer:{id}:history                string  UsageHistoryDoc, packed: usage over time per metered feature
     gov:{id}:nodes, :children, :index    its governance hierarchy (governance.py)
     customers:rows                       hash    id -> JSON CustomerRow fields (list pages)
-    customers:order:name[:plan:{p}][:status:{s}]
+    customers:order:name[:owner:{o}][:plan:{p}][:status:{s}]
                                          zset    score 0, member "{name}\\0{id}\\0{search text}" (lex order)
-    customers:order:utilization[:plan:{p}][:status:{s}]
+    customers:order:utilization[:owner:{o}][:plan:{p}][:status:{s}]
                                          zset    member "{id}\\0{search text}" -> highest utilization (-1 when none)
-    customers:indexed                    hash    id -> JSON: its plan, status and two order members (to remove them)
+    customers:indexed                    hash    id -> JSON: its plan, status, owner and two order members (to
+                                                 remove them)
     customers:fetched_at                 zset    id -> epoch seconds of last good fetch (0 = never)
     customers:errored                    set     ids whose last refresh failed
     customers:changed                    zset    id -> epoch when "recently changed" expires
     customers:budget_utilization         zset    id -> its governance budget nearest the limit (hot tier)
+    promo:ends[:owner:{o}]               zset    "{customer}|{feature}" -> end date: active promotions with one
+                                                 (of that account owner's customers)
+    promo:rows                           hash    that member -> the row /promotions/expiring shows
+    promo:members                        hash    id -> JSON: its owner and members (to remove them)
     rank:entitlements                    zset    "{customer}|c={feature}|" -> -utilization
     rank:entitlements:{usage|urgency}    zset    same member -> -usage, -urgency
     rank:entitlements:rows               hash    member -> JSON: the row pages show
@@ -61,8 +66,9 @@ DEFAULT_PREFIX = "stiggadmin:rm:"
 # per-customer budgets sorted set (gov:{id}:budgets; the hierarchy's index serves instead);
 # 8: customer documents and usage histories packed (packed.py); 9: near:rows and near:rare
 # (a rare capability's or entity type's members, nearlimit_rare.py), near:bounds
-# (nearlimit_bounds.py); 10: promotions by end date (promo:*)
-LAYOUT_VERSION = "10"
+# (nearlimit_bounds.py); 10: promotions by end date (promo:*); 11: "My accounts": the list's
+# sort orders and the promotions by end date per account owner too, promo:members as JSON
+LAYOUT_VERSION = "11"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")
 NEAR_FACETS = ("plan", "owner", "capability", "entity_type")
@@ -103,12 +109,15 @@ class Keys:
     def rows(self) -> str:
         return f"{self.prefix}customers:rows"
 
-    def order(self, sort: str, plan: str = "", status: str = "") -> str:
-        """The customers in ``sort`` order, only those of ``plan`` and ``status`` when given
-        (cleaned values; quoting keeps a ":" in a plan id from reaching the status part)."""
+    def order(self, sort: str, plan: str = "", status: str = "", owner: str = "") -> str:
+        """The customers in ``sort`` order, only those of ``owner``, ``plan`` and ``status``
+        when given (cleaned values, the owner as account_owner gives it; quoting keeps a ":"
+        in a plan id from reaching the status part)."""
         if sort not in CUSTOMER_SORTS:
             raise ValueError(f"sort by name or utilization, not {sort!r}")
         key = f"{self.prefix}customers:order:{sort}"
+        if owner:
+            key += f":owner:{part(owner)}"
         if plan:
             key += f":plan:{part(plan)}"
         if status:
@@ -179,16 +188,17 @@ class Keys:
 
     # --- promotions ending soon (promotions.py) --------------------------------------------------
 
-    def promo_ends(self) -> str:
-        """Active promotions with an end date, scored by it: "{customer}|{feature}" members."""
-        return f"{self.prefix}promo:ends"
+    def promo_ends(self, owner: str = "") -> str:
+        """Active promotions with an end date, scored by it: "{customer}|{feature}" members;
+        only those of ``owner``'s customers when given."""
+        return f"{self.prefix}promo:ends" + (f":owner:{part(owner)}" if owner else "")
 
     def promo_rows(self) -> str:
         """Each promo_ends member's row (hash: member -> JSON)."""
         return f"{self.prefix}promo:rows"
 
     def promo_members(self) -> str:
-        """Each customer's promo_ends members (hash: customer id -> members, one a line)."""
+        """Each customer's promo_ends members and owner (hash: customer id -> JSON)."""
         return f"{self.prefix}promo:members"
 
     # --- governance hierarchies ---------------------------------------------------------------

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from urllib.parse import unquote
 
 from .base import Store
+from .documents import account_owner
 from .keys import BUDGET_RANKINGS, NEAR_FACETS, Keys, part
 from .nearlimit_bounds import BOUNDED_ORDERS
 from .nearlimit_rare import rare_list
@@ -154,10 +155,9 @@ class Facets:
 def customer_facets(doc: CustomerDocument, owner_key: str = DEFAULT_OWNER_KEY, budgets: int = 0) -> Facets:
     """The facets of a customer's document; ``budgets``: how many budget members it has
     in the rankings (its hierarchy is written apart)."""
-    owner = doc["profile"]["metadata"].get(owner_key)
     summary = doc["governance"]
     ranked = sorted({e["feature_id"] for e in doc["entitlements"]["metered"] if e["utilization"] is not None})
-    return Facets(doc["plan_id"] or "", str(owner).strip() if owner else "",
+    return Facets(doc["plan_id"] or "", account_owner(doc, owner_key),
                   tuple(sorted(summary["capabilities"])) if budgets else (), tuple(ranked),
                   tuple(sorted(summary["types"])) if budgets else (), budgets,
                   sum(1 for e in doc["entitlements"]["metered"] if e["utilization"] is not None))

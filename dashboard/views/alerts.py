@@ -1,5 +1,8 @@
 """Alerts (`/alerts/`): entitlements and budgets that crossed a level (rules/alerts.py),
-newest first, filtered by `state` (open, acknowledged, snoozed, closed) and `customer`; each
+newest first, filtered by `state` (open, acknowledged, snoozed, closed) and `customer`; "My
+accounts" (``mine``) on by default for a user who owns accounts: only theirs, and with it
+off theirs first, then the rest (the alert's ``account_owner``, copied from the read
+model, against the user's owner name: rules/my_accounts.py); each
 links to its node or entitlements with its "Grant promotion" / "Change budget" action.
 Acknowledge and snooze are POSTs for people with `dashboard.acknowledge_alert` (customer
 success and leads; viewers read only)."""
@@ -11,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.db.models import Q, QuerySet
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,8 +25,9 @@ from .. import tasks
 from ..alerts import present, triage
 from ..alerts.present import what
 from ..models import Alert
+from ..rules.my_accounts import MyAccounts
 from ..templatetags import ui
-from .common import frame, page_login_required, render_page
+from .common import frame, my_accounts_of, page_login_required, render_page
 from .customer import GRANT_PROMOTION
 
 ACKNOWLEDGE = "dashboard.acknowledge_alert"
@@ -49,9 +53,14 @@ def in_state(state: str, now: datetime) -> Q:
     return Q(state=Alert.State.CLOSED)
 
 
-def ordered(alerts: QuerySet[Alert], user: Any) -> QuerySet[Alert]:
-    """Newest first. "My accounts first" (issue 10) plugs in here: order by whether
-    ``account_owner`` is the user's owner name (their profile), then newest first."""
+def ordered(alerts: QuerySet[Alert], mine: MyAccounts) -> QuerySet[Alert]:
+    """Newest first; with My accounts on, only the user's accounts' alerts; with it off,
+    theirs first (a user who owns accounts), then the rest."""
+    if mine.on:
+        return alerts.filter(account_owner=mine.owner).order_by("-opened_at", "-id")
+    if mine.available:
+        theirs = Case(When(account_owner=mine.owner, then=Value(0)), default=Value(1), output_field=IntegerField())
+        return alerts.order_by(theirs, "-opened_at", "-id")
     return alerts.order_by("-opened_at", "-id")
 
 
@@ -73,10 +82,11 @@ def _filters(query: Any) -> tuple[str, str | None, int, list[str]]:
     return state, customer, page, problems
 
 
-def _url(state: str, customer: str | None, page: int = 1) -> str:
+def _url(state: str, customer: str | None, mine: dict[str, str], page: int = 1) -> str:
     params = {"state": state} if state != "open" else {}
     if customer:
         params["customer"] = customer
+    params.update(mine)
     if page > 1:
         params["page"] = str(page)
     return reverse("alerts") + (f"?{urlencode(params, quote_via=quote)}" if params else "")
@@ -93,18 +103,20 @@ def _row(a: Alert, now: datetime) -> dict[str, Any]:
 def alerts(request: HttpRequest) -> HttpResponse:
     now = datetime.now(timezone.utc)
     state, customer, page, problems = _filters(request.GET)
+    mine = my_accounts_of(request)
     scope = Alert.objects.filter(customer_id=customer) if customer else Alert.objects.all()
-    found = ordered(scope.filter(in_state(state, now)), request.user)
+    found = ordered(scope.filter(in_state(state, now)), mine)
     total = found.count()
     page = min(page, max(1, -(-total // PAGE_SIZE)))
     rows = [_row(a, now) for a in found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]]
     context = {**frame(tasks.read_model()), "rows": rows, "total": total, "state": state, "customer": customer,
                "problems": problems, "here": request.get_full_path(), "snoozes": triage.SNOOZES,
-               "tabs": [(s, _url(s, customer), s == state) for s in STATES],
-               "prev_url": _url(state, customer, page - 1) if page > 1 else None,
-               "next_url": _url(state, customer, page + 1) if page * PAGE_SIZE < total else None,
+               "tabs": [(s, _url(s, customer, mine.params()), s == state) for s in STATES],
+               "prev_url": _url(state, customer, mine.params(), page - 1) if page > 1 else None,
+               "next_url": _url(state, customer, mine.params(), page + 1) if page * PAGE_SIZE < total else None,
                "can_triage": request.user.has_perm(ACKNOWLEDGE), "can_grant": request.user.has_perm(GRANT_PROMOTION),
-               "clear_url": _url(state, None)}
+               "clear_url": _url(state, None, mine.params()), "mine": mine,
+               "mine_switch_url": _url(state, customer, mine.switched())}
     return render_page(request, "dashboard/alerts.html", context)
 
 

@@ -1,5 +1,6 @@
 """What every page view shares: sign-in for plain and htmx requests, the page frame
-(sync health), rendering a page or one of its named partials, and queueing a task."""
+(sync health), rendering a page or one of its named partials, queueing a task, and whether
+a list shows only the user's accounts ("My accounts")."""
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,9 @@ from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from ..models import account_owner_of
 from ..readmodel import ReadModel
+from ..rules.my_accounts import MINE, MyAccounts, my_accounts
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +69,9 @@ def queue_task(what: str, send: Callable[[], bool], customer_id: str) -> str | N
 
 def customer_missing(request: HttpRequest, rm: ReadModel, customer_id: str) -> HttpResponse:
     return render(request, "dashboard/customer_missing.html", {**frame(rm), "customer_id": customer_id}, status=404)
+
+
+def my_accounts_of(request: HttpRequest, chosen_owner: str | None = None) -> MyAccounts:
+    """What the list shows this user (rules/my_accounts.py): the ``mine`` query and their
+    profile's owner name, read without making a profile (a page view writes nothing)."""
+    return my_accounts(request.GET.get(MINE), account_owner_of(request.user), chosen_owner)

@@ -1,11 +1,13 @@
 """Promotions ending soon across the fleet (`/promotions/expiring?days=14`): soonest first,
 with who granted each and why (the audit log, where it was granted here), and one-click
-extend for people who may grant."""
+extend for people who may grant; "My accounts" by default for a user who owns accounts
+(``mine``: the read model's promotions by end date of their customers)."""
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
@@ -15,7 +17,7 @@ from ..models import AuditEntry
 from ..readmodel import ExpiringPage, parse_time
 from ..actions.promotions import MAX_REASON
 from ..rules.promotions import PERIODS
-from .common import frame, page_login_required, render_page
+from .common import frame, my_accounts_of, page_login_required, render_page
 from .customer import GRANT_PROMOTION
 from .expiring_rows import row_html
 
@@ -31,15 +33,19 @@ CLOCK_SKEW = timedelta(minutes=1)
 def promotions_expiring(request: HttpRequest) -> HttpResponse:
     rm = tasks.read_model()
     days, page_number, problem = _window(request.GET)
+    mine = my_accounts_of(request)
     now = datetime.now(timezone.utc)
-    page = rm.expiring(now, now + timedelta(days=days), (page_number - 1) * PAGE_SIZE, PAGE_SIZE)
+    page = rm.expiring(now, now + timedelta(days=days), (page_number - 1) * PAGE_SIZE, PAGE_SIZE, mine.owner_filter)
     can_grant, here = request.user.has_perm(GRANT_PROMOTION), request.get_full_path()
     periods = [(p, words) for p, words in PERIODS.items() if p not in ("lifetime", "custom")]
     granted = _grants_recorded_here(page)
     rows = [row_html(request, r, granted.get((r["customer_id"], r["feature_id"])), str(uuid.uuid4()),
                      can_grant=can_grant, here=here, periods=periods, max_reason=MAX_REASON) for r in page.rows]
     context = {**frame(rm), "rows": rows, "total": page.total, "days": days, "problem": problem,
-               "page_number": page_number, "pages": max(1, -(-page.total // PAGE_SIZE)), "can_grant": can_grant}
+               "page_number": page_number, "pages": max(1, -(-page.total // PAGE_SIZE)), "can_grant": can_grant,
+               "query": urlencode({"days": days, **mine.params()}), "mine": mine,
+               "mine_switch_url": "?" + urlencode({"days": days, **mine.switched()}),
+               "further_url": "?" + urlencode({"days": 90 if days < 90 else MAX_DAYS, **mine.params()})}
     return render_page(request, "dashboard/promotions_expiring.html", context, frozenset({"expiring-live"}))
 
 

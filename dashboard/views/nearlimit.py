@@ -1,9 +1,11 @@
 """Near limit: every governance budget and metered entitlement of the fleet at or above a
 utilization, ordered and filtered (``/near-limit/``), and the same rows as CSV, streamed
-(``/near-limit.csv``)."""
+(``/near-limit.csv``); "My accounts" by default for a user who owns accounts (``mine``: the
+owner filter set to their name)."""
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode
@@ -17,8 +19,9 @@ from ..codec import load
 from ..forms import DEFAULT_MIN_UTILIZATION, NEAR_LIMIT_THRESHOLDS, PAGE_SIZE, NearLimitFilter, threshold_label
 from ..readmodel import NearLimitQuery, NearLimitRow, ReadModel
 from ..rules.governance import TimeToLimit, describe_time_to_limit
+from ..rules.my_accounts import MyAccounts
 from ..templatetags import ui
-from .common import frame, page_login_required, render_page
+from .common import frame, my_accounts_of, page_login_required, render_page
 from .customer import GRANT_PROMOTION
 from .nearlimit_cells import row_html
 
@@ -27,21 +30,29 @@ CSV_BATCH = 500
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _query(rm: ReadModel, request: HttpRequest) -> tuple[NearLimitFilter, NearLimitQuery, int]:
+def _query(rm: ReadModel, request: HttpRequest) -> tuple[NearLimitFilter, NearLimitQuery, int, MyAccounts]:
+    """The form, the query to run (with My accounts on, the owner filter is the user's
+    name), the offset, and what My accounts shows."""
     form = NearLimitFilter(request.GET, rm.near_limit_choices(), dict(rm.plans()))
     form.is_valid()  # invalid fields fall back to defaults; their errors are shown
-    return form, NearLimitQuery(**form.values()), form.offset_value()
+    query = NearLimitQuery(**form.values())
+    mine = my_accounts_of(request, query.owner)
+    if mine.on:
+        query = replace(query, owner=mine.owner)
+    return form, query, form.offset_value(), mine
 
 
-def _params(query: NearLimitQuery, offset: int = 0) -> str:
-    """The query string of a query (only what differs from the defaults), for links."""
+def _params(query: NearLimitQuery, mine: MyAccounts, offset: int = 0, switch: bool = False) -> str:
+    """The query string of a query (only what differs from the defaults, and My accounts
+    as it is, or ``switch``ed), for links."""
     params = {"min_utilization": f"{query.min_utilization:g}"} if query.min_utilization != DEFAULT_MIN_UTILIZATION \
         else {}
     if query.order != "utilization":
         params["order"] = query.order
     for name in ("customer", "capability", "entity_type", "plan", "owner"):
-        if getattr(query, name) is not None:
+        if getattr(query, name) is not None and not (name == "owner" and mine.on):
             params[name] = getattr(query, name)
+    params.update(mine.switched() if switch else mine.params())
     if offset:
         params["offset"] = str(offset)
     return urlencode(params, quote_via=quote)
@@ -80,13 +91,14 @@ def _row(row: NearLimitRow, now: datetime) -> dict[str, Any]:
             "period": ui.period_words(row.period)}
 
 
-def _selects(form: NearLimitFilter, query: NearLimitQuery) -> list[dict[str, Any]]:
-    """The filters' drop-downs, each showing the value in effect (a bad one: the default).
-    Written out here: Django's widget templates took longer than the table."""
+def _selects(form: NearLimitFilter, query: NearLimitQuery, mine: MyAccounts) -> list[dict[str, Any]]:
+    """The filters' drop-downs, each showing the value in effect (a bad one: the default);
+    no owner filter while My accounts is on (it is the owner). Written out here: Django's
+    widget templates took longer than the table."""
     thresholds = sorted({*NEAR_LIMIT_THRESHOLDS, query.min_utilization})
     out = [{"name": "min_utilization", "label": "Utilization",
             "options": [(f"{t:g}", threshold_label(t), t == query.min_utilization) for t in thresholds]}]
-    for name in ("order", "capability", "entity_type", "plan", "owner"):
+    for name in ("order", "capability", "entity_type", "plan", *(() if mine.on else ("owner",))):
         chosen = getattr(query, name) or ""
         out.append({"name": name, "label": form.fields[name].label,
                     "options": [(v, label, v == chosen) for v, label in form.fields[name].choices]})
@@ -97,21 +109,22 @@ def _selects(form: NearLimitFilter, query: NearLimitQuery) -> list[dict[str, Any
 @require_GET
 def near_limit(request: HttpRequest) -> HttpResponse:
     rm = tasks.read_model()
-    form, query, offset = _query(rm, request)
+    form, query, offset, mine = _query(rm, request)
     page = rm.near_limit_page(query, offset, PAGE_SIZE)
     now = datetime.now(timezone.utc)
-    here, params = reverse("near-limit"), _params(query)
+    here, params = reverse("near-limit"), _params(query, mine)
     can_grant = request.user.has_perm(GRANT_PROMOTION)
     context = {
         **frame(rm), "form": form, "query": query, "page": page,
         "rows": [row_html(_row(r, now), can_grant) for r in page.rows],
         "first": page.offset + 1 if page.rows else 0, "last": page.offset + len(page.rows),
-        "selects": _selects(form, query) if not request.htmx else [],
+        "selects": _selects(form, query, mine) if not request.htmx else [],
         "threshold_words": threshold_label(query.min_utilization),
-        "poll_url": _with(here, _params(query, page.offset)), "csv_url": _with(reverse("near-limit-csv"), params),
-        "first_url": _with(here, params),
-        "prev_url": _with(here, _params(query, page.prev_offset)) if page.prev_offset is not None else None,
-        "next_url": _with(here, _params(query, page.next_offset)) if page.next_offset is not None else None,
+        "poll_url": _with(here, _params(query, mine, page.offset)),
+        "csv_url": _with(reverse("near-limit-csv"), params), "first_url": _with(here, params),
+        "prev_url": _with(here, _params(query, mine, page.prev_offset)) if page.prev_offset is not None else None,
+        "next_url": _with(here, _params(query, mine, page.next_offset)) if page.next_offset is not None else None,
+        "mine": mine, "mine_switch_url": _with(here, _params(replace(query, owner=None), mine, switch=True)),
     }
     return render_page(request, "dashboard/near_limit.html", context, frozenset({"near-limit-table"}))
 
@@ -168,7 +181,7 @@ def csv_lines(rm: ReadModel, query: NearLimitQuery, base_url: str) -> Iterator[s
 @require_GET
 def near_limit_csv(request: HttpRequest) -> StreamingHttpResponse:
     rm = tasks.read_model()
-    _, query, _ = _query(rm, request)
+    _, query, _, _ = _query(rm, request)
     response = StreamingHttpResponse(csv_lines(rm, query, request.build_absolute_uri("/")[:-1]),
                                      content_type="text/csv; charset=utf-8")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")

@@ -34,8 +34,8 @@ from typing import Any, Callable, Iterator
 
 from .catalog import PLAN_IDS, catalog_calls
 from .company import (
-    AGENT_KINDS, DEPARTMENTS, FIRST_NAMES, LAST_NAMES, MODELS, NAME_HEADS, NAME_KINDS, NAME_TAILS, TEAMS,
-    budgets_set_up_ago,
+    ACCOUNT_OWNERS, AGENT_KINDS, DEPARTMENTS, FIRST_NAMES, LAST_NAMES, MODELS, NAME_HEADS, NAME_KINDS, NAME_TAILS,
+    TEAMS, budgets_set_up_ago,
 )
 from .rest import MAX_EVENTS_PER_CALL, MAX_GOVERNANCE_ITEMS, RestClient, chunks, clock_back
 
@@ -92,7 +92,9 @@ def build_plan(customers: int = 10_000, nodes: int = 100_000, *, governed: int |
         bodies.append({"id": cid, "name": name, "email": f"admin@{cid}.example.com",
                        "billingCurrency": rng.choice(["usd", "usd", "eur", "gbp"]),
                        "metadata": {"segment": "enterprise" if i < governed else rng.choice(["smb", "mid-market"]),
-                                    "bulk": "true"}})
+                                    "bulk": "true",
+                                    # the demo's team, in turn (no draw: the rest of the fleet is unchanged)
+                                    "accountOwner": ACCOUNT_OWNERS[i % len(ACCOUNT_OWNERS)]}})
         # the governed customers are the big ones: enterprise plans with add-ons
         plan = "enterprise" if i < governed else rng.choice(PLAN_IDS[:3])
         sub: dict[str, Any] = {"customerId": cid, "planId": plan, "billingPeriod": "MONTHLY"}

@@ -19,6 +19,11 @@ LAST_NAMES = [
     "Okafor", "Silva", "Dubois", "Sharma", "Nielsen", "Lopez", "Kim", "Brown", "Haddad", "Novak", "Mensah",
     "Schmidt", "Ivanova", "Costa", "Nakamura", "Rahman", "Bianchi", "Andersson", "O'Brien",
 ]
+# The demo company's customer-success team: each customer's account owner (metadata
+# "accountOwner") is one of them, 19-30 accounts each of the 200, as a real team's book
+# of business would be; never a name nobody on the team has.
+ACCOUNT_OWNERS = ("Maria Garcia", "James Okafor", "Priya Sharma", "Lucas Silva", "Hana Tanaka", "Omar Haddad",
+                  "Grace Murphy", "Jonas Andersson")
 NAME_HEADS = [
     "Blue", "North", "Silver", "Bright", "Quantum", "Cedar", "Atlas", "Nimbus", "Vertex", "Lumen", "Harbor",
     "Summit", "Crimson", "Evergreen", "Polar", "Iron", "Golden", "Swift", "Orbit", "Pine", "Coral", "Granite",
@@ -77,6 +82,14 @@ class CustomerSpec:
         return [] if not self.history or self.cancel_last else self.history[-1][1]
 
 
+def account_owner(first: str, last: str) -> str:
+    """The team member owning an account whose owner was drawn as a first and a last name:
+    the draws stay those of a random name (so every later draw of the seed is unchanged),
+    mapped onto the team evenly (36 x 30 pairs, 135 to each of the eight)."""
+    pair = FIRST_NAMES.index(first) * len(LAST_NAMES) + LAST_NAMES.index(last)
+    return ACCOUNT_OWNERS[pair % len(ACCOUNT_OWNERS)]
+
+
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-").replace("--", "-")
 
@@ -104,7 +117,7 @@ def build_customers(rng: random.Random, count: int) -> list[CustomerSpec]:
             metadata={"industry": INDUSTRIES.get(kind, "software"), "region": region,
                       "segment": {"free": "self-serve", "starter": "smb", "pro": "mid-market",
                                   "enterprise": "enterprise"}[plan],
-                      "accountOwner": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                      "accountOwner": account_owner(rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)),
                       "employees": str(employees)},
             currency=currency, timezone=tz, employees=employees,
         )
