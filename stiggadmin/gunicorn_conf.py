@@ -1,13 +1,22 @@
 """gunicorn settings the dashboard's web needs whatever the command line says:
 ``gunicorn -c python:stiggadmin.gunicorn_conf stiggadmin.wsgi``.
 
-With PROMETHEUS_MULTIPROC_DIR set (an empty folder, made before gunicorn starts), each
-worker writes its metrics there and /metrics sums them; a worker that exits is marked dead
-so its live gauges stop counting (dashboard/metrics.py)."""
+With PROMETHEUS_MULTIPROC_DIR set, each worker writes its metrics there and /metrics sums
+them (dashboard/metrics.py): the folder is made, or emptied of a previous run's files, as
+gunicorn starts, and a worker that exits is marked dead so its live gauges stop counting."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
+
+
+def on_starting(server: Any) -> None:
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for old in Path(folder).glob("*.db"):
+            old.unlink()
 
 
 def child_exit(server: Any, worker: Any) -> None:
