@@ -11,16 +11,17 @@ from .env import env_bool, env_float, env_int, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+# Every web and worker process must sign sessions and CSRF tokens with the same key, and
+# keep it across restarts: a missing key is a start-up error, never a random key per
+# process (sign-ins and forms would break between workers). DEBUG alone gets a fixed
+# development key.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "insecure-dev-key" if DEBUG else "")
 if not SECRET_KEY:
-    if not DEBUG:
-        # A throwaway key for this process only (make run passes one shared key to every
-        # process it starts); production must set its own.
-        import secrets
-
-        SECRET_KEY = "insecure-demo-" + secrets.token_urlsafe(32)
-    else:
-        SECRET_KEY = "insecure-dev-key"
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. Set it in the environment of every web and worker process to the same "
+        "long random value, kept secret, e.g. the output of: python -c \"import secrets; "
+        "print(secrets.token_urlsafe(50))\" (make run keeps one in var/django-secret-key; "
+        "DJANGO_DEBUG=true uses an insecure development key)")
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()]
 
 INSTALLED_APPS = [

