@@ -6,7 +6,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_str
+from .env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ if not SECRET_KEY:
         "long random value, kept secret, e.g. the output of: python -c \"import secrets; "
         "print(secrets.token_urlsafe(50))\" (make run keeps one in var/django-secret-key; "
         "DJANGO_DEBUG=true uses an insecure development key)")
-ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()]
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
 
 INSTALLED_APPS = [
     "django.contrib.admin",  # the audit log, read-only (dashboard/admin.py)
@@ -102,6 +102,31 @@ LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- HTTPS, usually behind a TLS-terminating proxy (nginx, Caddy, a load balancer) -----
+# The proxy speaks plain HTTP to gunicorn, so without being told Django takes every
+# request for HTTP and refuses every POST from the https:// page ("Origin checking
+# failed"). Trust X-Forwarded-Proto only behind a proxy that sets it itself, overwriting
+# whatever the browser sent, and is the only way in.
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Where forms are posted from, when that is not the Host the proxy passes on (scheme
+# included: https://dash.example.com).
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} needs its scheme, e.g. https://{_origin}")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# A load balancer's or proxy's health check may ask gunicorn directly, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Browsers then refuse plain HTTP to this host for that long: set it once HTTPS works
+# (31536000, a year, is what check --deploy and the preload list expect).
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+# The dashboard's own subdomains only (dash.example.com's, not example.com's).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Consent to browsers' built-in HTTPS-only lists, which the owner of the registrable domain
+# applies for: off unless they have (check --deploy warns while it is off).
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 
 # --- Stigg ---------------------------------------------------------------------------
 # With no key configured, everything runs against the embedded emulator.
