@@ -1,6 +1,7 @@
 """Settings, read only from the environment (every variable is listed in .env.example)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "template_partials",
     "dashboard",
     "emulator",
+    "axes",  # sign-in throttling; its attempts and lockouts in its own tables (migrations)
 ]
 
 MIDDLEWARE = [
@@ -48,6 +50,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.ReadModelUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as axes asks: turns a lockout into the sign-in page
 ]
 
 ROOT_URLCONF = "stiggadmin.urls"
@@ -95,6 +98,30 @@ STORAGES = {
     # STATIC_ROOT; WhiteNoise serves from there. With DJANGO_DEBUG it serves the sources.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+
+# Applied where a person chooses a password (the admin, changepassword, createsuperuser);
+# make run's demo logins are set directly (ensure_demo_user) and exist with the emulator only.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Sign-in throttling (django-axes, dashboard/signin.py): after SIGN_IN_FAILURE_LIMIT wrong
+# passwords in a row for one username from one address, that pair is refused for
+# SIGN_IN_COOL_OFF_SECONDS (the right password too; each attempt meanwhile restarts the
+# wait), and the lockout is logged. A success resets the count. Attempts are kept in the
+# database, so every web process shares them.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("SIGN_IN_COOL_OFF_SECONDS", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "dashboard.signin.locked_out"
+AXES_CLIENT_IP_CALLABLE = "dashboard.signin.client_ip"
+# The lockout's log line names the username and address (an operator needs both); the
+# password is never logged.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
@@ -226,4 +253,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Not its version at every process start; its failures and lockouts still are (WARNING).
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }
