@@ -223,13 +223,45 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 # The read model may live in another Redis (or logical DB); its keys share one prefix.
 READ_MODEL_REDIS_URL = env_str("READ_MODEL_REDIS_URL", REDIS_URL)
 READ_MODEL_PREFIX = env_str("READ_MODEL_PREFIX", "stiggadmin:rm:")
+# Every Redis connection (ours in dashboard/redis_client.py, and the broker's) gives up on
+# a Redis that accepts the connection but does not answer: a page answers 503 within
+# seconds instead of hanging a web thread, a publish fails (a webhook answers 503 so Stigg
+# retries) instead of blocking. A connection idle longer than the health-check interval is
+# pinged before use, so one cut while idle (a Redis restart) is redialled, not failed on.
+REDIS_SOCKET_TIMEOUT_SECONDS = env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS = env_float("REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+REDIS_HEALTH_CHECK_INTERVAL_SECONDS = env_int("REDIS_HEALTH_CHECK_INTERVAL_SECONDS", 30, minimum=0)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_TASK_ACKS_LATE = True  # a refresh lost with its worker is redelivered (tasks are idempotent)
-CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# A task the Redis broker handed out and that nobody acknowledged within this many seconds
+# goes back to its queue: the task of a killed worker (acks_late) runs again within about
+# this long plus the broker's ~100 s sweep, not kombu's default hour. What it costs:
+# - a task held unacknowledged longer also comes back while it may still be held: a
+#   countdown/eta (the worker holds such a task unacknowledged until it is due) or a wait in
+#   the worker's prefetch. Our longest countdown is the retry backoff, capped at
+#   dashboard.tasks.MAX_BACKOFF_SECONDS (60 s; our rate limiter's own waits are shorter),
+#   far below this. Prefetch is one task per thread (below), so a task waits only while it
+#   runs. A sweep page run longer than this (Stigg answering very slowly at the sweep's
+#   share of the rate) may run twice.
+# - running twice is safe: every task writes whole values by key (a second run writes the
+#   same customer again), a customer's refreshes never overlap (its lock), the sweep takes
+#   an expiring lock, and each run spends Stigg requests from the shared rate, never past it.
+# Lower makes a lost task return sooner and a slow one more likely to run twice.
+CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS", 600, minimum=60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,  # above the worker's 1 s BRPOP wait
+    "socket_connect_timeout": REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS,
+    "health_check_interval": REDIS_HEALTH_CHECK_INTERVAL_SECONDS,
+}
+# One task per worker thread at a time: with acks_late a prefetched task counts as
+# handed out from the moment it is fetched, so a deep prefetch behind long sweep pages
+# (8 threads x 4 pages of minutes each) could outwait the visibility timeout and run twice.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Fresh work (webhooks, hot tier, after a write) never waits behind a full sweep.
 CELERY_TASK_DEFAULT_QUEUE = "sweep"
@@ -253,6 +285,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # Not its version at every process start; its failures and lockouts still are (WARNING).
-    "loggers": {"axes.apps": {"level": "WARNING"}},
+    # Sign-in throttling: failures and lockouts (WARNING), not four lines per sign-in.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -93,6 +93,22 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class SilentServer:
+    """A TCP port that takes connections and never answers: a Redis that hangs (overloaded,
+    paused, a half-dead network path), as opposed to one that is down. The kernel completes
+    each connection into the listen backlog; nothing ever reads or writes."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
 class Emulator:
     """``python manage.py runemulator`` on a free port with its own fresh storage."""
 
@@ -251,16 +267,20 @@ class WebServer(ServerProcess):
         self._workspace("test-web-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {"DATABASE_URL": f"sqlite:///{os.path.join(self.tmp, 'db.sqlite3')}", **env}
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
+        self.env = env = {"DATABASE_URL": f"sqlite:///{os.path.join(self.tmp, 'db.sqlite3')}", **env}
+        self.manage("migrate", "--noinput", "-v", "0")
         cmd = [sys.executable, "-m", "gunicorn", "stiggadmin.wsgi", "--bind", f"127.0.0.1:{self.port}",
                "--workers", "1", "--threads", "4", "--log-level", "info"]
         self._launch(cmd, env, self._answers)
 
+    def manage(self, *args: str, **env: str) -> subprocess.CompletedProcess:
+        """``manage.py`` with this server's environment (its database), plus ``env``."""
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**self.env, **env}, check=True,
+                              capture_output=True, text=True, timeout=120)
+
     def _answers(self) -> bool:
         try:
-            httpx.get(f"{self.url}/healthz", timeout=1)
+            httpx.get(f"{self.url}/healthz", timeout=10)  # any answer, 503 included
             return True
         except httpx.HTTPError:
             return False

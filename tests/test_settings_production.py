@@ -105,9 +105,8 @@ def web_behind_proxy(redis_server):
                                           "DATABASE_URL": f"sqlite:///{os.path.join(tmp, 'db.sqlite3')}",
                                           "FORWARDED_ALLOW_IPS": "127.0.0.2"})
     web = WebServer(env)
-    made = run(["manage.py", "createsuperuser", "--noinput", "--username", "operator", "--email", "op@example.com"],
-               {**env, "DJANGO_SUPERUSER_PASSWORD": "correct horse battery staple"})
-    assert made.returncode == 0, made.stderr
+    web.manage("createsuperuser", "--noinput", "--username", "operator", "--email", "op@example.com",
+               DJANGO_SUPERUSER_PASSWORD="correct horse battery staple")
     yield web
     web.stop()
     shutil.rmtree(tmp, ignore_errors=True)
