@@ -243,17 +243,19 @@ CELERY_TASK_ACKS_LATE = True  # a refresh lost with its worker is redelivered (t
 # - a task held unacknowledged longer also comes back while it may still be held: a
 #   countdown/eta (the worker holds such a task unacknowledged until it is due) or a wait in
 #   the worker's prefetch. Our longest countdown is the retry backoff, capped at
-#   dashboard.tasks.MAX_BACKOFF_SECONDS (60 s; our rate limiter's own waits are shorter),
-#   far below this. Prefetch is one task per thread (below), so a task waits only while it
+#   dashboard.tasks.MAX_BACKOFF_SECONDS (60 s, 75 with its jitter; our rate limiter's own
+#   waits are shorter), far below this. Prefetch is one task per thread (below), so a task waits only while it
 #   runs. A sweep page run longer than this (Stigg answering very slowly at the sweep's
 #   share of the rate) may run twice.
 # - running twice is safe: every task writes whole values by key (a second run writes the
 #   same customer again), a customer's refreshes never overlap (its lock), the sweep takes
 #   an expiring lock, and each run spends Stigg requests from the shared rate, never past it.
-# Lower makes a lost task return sooner and a slow one more likely to run twice.
-CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS", 600, minimum=60)
+# Lower makes a lost task return sooner and a slow one more likely to run twice; never
+# below the longest countdown plus the task time limit (75 + 120 s). (Not named CELERY_*:
+# Celery reads every setting of that prefix as its own.)
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS", 600, minimum=300)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS,
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS,
     "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,  # above the worker's 1 s BRPOP wait
     "socket_connect_timeout": REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS,
     "health_check_interval": REDIS_HEALTH_CHECK_INTERVAL_SECONDS,

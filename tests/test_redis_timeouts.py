@@ -79,7 +79,7 @@ def test_a_webhook_whose_broker_never_answers_is_answered_503(silent):
 def test_the_brokers_connection_has_the_timeouts_and_visibility_timeout_set(redis_server):
     """What kombu's Redis channel itself ends up with (a killed worker's task comes back
     after the visibility timeout, not kombu's default hour)."""
-    env = django_env(redis_server.url, CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS="240",
+    env = django_env(redis_server.url, CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS="420",
                      REDIS_SOCKET_TIMEOUT_SECONDS="3", REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS="1.5",
                      REDIS_HEALTH_CHECK_INTERVAL_SECONDS="20")
     shown = subprocess.run(
@@ -89,4 +89,18 @@ def test_the_brokers_connection_has_the_timeouts_and_visibility_timeout_set(redi
          "    print(ch.visibility_timeout, ch.socket_timeout, ch.socket_connect_timeout, ch.health_check_interval,"
          " app.conf.worker_prefetch_multiplier)"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert shown.stdout.split() == ["240", "3.0", "1.5", "20", "1"], shown.stderr
+    assert shown.stdout.split() == ["420", "3.0", "1.5", "20", "1"], shown.stderr
+    too_low = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, env={**env, "CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS": "120"})
+    assert "CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS must be at least 300" in too_low.stderr
+
+
+def test_a_retried_task_is_acknowledged_before_the_visibility_timeout_gives_it_out_again(settings):
+    """The longest countdown a task is held for (its retry backoff) plus its run fit in the
+    visibility timeout, so waiting for a retry never makes a second copy of the task."""
+    from dashboard import tasks
+
+    assert tasks.backoff(50, None) <= tasks.MAX_BACKOFF_SECONDS * 1.25
+    held = tasks.MAX_BACKOFF_SECONDS * 1.25 + settings.CELERY_TASK_TIME_LIMIT
+    assert held < settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert held < 300  # the least visibility timeout the settings take
