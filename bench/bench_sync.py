@@ -32,6 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stiggadmin.settings")
 
+from tests.servers import with_secret_key  # noqa: E402
+
+with_secret_key(os.environ)  # this process and the workers, web and emulator it starts
+
 import django  # noqa: E402
 
 django.setup()

@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from .redis_client import connect
 from .stigg.errors import RateLimitExhausted, StiggUnavailable
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class RequestRateLimiter:
         """The whole request rate (``STIGG_MAX_RPS``): for refreshes somebody waits for."""
         from django.conf import settings
 
-        return cls(redis.Redis.from_url(settings.REDIS_URL), settings.STIGG_MAX_RPS)
+        return cls(connect(settings.REDIS_URL), settings.STIGG_MAX_RPS)
 
     @classmethod
     def for_sweep(cls) -> RateLimitShare:
@@ -129,7 +130,7 @@ class RequestRateLimiter:
     def _share(cls, name: str, share: float) -> RateLimitShare:
         from django.conf import settings
 
-        client = redis.Redis.from_url(settings.REDIS_URL)
+        client = connect(settings.REDIS_URL)
         own = cls(client, settings.STIGG_MAX_RPS * share, key=SHARES[name], headroom=0)
         return RateLimitShare(own, cls(client, settings.STIGG_MAX_RPS))
 

@@ -20,19 +20,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-# The demo logins: (username, password, what they are for, ensure_demo_user's role options,
-# whose accounts they own in the emulator's demo company). Printed at start-up. "demo" is
-# staff only to read the audit log in /admin/. "demo" owns one CS manager's accounts
+# The demo logins, with the emulator only: (username, password, what they are for,
+# ensure_demo_user's role options, whose accounts they own in the emulator's demo company).
+# Printed at start-up. None is staff: every page they need is the dashboard's own (the audit
+# log too); the admin is for a superuser. "demo" owns one CS manager's accounts
 # (emulator.demo.company.ACCOUNT_OWNERS; one whose book has promotions ending within the
-# expiring list's two weeks), so its lists open on "My accounts"; a lead
-# oversees the whole team and wants every account by default, and a viewer owns none: both
-# own no accounts (a lead who also carries a book sets their name in the admin).
+# expiring list's two weeks), so its lists open on "My accounts"; a lead oversees the whole
+# team and wants every account by default, and a viewer owns none: both own no accounts (a
+# lead who also carries a book has their name set in the admin).
 DEMO_USERS = (
     ("demo", "demo-password", "customer-success manager: may grant promotions and change budgets",
-     ("--group", "Customer success", "--staff"), "Jonas Andersson"),
+     ("--group", "Customer success"), "Jonas Andersson"),
     ("viewer", "viewer-password", "read-only colleague", ("--group", "Viewers"), ""),
     ("lead", "lead-password", "customer-success lead: also approves others' big grants",
-     ("--group", "Customer success lead", "--staff"), ""),
+     ("--group", "Customer success lead"), ""),
 )
 
 children: list[tuple[str, subprocess.Popen]] = []
@@ -127,6 +128,18 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+def ensure_logins(env: dict[str, str], uses_emulator: bool) -> None:
+    """The demo logins belong to the emulator. Against real Stigg the operator makes the
+    users (createsuperuser, then the admin), and demo logins an emulator run left in this
+    database, still with their published passwords, are locked."""
+    if uses_emulator:
+        for username, password, _, role, owner in DEMO_USERS:
+            manage("ensure_demo_user", username, password, *role, "--account-owner", owner, env=env)
+    else:
+        manage("lock_demo_logins", *(f"{username}:{password}" for username, password, _, _, _ in DEMO_USERS),
+               env=env)
+
+
 # Stop what produces work first and what serves it last, so nothing spends its shutdown
 # retrying against a service that is already gone.
 STOP_ORDER = ("simulator", "beat", "worker-sweep", "worker-hot", "web", "emulator", "redis")
@@ -159,10 +172,7 @@ def main() -> int:
     ensure_redis(env)
     manage("migrate", "--noinput", "-v", "0", env=env)
     uses_emulator = not env.get("STIGG_API_KEY")
-    for username, password, _, role, owner in DEMO_USERS:
-        # the demo company's owner names mean nothing in a real Stigg: there the admin sets them
-        owns = ("--account-owner", owner) if uses_emulator else ()
-        manage("ensure_demo_user", username, password, *role, *owns, env=env)
+    ensure_logins(env, uses_emulator)
     # Pre-compressed static files (plotly.js is 4.8 MB, about 1.4 MB gzipped).
     manage("collectstatic", "--noinput", "-v", "0", env=env)
 
@@ -213,9 +223,16 @@ def main() -> int:
         say(f"Using real Stigg at {env.get('STIGG_API_URL', 'https://api.stigg.io')}")
     manage("sync_now", env=env)
     say(f"Dashboard: http://127.0.0.1:{web_port}/  (health: /healthz, Stigg webhooks: /webhooks/stigg)")
-    for username, password, role, _, owner in DEMO_USERS:
-        owns = f"; My accounts: {owner}'s" if owner and uses_emulator else ""
-        say(f"  sign in as {username} / {password}  ({role}{owns})")
+    if uses_emulator:
+        for username, password, role, _, owner in DEMO_USERS:
+            owns = f"; My accounts: {owner}'s" if owner else ""
+            say(f"  sign in as {username} / {password}  ({role}{owns})")
+    else:
+        key = "" if os.environ.get("DJANGO_SECRET_KEY") else "DJANGO_SECRET_KEY=$(cat var/django-secret-key) "
+        say("  no demo logins against real Stigg: in this environment make the first user with")
+        say(f"    {key}.venv/bin/python manage.py createsuperuser")
+        say("  then add colleagues in /admin/ (Users), each in one group: Viewers, Customer success, "
+            "Customer success lead")
     say("Ctrl-C stops everything")
 
     # Ctrl-C, and also SIGTERM/SIGHUP, stop everything (explicit, because a shell that

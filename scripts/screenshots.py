@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--full-page", action="store_true")
     parser.add_argument("--governed", default="", help="customer id for the governance pages (default: the "
                         "customer with the largest hierarchy on the near-limit page's first budget row)")
-    parser.add_argument("--only", choices=("audit", "alerts", "delivery", "accounts"),
+    parser.add_argument("--only", choices=("audit", "alerts", "delivery", "accounts", "sign-in-paused"),
                         help="sign in and take only these pages")
     args = parser.parse_args()
     out = Path(args.out)
@@ -43,8 +43,8 @@ def main() -> None:
         page.click("button[type=submit]")
         page.wait_for_url(f"{args.url}/")
         if args.only:
-            {"audit": audit_log, "alerts": alerts, "delivery": delivery,
-             "accounts": my_accounts}[args.only](context, args.url, out)
+            {"audit": audit_log, "alerts": alerts, "delivery": delivery, "accounts": my_accounts,
+             "sign-in-paused": sign_in_paused}[args.only](context, args.url, out)
             browser.close()
             return
         page.wait_for_selector(".chart .main-svg")
@@ -72,6 +72,7 @@ def main() -> None:
         audit_log(context, args.url, out)
         alerts(context, args.url, out)
         delivery(context, args.url, out)
+        sign_in_paused(context, args.url, out)
         browser.close()
     print(f"screenshots in {out}")
 
@@ -189,5 +190,22 @@ def my_accounts(context, url: str, out: Path) -> None:
     page.close()
 
 
+def sign_in_paused(context, url: str, out: Path) -> None:
+    """The sign-in page after too many wrong passwords, signed out, for a made-up username
+    (so no real login is paused)."""
+    fresh = context.browser.new_context(viewport={"width": 1366, "height": 768})
+    page = fresh.new_page()
+    for attempt in range(10):
+        page.goto(f"{url}/accounts/login/")
+        page.fill("#id_username", "jordan")
+        page.fill("#id_password", f"not-the-password-{attempt}")
+        page.click("button[type=submit]")
+        if page.locator("text=Sign-in paused").count():
+            break
+    page.screenshot(path=str(out / "sign-in-paused.png"))
+    fresh.close()
+
+
 if __name__ == "__main__":
     main()
+

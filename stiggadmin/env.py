@@ -41,3 +41,8 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     if value != int(value):
         raise ImproperlyConfigured(f"{name} must be a whole number")
     return int(value)
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """A comma-separated list; blanks around and between the commas are ignored."""
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]

@@ -1,27 +1,29 @@
 """Settings, read only from the environment (every variable is listed in .env.example)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_str
+from .env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+# Every web and worker process must sign sessions and CSRF tokens with the same key, and
+# keep it across restarts: a missing key is a start-up error, never a random key per
+# process (sign-ins and forms would break between workers). DEBUG alone gets a fixed
+# development key.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "insecure-dev-key" if DEBUG else "")
 if not SECRET_KEY:
-    if not DEBUG:
-        # A throwaway key for this process only (make run passes one shared key to every
-        # process it starts); production must set its own.
-        import secrets
-
-        SECRET_KEY = "insecure-demo-" + secrets.token_urlsafe(32)
-    else:
-        SECRET_KEY = "insecure-dev-key"
-ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h.strip()]
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. Set it in the environment of every web and worker process to the same "
+        "long random value, kept secret, e.g. the output of: python -c \"import secrets; "
+        "print(secrets.token_urlsafe(50))\" (make run keeps one in var/django-secret-key; "
+        "DJANGO_DEBUG=true uses an insecure development key)")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
 
 INSTALLED_APPS = [
     "django.contrib.admin",  # the audit log, read-only (dashboard/admin.py)
@@ -35,6 +37,7 @@ INSTALLED_APPS = [
     "csp",
     "dashboard",
     "emulator",
+    "axes",  # sign-in throttling; its attempts and lockouts in its own tables (migrations)
 ]
 
 MIDDLEWARE = [
@@ -50,6 +53,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.ReadModelUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as axes asks: turns a lockout into the sign-in page
 ]
 
 ROOT_URLCONF = "stiggadmin.urls"
@@ -122,6 +126,29 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     },
 }
+# Applied where a person chooses a password (the admin, changepassword, createsuperuser);
+# make run's demo logins are set directly (ensure_demo_user) and exist with the emulator only.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Sign-in throttling (django-axes, dashboard/signin.py): after SIGN_IN_FAILURE_LIMIT wrong
+# passwords in a row for one username from one address, that pair is refused for
+# SIGN_IN_COOL_OFF_SECONDS (the right password too; each attempt meanwhile restarts the
+# wait), and the lockout is logged. A success resets the count. Attempts are kept in the
+# database, so every web process shares them.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("SIGN_IN_COOL_OFF_SECONDS", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "dashboard.signin.locked_out"
+AXES_CLIENT_IP_CALLABLE = "dashboard.signin.client_ip"
+# The lockout's log line names the username and address (an operator needs both); the
+# password is never logged.
+AXES_SENSITIVE_PARAMETERS: list[str] = []
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
@@ -129,6 +156,31 @@ LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- HTTPS, usually behind a TLS-terminating proxy (nginx, Caddy, a load balancer) -----
+# The proxy speaks plain HTTP to gunicorn, so without being told Django takes every
+# request for HTTP and refuses every POST from the https:// page ("Origin checking
+# failed"). Trust X-Forwarded-Proto only behind a proxy that sets it itself, overwriting
+# whatever the browser sent, and is the only way in.
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Where forms are posted from, when that is not the Host the proxy passes on (scheme
+# included: https://dash.example.com).
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} needs its scheme, e.g. https://{_origin}")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# A load balancer's or proxy's health check may ask gunicorn directly, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Browsers then refuse plain HTTP to this host for that long: set it once HTTPS works
+# (31536000, a year, is what check --deploy and the preload list expect).
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+# The dashboard's own subdomains only (dash.example.com's, not example.com's).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Consent to browsers' built-in HTTPS-only lists, which the owner of the registrable domain
+# applies for: off unless they have (check --deploy warns while it is off).
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 
 # --- Stigg ---------------------------------------------------------------------------
 # With no key configured, everything runs against the embedded emulator.
@@ -232,6 +284,14 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 # The read model may live in another Redis (or logical DB); its keys share one prefix.
 READ_MODEL_REDIS_URL = env_str("READ_MODEL_REDIS_URL", REDIS_URL)
 READ_MODEL_PREFIX = env_str("READ_MODEL_PREFIX", "stiggadmin:rm:")
+# Every Redis connection (ours in dashboard/redis_client.py, and the broker's) gives up on
+# a Redis that accepts the connection but does not answer: a page answers 503 within
+# seconds instead of hanging a web thread, a publish fails (a webhook answers 503 so Stigg
+# retries) instead of blocking. A connection idle longer than the health-check interval is
+# pinged before use, so one cut while idle (a Redis restart) is redialled, not failed on.
+REDIS_SOCKET_TIMEOUT_SECONDS = env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS = env_float("REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+REDIS_HEALTH_CHECK_INTERVAL_SECONDS = env_int("REDIS_HEALTH_CHECK_INTERVAL_SECONDS", 30, minimum=0)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -243,7 +303,33 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_TASK_ACKS_LATE = True  # a refresh lost with its worker is redelivered (tasks are idempotent)
-CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# A task the Redis broker handed out and that nobody acknowledged within this many seconds
+# goes back to its queue: the task of a killed worker (acks_late) runs again within about
+# this long plus the broker's ~100 s sweep, not kombu's default hour. What it costs:
+# - a task held unacknowledged longer also comes back while it may still be held: a
+#   countdown/eta (the worker holds such a task unacknowledged until it is due) or a wait in
+#   the worker's prefetch. Our longest countdown is the retry backoff, capped at
+#   dashboard.tasks.MAX_BACKOFF_SECONDS (60 s, 75 with its jitter; our rate limiter's own
+#   waits are shorter), far below this. Prefetch is one task per thread (below), so a task waits only while it
+#   runs. A sweep page run longer than this (Stigg answering very slowly at the sweep's
+#   share of the rate) may run twice.
+# - running twice is safe: every task writes whole values by key (a second run writes the
+#   same customer again), a customer's refreshes never overlap (its lock), the sweep takes
+#   an expiring lock, and each run spends Stigg requests from the shared rate, never past it.
+# Lower makes a lost task return sooner and a slow one more likely to run twice; never
+# below the longest countdown plus the task time limit (75 + 120 s). (Not named CELERY_*:
+# Celery reads every setting of that prefix as its own.)
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT_SECONDS", 600, minimum=300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,  # above the worker's 1 s BRPOP wait
+    "socket_connect_timeout": REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS,
+    "health_check_interval": REDIS_HEALTH_CHECK_INTERVAL_SECONDS,
+}
+# One task per worker thread at a time: with acks_late a prefetched task counts as
+# handed out from the moment it is fetched, so a deep prefetch behind long sweep pages
+# (8 threads x 4 pages of minutes each) could outwait the visibility timeout and run twice.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # With JSON logs the workers keep Django's LOGGING (one JSON line per task too) instead of
 # Celery's own console format.
@@ -280,4 +366,6 @@ LOGGING = {
                    "json": {"()": "dashboard.logs.JsonFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Sign-in throttling: failures and lockouts (WARNING), not four lines per sign-in.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

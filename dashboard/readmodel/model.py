@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import redis
-
+from ..redis_client import connect
 from .catalog import CatalogStore
 from .customers import Customers
 from .governance import Governance
@@ -34,7 +33,7 @@ class ReadModel(Customers, Governance, Rankings, NearLimit, PromotionIndex, Sync
         url = getattr(settings, "READ_MODEL_REDIS_URL", None) or settings.REDIS_URL
         prefix = getattr(settings, "READ_MODEL_PREFIX", DEFAULT_PREFIX)
         owner_key = getattr(settings, "ACCOUNT_OWNER_METADATA_KEY", DEFAULT_OWNER_KEY)
-        return cls(redis.Redis.from_url(url, decode_responses=True), prefix, owner_key)
+        return cls(connect(url, decode_responses=True), prefix, owner_key)
 
     def ensure_layout(self) -> bool:
         """Empty the read model if it was written with another key layout (or none is
