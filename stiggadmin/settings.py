@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -187,7 +188,14 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 EMULATOR_PORT = env_int("EMULATOR_PORT", 8700, minimum=1)
 STIGG_API_KEY = env_str("STIGG_API_KEY", "")
 STIGG_USES_EMULATOR = not STIGG_API_KEY
-STIGG_API_URL = env_str("STIGG_API_URL", f"http://127.0.0.1:{EMULATOR_PORT}")
+# With a key and no URL: Stigg itself; with neither: the emulator on this machine.
+STIGG_API_URL = env_str("STIGG_API_URL", f"http://127.0.0.1:{EMULATOR_PORT}" if STIGG_USES_EMULATOR
+                        else "https://api.stigg.io")
+if STIGG_USES_EMULATOR and urlsplit(STIGG_API_URL).hostname not in ("127.0.0.1", "localhost", "::1"):
+    # No key means the emulator, which runs on this machine: a Stigg anywhere else needs its key.
+    raise ImproperlyConfigured(f"STIGG_API_KEY is required for the Stigg at {STIGG_API_URL}: set it to your "
+                               "environment's server key (Stigg console → Integrations → API keys). Without a "
+                               "key the dashboard runs against the emulator on this machine.")
 if STIGG_USES_EMULATOR:
     from emulator.config import DEFAULT_SERVER_KEY
 

@@ -64,6 +64,20 @@ def test_it_starts_with_a_secret_key_or_in_debug():
     assert debug.returncode == 0, debug.stderr
 
 
+def test_it_refuses_a_stigg_elsewhere_without_its_key():
+    """No key means the emulator on this machine; a Stigg anywhere else needs its key."""
+    elsewhere = django_setup(environment(STIGG_API_URL="https://api.stigg.io", STIGG_API_KEY=None))
+    assert elsewhere.returncode != 0
+    assert "STIGG_API_KEY is required for the Stigg at https://api.stigg.io" in elsewhere.stderr
+    keyed = django_setup(environment(STIGG_API_URL="https://api.stigg.io", STIGG_API_KEY="server-abc"))
+    assert keyed.returncode == 0, keyed.stderr
+    local = django_setup(environment(STIGG_API_URL="http://127.0.0.1:8700", STIGG_API_KEY=None))
+    assert local.returncode == 0, local.stderr
+    url = "from django.conf import settings; print(settings.STIGG_API_URL)"
+    key_only = run(["-c", f"import django; django.setup(); {url}"], environment(STIGG_API_URL=None, STIGG_API_KEY="k"))
+    assert key_only.stdout.strip() == "https://api.stigg.io"  # a key alone means Stigg itself
+
+
 def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
     return run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
 
