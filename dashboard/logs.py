@@ -9,8 +9,8 @@ import logging
 from datetime import datetime, timezone
 
 # The ``extra=`` fields a line may carry; anything else a library attaches is left out.
-FIELDS = ("method", "path", "view", "status", "duration_ms", "user", "customer_id", "task", "task_id", "state",
-          "queue", "retries")
+FIELDS = ("method", "path", "view", "status", "duration_ms", "started_at", "user", "customer_id", "task", "task_id",
+          "state", "queue", "retries")
 
 
 class JsonFormatter(logging.Formatter):

@@ -20,9 +20,11 @@ from . import sync
 from .delivery_tasks import queue_limit_notices
 from .ratelimit import RequestRateLimiter
 from .readmodel import ReadModel
+from .readmodel.base import CustomerLock
 from .stigg import RateLimitExhausted, StiggClient, StiggRequestError, StiggUnavailable
 
 log = logging.getLogger(__name__)
+refresh_log = logging.getLogger("dashboard.refresh")
 
 # A refresh renews its lock while it works (CustomerLock.keep_alive): this is how long a
 # worker killed mid-refresh blocks the next refresh of that customer, not a time limit.
@@ -81,7 +83,7 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
     right after a write the dashboard made. Retried with backoff while Stigg is down."""
     rm = read_model()
     rm.release_queued(customer_id)
-    lock = rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS).keep_alive()
+    lock = _lock(rm, customer_id)
     if not lock.acquired:
         # The refresh in flight may have read Stigg before this change: come back.
         refresh_customer_now.apply_async((customer_id, reason), countdown=BUSY_RETRY_SECONDS)
@@ -101,7 +103,24 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
         _record_failure(rm, customer_id, exc)
         return "failed"
     finally:
+        _unlock(lock, customer_id)
+
+
+def _lock(rm: ReadModel, customer_id: str) -> CustomerLock:
+    """The customer's lock, kept alive while its refresh works: one refresh of a customer
+    at a time, across every worker process on every host."""
+    return rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS).keep_alive()
+
+
+def _unlock(lock: CustomerLock, customer_id: str) -> None:
+    """Release, and say for how long it was held (one line per refresh, with the customer id:
+    what shows that two sets of workers never refreshed one customer at once)."""
+    if lock.acquired:
+        held = time.time() - lock.taken_at
         lock.release()
+        refresh_log.info("refreshed customer %s in %.0f ms", customer_id, held * 1000,
+                         extra={"customer_id": customer_id, "started_at": round(lock.taken_at, 6),
+                                "duration_ms": round(held * 1000, 1)})
 
 
 def _record_failure(rm: ReadModel, customer_id: str, exc: StiggUnavailable | StiggRequestError) -> None:
@@ -204,7 +223,7 @@ def _refresh_with(stigg: StiggClient, customer_id: str, **known) -> str:
     """One customer of a sweep page or a hot-tier round: locked, errors recorded on that
     customer only."""
     rm = read_model()
-    lock = rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS).keep_alive()
+    lock = _lock(rm, customer_id)
     if not lock.acquired:
         return "busy"  # a fresher refresh is running right now
     try:
@@ -219,7 +238,7 @@ def _refresh_with(stigg: StiggClient, customer_id: str, **known) -> str:
         _record_failure(rm, customer_id, exc)
         return "failed"
     finally:
-        lock.release()
+        _unlock(lock, customer_id)
 
 
 @shared_task(ignore_result=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -39,6 +40,7 @@ class CustomerLock:
     acquired: bool = False
     _client: Any = field(default=None, repr=False)
     ttl: float = 0.0
+    taken_at: float = field(default_factory=time.time)  # epoch seconds
     _stop: threading.Event | None = field(default=None, repr=False)
 
     def keep_alive(self) -> "CustomerLock":
