@@ -37,7 +37,7 @@ def _shared_client(share: str) -> StiggClient:
     """One pooled client per worker process and share of the request rate (threads share it)."""
     if share not in _clients:
         limiter = {"all": RequestRateLimiter.from_settings, "sweep": RequestRateLimiter.for_sweep,
-                   "hot": RequestRateLimiter.for_hot_tier}[share]()
+                   "hot": RequestRateLimiter.for_hot_tier, "bulk": RequestRateLimiter.for_bulk}[share]()
         _clients[share] = StiggClient.from_settings(rate_limiter=limiter)
     return _clients[share]
 
@@ -55,6 +55,18 @@ def hot_tier_client() -> StiggClient:
 def sweep_client() -> StiggClient:
     """The sweep: held to SYNC_SWEEP_RATE_SHARE of the request rate."""
     return _shared_client("sweep")
+
+
+def bulk_client() -> StiggClient:
+    """A bulk grant's job: held to BULK_GRANT_RATE requests a second, grants and read-backs."""
+    return _shared_client("bulk")
+
+
+def read_back(stigg: StiggClient, customer_id: str) -> str:
+    """Read one customer back after a write, with the caller's client (a bulk job's: its
+    own share of the request rate), not by queueing a refresh on the whole rate. Returns
+    the outcome as a hot-tier poll does ("refreshed", "busy", "failed", …)."""
+    return _refresh_with(stigg, customer_id, parts=sync.parts_for_webhook("promotional_entitlement"))
 
 
 def read_model() -> ReadModel:
