@@ -76,7 +76,7 @@ def read_upload(data: bytes, *, max_rows: int) -> list[CsvRow]:
                        "it again.") from None
     if "\x00" in text:
         raise CsvError("The file is not a CSV (it holds binary data). Upload a .csv file like the template.")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
         if header is None or not any(cell.strip() for cell in header):
@@ -137,7 +137,7 @@ def _amount(text: str) -> Amount | None:
     try:
         limit = parse_limit(text)
     except PromotionInputError as exc:
-        raise RowError(f"Limit: {exc.message.replace('A limit is', 'it must be')} Or write “unlimited”.") from None
+        raise RowError(f"Limit: {exc.message} Or write “unlimited”.") from None
     return Amount("to", limit)
 
 

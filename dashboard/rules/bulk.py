@@ -121,6 +121,8 @@ def undo_skip(granted_id: str, current: Promotion | None) -> str | None:
     already or ended is not the batch's to take away."""
     if current is None:
         return "It has no promotion for this feature any more (revoked or removed since)."
+    if not granted_id:
+        return "Stigg's answer to the grant did not say which promotion it made, so it is left as it is."
     if current.id != granted_id:
         return "Its promotion was replaced since the batch granted it; that newer grant stays."
     if current.status != ACTIVE:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
@@ -28,7 +28,12 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _query(rm: ReadModel, request: HttpRequest) -> tuple[NearLimitFilter, NearLimitQuery, int]:
-    form = NearLimitFilter(request.GET, rm.near_limit_choices(), dict(rm.plans()))
+    return query_of(rm, request.GET)
+
+
+def query_of(rm: ReadModel, data: QueryDict) -> tuple[NearLimitFilter, NearLimitQuery, int]:
+    """The page's query from its parameters (also a bulk grant's "every row that matches")."""
+    form = NearLimitFilter(data, rm.near_limit_choices(), dict(rm.plans()))
     form.is_valid()  # invalid fields fall back to defaults; their errors are shown
     return form, NearLimitQuery(**form.values()), form.offset_value()
 
@@ -104,7 +109,8 @@ def near_limit(request: HttpRequest) -> HttpResponse:
     can_grant = request.user.has_perm(GRANT_PROMOTION)
     context = {
         **frame(rm), "form": form, "query": query, "page": page,
-        "rows": [row_html(_row(r, now), can_grant) for r in page.rows],
+        "rows": [row_html(_row(r, now), can_grant) for r in page.rows], "can_grant": can_grant,
+        "has_entitlements": any(r.kind == "entitlement" for r in page.rows), "filter_params": params,
         "first": page.offset + 1 if page.rows else 0, "last": page.offset + len(page.rows),
         "selects": _selects(form, query) if not request.htmx else [],
         "threshold_words": threshold_label(query.min_utilization),

@@ -74,6 +74,15 @@
     evt.preventDefault();
     dialog.close();
   });
+  // "Tick every row on this page" (the near-limit view's bulk grant, a dry run): the
+  // checkbox ticks or unticks the enabled row checkboxes of its own table.
+  document.addEventListener("change", function (evt) {
+    var all = evt.target;
+    if (!all.matches || !all.matches("input[data-check-all]")) return;
+    all.closest("table").querySelectorAll("tbody input[type=checkbox][name=row]:not(:disabled)").forEach(function (box) {
+      box.checked = all.checked;
+    });
+  });
   document.addEventListener("close", function (evt) {
     if (evt.target.id === "modal") document.getElementById("modal-body").innerHTML = "";
   }, true);
