@@ -63,7 +63,8 @@ def _percent(text: str) -> float:
     try:
         value = parse_typed_number(text.strip().rstrip("%"))
     except ValueError:
-        value = float("nan")
+        raise PromotionInputError("percent", f"“{text[:20]}” is not a number: give the percentage to add, "
+                                             "e.g. 50.") from None
     if value is None:
         raise PromotionInputError("percent", "Give the percentage to add, e.g. 50.")
     if not 0 < value <= MAX_PERCENT:

@@ -211,7 +211,9 @@ class BulkBatch(models.Model):
 
     class Meta:
         ordering = ("-created_at", "-id")
-        default_permissions = ("view",)
+        # Anybody signed in may look at a batch; making, confirming and undoing one takes
+        # grant_promotion, deciding one approve_grant: no permission of its own.
+        default_permissions = ()
 
     def __str__(self) -> str:
         return f"bulk grant #{self.pk} by {self.created_by} ({self.status})"

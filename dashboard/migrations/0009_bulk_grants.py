@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ('-created_at', '-id'),
-                'default_permissions': ('view',),
+                'default_permissions': (),
             },
         ),
         migrations.AddField(
