@@ -57,6 +57,11 @@ def test_a_bulk_grant_runs_row_by_row_with_an_audit_row_each(fresh):
     assert cs.get(reverse("bulk-progress", args=[batch.pk]), **htmx("bulk-progress"))["HX-Refresh"] == "true"
     page = text_of(cs.get(reverse("bulk-batch", args=[batch.pk])))
     assert "3 granted · 0 not granted" in page and "Download the result (CSV)" in page
+    # the audit log ties each grant to its batch, on the page and in its CSV
+    log = cs.get(reverse("audit-log")).content.decode()
+    assert log.count(f'<a href="/bulk/{batch.pk}/">bulk grant #{batch.pk}</a>') == 3
+    exported = list(csv.DictReader(io.StringIO(b"".join(cs.get(reverse("audit-log-csv")).streaming_content).decode())))
+    assert [r["batch"] for r in exported] == [str(batch.pk)] * 3
 
 
 def test_stigg_failing_some_rows_gives_a_partial_report_and_no_false_audit_row(fresh, settings):
