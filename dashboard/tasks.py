@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from . import sync
 from .ratelimit import RequestRateLimiter
-from .readmodel import ReadModel
+from .readmodel import ReadModel, parse_time
 from .stigg import RateLimitExhausted, StiggClient, StiggRequestError, StiggUnavailable
 
 log = logging.getLogger(__name__)
@@ -84,15 +84,20 @@ def backoff(retries: int, retry_after: float | None) -> float:
 
 
 @shared_task(bind=True, ignore_result=True)
-def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str:
+def refresh_customer_now(self, customer_id: str, reason: str = "webhook", received_at: float | None = None) -> str:
     """A refresh somebody is waiting for (``hot`` queue): webhooks, the hot tier, and
-    right after a write the dashboard made. Retried with backoff while Stigg is down."""
+    right after a write the dashboard made. Retried with backoff while Stigg is down.
+    ``received_at`` (a webhook's arrival, epoch seconds): a customer read since then
+    already holds what the event announced (Stigg sends it after the change), so nothing
+    is asked again — a bulk grant's job reads each customer back right after its webhook."""
     rm = read_model()
     rm.release_queued(customer_id)
+    if received_at is not None and _read_since(rm, customer_id, received_at):
+        return "fresh"
     lock = rm.acquire_customer_lock(customer_id, REFRESH_LOCK_SECONDS)
     if not lock.acquired:
         # The refresh in flight may have read Stigg before this change: come back.
-        refresh_customer_now.apply_async((customer_id, reason), countdown=BUSY_RETRY_SECONDS)
+        refresh_customer_now.apply_async((customer_id, reason, received_at), countdown=BUSY_RETRY_SECONDS)
         return "busy"
     try:
         found = sync.refresh_customer(client(), rm, customer_id, parts=_parts_for(reason))
@@ -110,6 +115,13 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
         return "failed"
     finally:
         lock.release()
+
+
+def _read_since(rm: ReadModel, customer_id: str, at: float) -> bool:
+    """Whether the customer's last read started at or after ``at`` (epoch seconds)."""
+    doc = rm.customer(customer_id)
+    fetched = parse_time(doc.get("fetched_at")) if doc else None
+    return fetched is not None and fetched.timestamp() >= at
 
 
 def _record_failure(rm: ReadModel, customer_id: str, exc: StiggUnavailable | StiggRequestError) -> None:
@@ -134,11 +146,12 @@ def _parts_for(reason: str) -> frozenset[str]:
     return sync.PARTS  # a write, a person pressing refresh, a retry after an outage
 
 
-def queue_refresh(customer_id: str, reason: str) -> bool:
-    """Queue an immediate refresh unless one is already queued for this customer."""
+def queue_refresh(customer_id: str, reason: str, received_at: float | None = None) -> bool:
+    """Queue an immediate refresh unless one is already queued for this customer
+    (``received_at``: see refresh_customer_now)."""
     if not read_model().claim_queued(customer_id):
         return False
-    refresh_customer_now.delay(customer_id, reason)
+    refresh_customer_now.delay(customer_id, reason, *(() if received_at is None else (received_at,)))
     return True
 
 

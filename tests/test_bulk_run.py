@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.urls import reverse
 
-from dashboard import bulk_tasks, sync
+from dashboard import bulk_tasks, sync, tasks
 from dashboard.actions import bulk, bulk_run
 from dashboard.models import AuditEntry, BulkBatch, BulkRow
 
@@ -233,3 +234,17 @@ def test_a_row_the_read_model_no_longer_allows_is_not_sent(fresh):
     row = batch.rows.get(customer_id=b)
     assert row.state == BulkRow.State.FAILED and row.message.startswith("Not sent: This customer is archived")
     assert not AuditEntry.objects.filter(batch=batch, customer_id=b).exists()
+
+
+def test_a_webhook_about_a_customer_read_since_it_arrived_asks_stigg_nothing(fresh):
+    """Each grant of a batch makes Stigg send webhooks, and the job reads the customer back
+    itself (within its share): the webhook's refresh then finds it read already."""
+    cid = fresh["cids"][0]
+    arrived = time.time()
+    assert sync.refresh_customer(fresh["client"], fresh["rm"], cid)  # the job's read-back, just after
+    fresh["emu"].data("DELETE", "/_emulator/stats")
+    reason = "webhook:promotional_entitlement.granted"
+    assert tasks.refresh_customer_now.apply(args=(cid, reason, arrived)).get() == "fresh"
+    assert fresh["emu"].data("GET", "/_emulator/stats")["requests"] == 0
+    assert tasks.refresh_customer_now.apply(args=(cid, reason, time.time() + 1)).get() == "refreshed"
+    assert fresh["emu"].data("GET", "/_emulator/stats")["requests"] > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
@@ -45,9 +46,10 @@ def stigg_webhook(request: HttpRequest) -> JsonResponse:
     customer_id = data.get("customerId") if isinstance(data, dict) else None
     if not all(isinstance(v, str) and v for v in (message_id, event_type, customer_id)):
         return _refuse("messageId, type and data.customerId are required strings", 400)
+    received_at = time.time()
     rm = tasks.read_model()
     if not rm.webhook_first_seen(message_id):
         return JsonResponse({"status": "duplicate"})
     rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
-    queued = tasks.queue_refresh(customer_id, f"webhook:{event_type}")
+    queued = tasks.queue_refresh(customer_id, f"webhook:{event_type}", received_at=received_at)
     return JsonResponse({"status": "queued" if queued else "already queued"}, status=202)
