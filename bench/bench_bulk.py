@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -159,8 +159,8 @@ def bench_main(args, emulator, redis_server, database_url: str, parts: list) -> 
                      SYNC_SWEEP_INTERVAL_SECONDS="86400", BULK_GRANT_RATE=str(args.bulk_rate),
                      DATABASE_URL=database_url, LOG_LEVEL="WARNING")
     web = WebServer(env)
-    parts += [web, CeleryWorker(env, beat=True, concurrency=4, queues="hot"),
-              CeleryWorker(env, concurrency=8, queues="sweep")]
+    hot = CeleryWorker(env, beat=True, concurrency=4, queues="hot")
+    parts += [web, hot, CeleryWorker(env, concurrency=8, queues="sweep")]
     emulator.data("PUT", "/_emulator/webhook", json={"url": f"{web.url}/webhooks/stigg", "secret": SECRET})
     metered = [cid for cid in rm.customer_ids() if any(
         e["feature_id"] == FEATURE and e["limit"] for e in rm.customer(cid)["entitlements"]["metered"])]
@@ -200,7 +200,7 @@ def bench_main(args, emulator, redis_server, database_url: str, parts: list) -> 
     say(f"confirmed: {status} ({'; '.join(BulkBatch.objects.get(pk=batch.pk).why)})")
     probe = WebhookProbe(emulator, rm, probed, args.probe_every)
     probe.start()
-    started = time.time()
+    started, hot_log_from = time.time(), len(hot.log())
     bulk.approve(BulkBatch.objects.get(pk=batch.pk), user=lead, reason="bench")
     sweep_s2, done2 = sweep_window(stack, control, 900)
     sweep_end = time.time()
@@ -220,6 +220,18 @@ def bench_main(args, emulator, redis_server, database_url: str, parts: list) -> 
     say(f"Stigg saw while both ran         {s_total:7d} requests, {s_mean:.1f} req/s, at most {s_most} in one second")
     say(f"Stigg saw over the whole bulk    {total:7d} requests, {mean:.1f} req/s, at most {most} in one second")
     say(f"webhooks                         {lag_words(probe)}")
+    say(f"the hot queue meanwhile          {hot_queue_words(hot.log()[hot_log_from:])}")
+
+
+def hot_queue_words(log: str) -> str:
+    """What the hot queue's tasks did, from the worker's log: refreshes webhooks queued (those
+    that found the customer read since the event arrived asked Stigg nothing) and the
+    customers the hot tier polled."""
+    outcomes = re.findall(r"refresh_customer_now\[[^]]+\] succeeded in [0-9.]+s: '(\w+)'", log)
+    polled = sum(int(n) for n in re.findall(r"sweep_hot_customers\[[^]]+\] succeeded in [0-9.]+s: "
+                                            r"\{[^}]*'refreshed': (\d+)", log))
+    counts = {o: outcomes.count(o) for o in sorted(set(outcomes))}
+    return f"webhook refreshes {counts}; hot-tier polls {polled} customers"
 
 
 if __name__ == "__main__":

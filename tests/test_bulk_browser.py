@@ -5,7 +5,7 @@ reads the dry run, confirms, watches the progress bar finish, and sees the custo
 entitlements change."""
 from __future__ import annotations
 
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +58,7 @@ def stack(emulator):
     for part in (worker, web, own_redis):
         part.stop()
     client.close()
+    shutil.rmtree(tmp, ignore_errors=True)
     assert "Traceback" not in worker_log, worker_log[-4000:]
 
 
