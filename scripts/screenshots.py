@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--governed", default="", help="customer id for the governance pages (default: the "
                         "customer with the largest hierarchy on the near-limit page's first budget row)")
     parser.add_argument("--only", choices=("audit", "alerts", "bulk"), help="sign in and take only these pages")
+    parser.add_argument("--emulator", default="", help="the emulator's URL: the bulk result then shows a row "
+                        "Stigg failed (an injected 503)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -42,7 +44,8 @@ def main() -> None:
         page.click("button[type=submit]")
         page.wait_for_url(f"{args.url}/")
         if args.only:
-            {"audit": audit_log, "alerts": alerts, "bulk": bulk_grant}[args.only](context, args.url, out)
+            pages = {"audit": audit_log, "alerts": alerts, "bulk": lambda *a: bulk_grant(*a, emulator=args.emulator)}
+            pages[args.only](context, args.url, out)
             browser.close()
             return
         page.wait_for_selector(".chart .main-svg")
@@ -69,7 +72,7 @@ def main() -> None:
         promotion_pages(context, args.url, out, first)
         audit_log(context, args.url, out)
         alerts(context, args.url, out)
-        bulk_grant(context, args.url, out)
+        bulk_grant(context, args.url, out, emulator=args.emulator)
         browser.close()
     print(f"screenshots in {out}")
 
@@ -149,11 +152,14 @@ def alerts(context, url: str, out: Path) -> None:
     page.close()
 
 
-def bulk_grant(context, url: str, out: Path) -> None:
+def bulk_grant(context, url: str, out: Path, emulator: str = "") -> None:
     """Rows ticked on the near-limit view; a dry run from a CSV of near-limit customers with a
-    row for an unknown customer and a bad limit (confirmed: it grants in the demo's emulator);
-    its result once the job is done."""
+    row that changes nothing, one for an unknown customer and one with a bad limit
+    (confirmed: it grants in the demo's emulator); its result once the job is done, with
+    Stigg failing one customer when ``emulator`` is given."""
     import json
+
+    import httpx
 
     page = context.new_page()
     page.goto(f"{url}/near-limit/?capability=api-calls")
@@ -162,9 +168,10 @@ def bulk_grant(context, url: str, out: Path) -> None:
         boxes.nth(i).check()
     page.screenshot(path=str(out / "near-limit-bulk-ticked.png"))
     picked = []
-    for i in range(min(6, boxes.count())):  # each at twice its limit now: no lead needed (under 10x the plan)
+    for i in range(min(4, boxes.count())):  # each at twice its limit now: no lead needed (under 10x the plan)
         limit = boxes.nth(i).locator("xpath=ancestor::tr").locator("td.num").inner_text().split("/")[1]
         picked.append((*json.loads(boxes.nth(i).get_attribute("value")), 2 * int(limit.strip().replace(",", ""))))
+    picked[-1] = (*picked[-1][:2], picked[-1][2] // 4)  # half its limit now: it would change nothing
     lines = ["customer,feature,limit,period,end_date"]
     lines += [f"{cid},{fid},{limit},1 month," for cid, fid, limit in picked]
     lines += ["no-such-customer,api-calls,50000,1 month,", f"{picked[0][0]},api-calls,lots,1 month,"]
@@ -176,9 +183,16 @@ def bulk_grant(context, url: str, out: Path) -> None:
     page.get_by_role("button", name="Upload and show the dry run").click()
     page.wait_for_selector("#dry-run")
     page.screenshot(path=str(out / "bulk-dry-run.png"))
-    page.get_by_role("button", name="Confirm: grant the ticked rows").click()
-    page.wait_for_selector("#bulk-progress, #result, .approval-needed")
-    page.wait_for_selector("#result", timeout=120_000)
+    faults = httpx.Client(base_url=emulator, headers={"X-API-KEY": "server-emulator-demo-key"}) if emulator else None
+    if faults:
+        faults.put("/_emulator/faults", json={"failingCustomerIds": [picked[1][0]]}).raise_for_status()
+    try:
+        page.get_by_role("button", name="Confirm: grant the ticked rows").click()
+        page.wait_for_selector("#result", timeout=120_000)
+    finally:
+        if faults:
+            faults.delete("/_emulator/faults").raise_for_status()
+            faults.close()
     page.screenshot(path=str(out / "bulk-result.png"))
     page.close()
 

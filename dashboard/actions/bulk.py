@@ -112,7 +112,9 @@ def _row(rm: ReadModel, w: Wanted, position: int, seen: dict[tuple[str, str], in
     row.before, row.after = describe(preview.before, feature), describe(preview.after, feature)
     row.usage, row.utilization_before, row.utilization_after = (preview.usage, preview.utilization_before,
                                                                 preview.utilization_after)
-    row.warnings = [[c.kind, c.text] for c in preview.warnings]
+    # the preview's note on usage after the grant (it may count from 0) travels with its warnings
+    row.warnings = [[c.kind, c.text] for c in preview.warnings] + ([["usage", preview.usage_note]]
+                                                                   if preview.usage_note else [])
     row.why = list(approval_reasons(grant, preview.plan, at, policy))
     row.selected = rules.ticked_by_default(preview)
     return row

@@ -20,11 +20,17 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
+def _named(name: str, ident: str, url: str | None = None) -> str:
+    """A name over its id; the id alone when there is no name (a row the dashboard did not know)."""
+    if not name:
+        return f'<td>{_e(ident)}</td>'
+    shown = f'<a href="{_e(url)}">{_e(name)}</a>' if url else _e(name)
+    return f'<td>{shown}<div class="muted small">{_e(ident)}</div></td>'
+
+
 def _customer(row: BulkRow) -> str:
-    name = _e(row.customer_name or row.customer_id)
     url = customer_url(row.customer_id) if row.customer_name else None  # a name: the dashboard knows it
-    link = f'<a href="{_e(url)}">{name}</a>' if url else name
-    return f'<td>{link}<div class="muted small">{_e(row.customer_id)}</div></td>'
+    return _named(row.customer_name, row.customer_id, url)
 
 
 def _change(row: BulkRow) -> str:
@@ -33,7 +39,8 @@ def _change(row: BulkRow) -> str:
     usage = "" if row.usage is None else f'<div class="muted small">used {row.usage:,.0f}</div>'
     util = (f'{bar(row.utilization_before)}<div class="muted small">after</div>{bar(row.utilization_after)}'
             if row.utilization_before is not None else '<span class="muted">not limited</span>')
-    warnings = "".join(f'<li class="warning warning-{_e(kind)}">{_e(text)}</li>' for kind, text in row.warnings)
+    warnings = "".join(f'<li class="{"note" if kind == "usage" else "warning"} warning-{_e(kind)}">{_e(text)}</li>'
+                       for kind, text in row.warnings)
     why = f'<li class="warning">Needs a lead on its own: {_e("; ".join(row.why))}.</li>' if row.why else ""
     notes = f'<ul class="warnings small">{warnings}{why}</ul>' if warnings or why else ""
     return (f'<td>{_e(row.grant_text)}</td>'
@@ -50,7 +57,7 @@ def _outcome(row: BulkRow) -> str:
         done = "granted" if row.undo_state == BulkRow.UndoState.DONE else "muted"
         undo = (f'<div class="small">Undo: <span class="{done}">{_e(row.get_undo_state_display())}</span>'
                 f'{" · " + _e(row.undo_message) if row.undo_message else ""}</div>')
-    return f'<td>{state}{message}{undo}</td>'
+    return f'<td class="outcome">{state}{message}{undo}</td>'
 
 
 def row_html(row: BulkRow, *, tickable: bool) -> SafeString:
@@ -63,7 +70,7 @@ def row_html(row: BulkRow, *, tickable: bool) -> SafeString:
         first = f'<td class="tick">{box}</td>'
     else:
         first = f'<td class="num muted">{int(row.position)}</td>'
-    feature = f'<td>{_e(row.feature_name or row.feature_id)}<div class="muted small">{_e(row.feature_id)}</div></td>'
+    feature = _named(row.feature_name, row.feature_id)
     bad = ' class="bad"' if row.state == BulkRow.State.BAD else ""
     tail = "" if tickable else _outcome(row)
     pad = "<td></td>" if row.state == BulkRow.State.BAD else ""
