@@ -28,22 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.figures import pct, say  # noqa: E402
+from bench.figures import pct, say, wait_until  # noqa: E402
 from bench.harness import django_here  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env  # noqa: E402
 
 SECRET = "bench-webhook-secret"
 FEATURE = "api-calls"
 MAX_RPS = 20
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 class WebhookProbe(threading.Thread):
