@@ -51,19 +51,10 @@ from dashboard import sync  # noqa: E402
 from dashboard.readmodel import ReadModel  # noqa: E402
 from dashboard.stigg import StiggClient  # noqa: E402
 from emulator.demo import bulk  # noqa: E402
-from bench.figures import pct, say  # noqa: E402
+from bench.figures import pct, say, wait_until  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env  # noqa: E402
 
 SECRET = "bench-webhook-secret"
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def fresh_since(rm: ReadModel, t0: float) -> int:

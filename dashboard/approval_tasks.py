@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .actions import bulk
 from .actions.approvals import expire_due
 
 
 @shared_task(ignore_result=True)
 def expire_grant_requests() -> int:
-    """Grant requests nobody decided on in time lapse (beat, every 10 minutes)."""
-    return expire_due()
+    """Grant requests and bulk grants nobody decided on in time lapse (beat, every 10 minutes)."""
+    return expire_due() + bulk.expire_due()

@@ -107,9 +107,8 @@ class GrantForm(PeriodFields):
                    "period", "end_date", "reason", "ticket", "token"]
 
     def __init__(self, data: Any, *, subject: Subject, **kwargs: Any) -> None:
-        now_resets = (subject.entitlement or {}).get("reset_period")
         super().__init__(data, subject=subject, initial={"feature": subject.feature_id,
-                                                         "reset_period": now_resets or "MONTH"}, **kwargs)
+                                                         "reset_period": actions.reset_now(subject)}, **kwargs)
         feature = subject.feature
         kind = feature.feature_type if feature else ""
         if kind != "NUMBER":

@@ -37,6 +37,10 @@ class AuditEntry(models.Model):
         GRANT_APPROVE = "grant.approve", "Grant approved"
         GRANT_REJECT = "grant.reject", "Grant rejected"
         GRANT_EXPIRE = "grant.expire", "Grant request expired"
+        BULK_REQUEST = "bulk.request", "Bulk grant sent for approval"
+        BULK_APPROVE = "bulk.approve", "Bulk grant approved"
+        BULK_REJECT = "bulk.reject", "Bulk grant rejected"
+        BULK_EXPIRE = "bulk.expire", "Bulk grant request expired"
 
     class Outcome(models.TextChoices):
         DONE = "done", "Done"  # Stigg accepted the change
@@ -63,6 +67,10 @@ class AuditEntry(models.Model):
     # The form's one-time token: a second submit of the same form finds this row instead
     # of making another change.
     idempotency_key = models.UUIDField(unique=True)
+    # The bulk grant this row belongs to (each grant, revoke and approval step of a batch);
+    # empty for a change made on its own.
+    batch = models.ForeignKey("BulkBatch", on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="audit_entries")
 
     objects = AuditQuerySet.as_manager()
 
@@ -144,6 +152,123 @@ class GrantRequest(models.Model):
 
     def expired(self, now: Any) -> bool:
         return self.status == self.Status.PENDING and self.expires_at <= now
+
+
+class BulkBatch(models.Model):
+    """One bulk grant (issue 10): rows chosen on the near-limit view or read from a CSV,
+    shown as a dry run, then granted by a Celery job (dashboard/bulk_tasks.py), and maybe
+    undone. Not append-only: its status moves on; each grant, revoke and approval step has
+    its own audit row pointing here (AuditEntry.batch).
+
+    draft (the dry run) → pending (waiting for a lead: rules/approvals.py) → queued →
+    running → finished; or pending → rejected | expired. Undo has its own status."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Dry run"
+        PENDING = "pending", "Waiting for a lead"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Granting"
+        FINISHED = "finished", "Finished"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired undecided"
+
+    class Source(models.TextChoices):
+        NEAR_LIMIT = "near-limit", "Near-limit rows"
+        CSV = "csv", "CSV upload"
+
+    class Undo(models.TextChoices):
+        NONE = "", "Not undone"
+        QUEUED = "queued", "Undo queued"
+        RUNNING = "running", "Undoing"
+        FINISHED = "finished", "Undone"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bulk_batches")
+    source = models.CharField(max_length=12, choices=Source.choices)
+    # What was asked, in words ("raise to 5,000 for 1 month"; "orders.csv, 120 rows").
+    summary = models.TextField(blank=True)
+    note = models.TextField(blank=True, help_text="said on the dry run: e.g. rows left out past the size limit")
+    reason = models.TextField()
+    ticket = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    why = models.JSONField(default=list, blank=True, help_text="why it needs approval, in words")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="when a pending batch lapses")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="bulk_decisions")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    undo_status = models.CharField(max_length=10, choices=Undo.choices, default=Undo.NONE, blank=True)
+    undo_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="bulk_undos")
+    undo_reason = models.TextField(blank=True)
+    undo_at = models.DateTimeField(null=True, blank=True)
+    undo_finished_at = models.DateTimeField(null=True, blank=True)
+    # The dry-run form's one-time token: the same form sent twice makes one batch.
+    token = models.UUIDField(unique=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        # Anybody signed in may look at a batch; making, confirming and undoing one takes
+        # grant_promotion, deciding one approve_grant: no permission of its own.
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"bulk grant #{self.pk} by {self.created_by} ({self.status})"
+
+
+class BulkRow(models.Model):
+    """One customer and feature of a bulk grant: what the dry run showed, whether it is
+    ticked, and what happened when it was granted (and undone). ``token`` is the grant's
+    one-time token (actions/writes.py): a job run twice sends each row once."""
+
+    class State(models.TextChoices):
+        BAD = "bad", "Cannot be granted"  # the dry run found it wrong; never sent
+        PENDING = "pending", "Waiting"
+        DONE = "done", "Granted"
+        FAILED = "failed", "Not granted"
+        SKIPPED = "skipped", "Not ticked"
+
+    class UndoState(models.TextChoices):
+        NONE = "", "—"
+        PENDING = "pending", "Waiting"
+        DONE = "done", "Revoked"
+        FAILED = "failed", "Not revoked"
+        SKIPPED = "skipped", "Left as it is"
+
+    batch = models.ForeignKey(BulkBatch, on_delete=models.CASCADE, related_name="rows")
+    position = models.PositiveIntegerField(help_text="1-based: the CSV line, or the order selected")
+    customer_id = models.TextField()
+    customer_name = models.TextField(blank=True)
+    feature_id = models.TextField()
+    feature_name = models.TextField(blank=True)
+    grant = models.JSONField(null=True, blank=True, help_text="the Grant (rules/promotions.py); empty for a bad row")
+    grant_text = models.TextField(blank=True, help_text="what it grants, in words")
+    before = models.TextField(blank=True, help_text="what the customer gets now, in words")
+    after = models.TextField(blank=True, help_text="… once granted")
+    usage = models.FloatField(null=True, blank=True)
+    utilization_before = models.FloatField(null=True, blank=True)
+    utilization_after = models.FloatField(null=True, blank=True)
+    warnings = models.JSONField(default=list, blank=True, help_text="[[kind, text], …] of the preview")
+    why = models.JSONField(default=list, blank=True, help_text="why this row alone needs approval")
+    selected = models.BooleanField(default=False)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    message = models.TextField(blank=True, help_text="why it is bad, or why it was not granted")
+    granted_promotion_id = models.TextField(blank=True, help_text="the promotion Stigg made for this row")
+    undo_state = models.CharField(max_length=8, choices=UndoState.choices, default=UndoState.NONE, blank=True)
+    undo_message = models.TextField(blank=True)
+    token = models.UUIDField(unique=True)
+    undo_token = models.UUIDField(unique=True)
+
+    class Meta:
+        ordering = ("batch", "position")
+        default_permissions = ()
+        indexes = [models.Index(fields=("batch", "state"), name="bulkrow_batch_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.feature_id} ({self.state})"
 
 
 class Alert(models.Model):

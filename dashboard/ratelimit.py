@@ -2,7 +2,8 @@
 
 At most ``STIGG_MAX_RPS`` requests a second reach Stigg, however many workers run; the
 sweep and the hot tier each get a share of that rate (``SYNC_SWEEP_BUDGET_SHARE``,
-``SYNC_HOT_BUDGET_SHARE``: shares of the request rate, not of any governance budget).
+``SYNC_HOT_BUDGET_SHARE``: shares of the request rate, not of any governance budget), and
+a bulk grant's job at most ``BULK_GRANT_RATE`` requests a second.
 Not to be confused with Stigg governance budgets, which limit what a team, user or agent
 may use.
 
@@ -61,7 +62,8 @@ return {1, wait}
 """
 
 
-SHARES = {"all": DEFAULT_KEY, "sweep": f"{DEFAULT_KEY}:sweep", "hot": f"{DEFAULT_KEY}:hot"}
+SHARES = {"all": DEFAULT_KEY, "sweep": f"{DEFAULT_KEY}:sweep", "hot": f"{DEFAULT_KEY}:hot",
+          "bulk": f"{DEFAULT_KEY}:bulk"}
 
 
 def granted_key(key: str) -> str:
@@ -125,6 +127,14 @@ class RequestRateLimiter:
         from django.conf import settings
 
         return cls._share("hot", settings.SYNC_HOT_RATE_SHARE)
+
+    @classmethod
+    def for_bulk(cls) -> RateLimitShare:
+        """A bulk grant's job: at most BULK_GRANT_RATE requests a second (its grants and
+        read-backs together), so the sweep, the hot tier and webhooks keep theirs."""
+        from django.conf import settings
+
+        return cls._share("bulk", min(1.0, settings.BULK_GRANT_RATE / settings.STIGG_MAX_RPS))
 
     @classmethod
     def _share(cls, name: str, share: float) -> RateLimitShare:

@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from . import sync
 from .delivery_tasks import queue_limit_notices
 from .ratelimit import RequestRateLimiter
-from .readmodel import ReadModel
+from .readmodel import ReadModel, parse_time
 from .readmodel.base import CustomerLock
 from .stigg import RateLimitExhausted, StiggClient, StiggRequestError, StiggUnavailable
 
@@ -43,7 +43,7 @@ def _shared_client(share: str) -> StiggClient:
     """One pooled client per worker process and share of the request rate (threads share it)."""
     if share not in _clients:
         limiter = {"all": RequestRateLimiter.from_settings, "sweep": RequestRateLimiter.for_sweep,
-                   "hot": RequestRateLimiter.for_hot_tier}[share]()
+                   "hot": RequestRateLimiter.for_hot_tier, "bulk": RequestRateLimiter.for_bulk}[share]()
         _clients[share] = StiggClient.from_settings(rate_limiter=limiter)
     return _clients[share]
 
@@ -63,6 +63,18 @@ def sweep_client() -> StiggClient:
     return _shared_client("sweep")
 
 
+def bulk_client() -> StiggClient:
+    """A bulk grant's job: held to BULK_GRANT_RATE requests a second, grants and read-backs."""
+    return _shared_client("bulk")
+
+
+def read_back(stigg: StiggClient, customer_id: str) -> str:
+    """Read one customer back after a write, with the caller's client (a bulk job's: its
+    own share of the request rate), not by queueing a refresh on the whole rate. Returns
+    the outcome as a hot-tier poll does ("refreshed", "busy", "failed", …)."""
+    return _refresh_with(stigg, customer_id, parts=sync.parts_for_webhook("promotional_entitlement"))
+
+
 def read_model() -> ReadModel:
     global _read_model
     if _read_model is None:
@@ -78,15 +90,20 @@ def backoff(retries: int, retry_after: float | None) -> float:
 
 
 @shared_task(bind=True, ignore_result=True)
-def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str:
+def refresh_customer_now(self, customer_id: str, reason: str = "webhook", received_at: float | None = None) -> str:
     """A refresh somebody is waiting for (``hot`` queue): webhooks, the hot tier, and
-    right after a write the dashboard made. Retried with backoff while Stigg is down."""
+    right after a write the dashboard made. Retried with backoff while Stigg is down.
+    ``received_at`` (a webhook's arrival, epoch seconds): a customer read since then
+    already holds what the event announced (Stigg sends it after the change), so nothing
+    is asked again — a bulk grant's job reads each customer back right after its webhook."""
     rm = read_model()
     rm.release_queued(customer_id)
+    if received_at is not None and _read_since(rm, customer_id, received_at):
+        return "fresh"
     lock = _lock(rm, customer_id)
     if not lock.acquired:
         # The refresh in flight may have read Stigg before this change: come back.
-        refresh_customer_now.apply_async((customer_id, reason), countdown=BUSY_RETRY_SECONDS)
+        refresh_customer_now.apply_async((customer_id, reason, received_at), countdown=BUSY_RETRY_SECONDS)
         return "busy"
     try:
         found = sync.refresh_customer(client(), rm, customer_id, parts=_parts_for(reason))
@@ -121,6 +138,13 @@ def _unlock(lock: CustomerLock, customer_id: str) -> None:
         refresh_log.info("refreshed customer %s in %.0f ms", customer_id, held * 1000,
                          extra={"customer_id": customer_id, "started_at": round(lock.taken_at, 6),
                                 "duration_ms": round(held * 1000, 1)})
+
+
+def _read_since(rm: ReadModel, customer_id: str, at: float) -> bool:
+    """Whether the customer's last read started at or after ``at`` (epoch seconds)."""
+    doc = rm.customer(customer_id)
+    fetched = parse_time(doc.get("fetched_at")) if doc else None
+    return fetched is not None and fetched.timestamp() >= at
 
 
 def _record_failure(rm: ReadModel, customer_id: str, exc: StiggUnavailable | StiggRequestError) -> None:
@@ -160,9 +184,11 @@ def _queue_once(customer_id: str, what: str, send: Callable[[], object]) -> bool
     return True
 
 
-def queue_refresh(customer_id: str, reason: str) -> bool:
-    """Queue an immediate refresh unless one is already queued for this customer."""
-    return _queue_once(customer_id, "customer", lambda: refresh_customer_now.delay(customer_id, reason))
+def queue_refresh(customer_id: str, reason: str, received_at: float | None = None) -> bool:
+    """Queue an immediate refresh unless one is already queued for this customer
+    (``received_at``: see refresh_customer_now)."""
+    extra = () if received_at is None else (received_at,)
+    return _queue_once(customer_id, "customer", lambda: refresh_customer_now.delay(customer_id, reason, *extra))
 
 
 @shared_task(bind=True, ignore_result=True)

@@ -54,6 +54,10 @@ def _counted(req: Request) -> bool:
 def _faults(req: Request, faults: dict[str, Any]) -> Response | None:
     if faults.get("outage"):
         return _error(503, "ServiceUnavailable", "Stigg emulator: simulated outage")
+    failing = faults.get("failingCustomerIds") or []
+    match = CUSTOMER_PATH.match(req.path) if failing else None
+    if match and unquote(match.group(1)) in failing:
+        return _error(503, "ServiceUnavailable", "Stigg emulator: simulated failure for this customer")
     latency = float(faults.get("latencyMs") or 0)
     if latency > 0:
         time.sleep(latency / 1000.0)

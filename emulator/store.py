@@ -186,6 +186,8 @@ DEFAULT_CONTROL: dict[str, Any] = {
         # that one customer and carries on): "truncated" JSON or a wrong "shape".
         "malformedCustomerIds": [],
         "malformedMode": "truncated",
+        # Every request about these customers answers 503 (a failure of some rows only).
+        "failingCustomerIds": [],
     },
     "webhook": {"url": None, "secret": None, "retryDelaySeconds": 30.0},
     "eventAggregationDelaySeconds": 0.0,

@@ -27,8 +27,10 @@ def main() -> None:
     parser.add_argument("--full-page", action="store_true")
     parser.add_argument("--governed", default="", help="customer id for the governance pages (default: the "
                         "customer with the largest hierarchy on the near-limit page's first budget row)")
-    parser.add_argument("--only", choices=("audit", "alerts", "delivery", "accounts", "sign-in-paused"),
+    parser.add_argument("--only", choices=("audit", "alerts", "delivery", "accounts", "sign-in-paused", "bulk"),
                         help="sign in and take only these pages")
+    parser.add_argument("--emulator", default="", help="the emulator's URL: the bulk result then shows a row "
+                        "Stigg failed (an injected 503)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -43,8 +45,10 @@ def main() -> None:
         page.click("button[type=submit]")
         page.wait_for_url(f"{args.url}/")
         if args.only:
-            {"audit": audit_log, "alerts": alerts, "delivery": delivery, "accounts": my_accounts,
-             "sign-in-paused": sign_in_paused}[args.only](context, args.url, out)
+            pages = {"audit": audit_log, "alerts": alerts, "delivery": delivery, "accounts": my_accounts,
+                     "sign-in-paused": sign_in_paused,
+                     "bulk": lambda *a: bulk_grant(*a, emulator=args.emulator)}
+            pages[args.only](context, args.url, out)
             browser.close()
             return
         page.wait_for_selector(".chart .main-svg")
@@ -73,6 +77,7 @@ def main() -> None:
         alerts(context, args.url, out)
         delivery(context, args.url, out)
         sign_in_paused(context, args.url, out)
+        bulk_grant(context, args.url, out, emulator=args.emulator)
         browser.close()
     print(f"screenshots in {out}")
 
@@ -204,6 +209,51 @@ def sign_in_paused(context, url: str, out: Path) -> None:
             break
     page.screenshot(path=str(out / "sign-in-paused.png"))
     fresh.close()
+
+
+def bulk_grant(context, url: str, out: Path, emulator: str = "") -> None:
+    """Rows ticked on the near-limit view; a dry run from a CSV of near-limit customers with a
+    row that changes nothing, one for an unknown customer and one with a bad limit
+    (confirmed: it grants in the demo's emulator); its result once the job is done, with
+    Stigg failing one customer when ``emulator`` is given."""
+    import json
+
+    import httpx
+
+    page = context.new_page()
+    page.goto(f"{url}/near-limit/?capability=api-calls")
+    boxes = page.locator("#near-limit-table tbody input[name=row]")
+    for i in range(min(3, boxes.count())):
+        boxes.nth(i).check()
+    page.screenshot(path=str(out / "near-limit-bulk-ticked.png"))
+    picked = []
+    for i in range(min(4, boxes.count())):  # each at twice its limit now: no lead needed (under 10x the plan)
+        limit = boxes.nth(i).locator("xpath=ancestor::tr").locator("td.num").inner_text().split("/")[1]
+        picked.append((*json.loads(boxes.nth(i).get_attribute("value")), 2 * int(limit.strip().replace(",", ""))))
+    picked[-1] = (*picked[-1][:2], picked[-1][2] // 4)  # half its limit now: it would change nothing
+    lines = ["customer,feature,limit,period,end_date"]
+    lines += [f"{cid},{fid},{limit},1 month," for cid, fid, limit in picked]
+    lines += ["no-such-customer,api-calls,50000,1 month,", f"{picked[0][0]},api-calls,lots,1 month,"]
+    page.goto(f"{url}/bulk/")
+    page.set_input_files("#id_file", files=[{"name": "quarter-end.csv", "mimeType": "text/csv",
+                                             "buffer": "\n".join(lines).encode()}])
+    page.fill("#id_reason", "Quarter-end crunch: room for the last week of the quarter")
+    page.fill("#id_ticket", "https://support.example.com/tickets/5120")
+    page.get_by_role("button", name="Upload and show the dry run").click()
+    page.wait_for_selector("#dry-run")
+    page.screenshot(path=str(out / "bulk-dry-run.png"))
+    faults = httpx.Client(base_url=emulator, headers={"X-API-KEY": "server-emulator-demo-key"}) if emulator else None
+    if faults:
+        faults.put("/_emulator/faults", json={"failingCustomerIds": [picked[1][0]]}).raise_for_status()
+    try:
+        page.get_by_role("button", name="Confirm: grant the ticked rows").click()
+        page.wait_for_selector("#result", timeout=120_000)
+    finally:
+        if faults:
+            faults.delete("/_emulator/faults").raise_for_status()
+            faults.close()
+    page.screenshot(path=str(out / "bulk-result.png"))
+    page.close()
 
 
 if __name__ == "__main__":

@@ -209,6 +209,13 @@ SYNC_SWEEP_RATE_SHARE = env_float("SYNC_SWEEP_BUDGET_SHARE", 0.6, minimum=0.05)
 # The hot tier's polls may use at most this share; what neither takes is always free for
 # refreshes somebody waits for (webhooks, Refresh now, after a dashboard write).
 SYNC_HOT_RATE_SHARE = env_float("SYNC_HOT_BUDGET_SHARE", 0.25, minimum=0.01)
+# A bulk grant's job (dashboard/bulk_tasks.py) may send at most this many requests a second,
+# its grants and the read-back of each customer together (about 3 a row), within
+# STIGG_MAX_RPS: what the sweep, the hot tier and webhooks use is left to them.
+BULK_GRANT_RATE = env_float("BULK_GRANT_RATE", 4.0, minimum=0.1)
+if BULK_GRANT_RATE > STIGG_MAX_RPS:
+    raise ImproperlyConfigured(f"BULK_GRANT_RATE ({BULK_GRANT_RATE:g}) must not exceed STIGG_MAX_RPS "
+                               f"({STIGG_MAX_RPS:g}): it is a share of that request rate")
 STIGG_TIMEOUT_SECONDS = env_float("STIGG_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 # A write somebody waits for (a budget change): one attempt with this timeout, then the
 # form says what happened.
@@ -242,6 +249,12 @@ APPROVAL_MAX_DAYS = env_int("APPROVAL_MAX_DAYS", 90, minimum=1)
 APPROVAL_LARGE_FACTOR = env_float("APPROVAL_LARGE_FACTOR", 10.0)  # 0: size never needs approval
 APPROVAL_BATCH_SIZE = env_int("APPROVAL_BATCH_SIZE", 20, minimum=1)
 APPROVAL_EXPIRY_HOURS = env_int("APPROVAL_EXPIRY_HOURS", 72, minimum=1)
+# Bulk grants: at most this many rows in one batch (a CSV upload, or "select all that match"),
+# and a CSV upload of at most this many bytes.
+BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 1000, minimum=1)
+BULK_CSV_MAX_BYTES = env_int("BULK_CSV_MAX_BYTES", 1_000_000, minimum=1000)
+# The dry run's confirm form posts one field per ticked row.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = max(1000, BULK_MAX_ROWS + 100)
 # Alerts (dashboard/rules/alerts.py): one opens at the warning level (or the limit, or when
 # usage runs out before reset) and closes only below the clear level, or when its window resets.
 ALERT_WARNING_LEVEL = env_float("ALERT_WARNING_LEVEL", 0.8, minimum=0.01)
@@ -353,7 +366,7 @@ CELERY_TASK_ROUTES = {
     "dashboard.delivery_tasks.send_limit_notices": {"queue": "hot"},
     "dashboard.delivery_tasks.deliver_limit_notice": {"queue": "hot"},
 }
-CELERY_IMPORTS = ("dashboard.approval_tasks", "dashboard.delivery_tasks")  # autodiscovery finds only tasks.py
+CELERY_IMPORTS = ("dashboard.approval_tasks", "dashboard.delivery_tasks", "dashboard.bulk_tasks")  # autodiscovery finds only tasks.py
 CELERY_BEAT_SCHEDULE = {
     "sweep-customers": {"task": "dashboard.tasks.sweep_customers", "schedule": SYNC_SWEEP_INTERVAL_SECONDS},
     "sweep-hot-customers": {"task": "dashboard.tasks.sweep_hot_customers", "schedule": SYNC_HOT_INTERVAL_SECONDS},

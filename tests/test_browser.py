@@ -201,6 +201,8 @@ def test_every_page_runs_under_the_content_security_policy(page, live_server, st
         "/promotions/expiring": "main",
         "/alerts/": "main",
         "/audit/": "main",
+        "/bulk/": "main",
+        "/settings/": "main",
     }
     for path, ready in visits.items():
         page.goto(f"{live_server.url}{path}")

@@ -192,3 +192,18 @@ def test_it_breaks_answers_about_chosen_customers_only(emulator, mode):
     finally:
         emulator.clear_faults()
     assert emulator.call("GET", "/api/v1/customers/broken-one/entitlements").json()["data"]["entitlements"] == []
+
+
+def test_it_fails_requests_about_chosen_customers_only(emulator):
+    for cid in ("failing-one", "fine-one"):
+        emulator.call("POST", "/api/v1/customers", json={"id": cid})
+    emulator.faults(failingCustomerIds=["failing-one"])
+    try:
+        failing = emulator.call("POST", "/api/v1/customers/failing-one/promotional-entitlements",
+                                json={"promotionalEntitlements": []})
+        assert failing.status_code == 503 and failing.json()["code"] == "ServiceUnavailable"
+        assert emulator.call("GET", "/api/v1/customers/fine-one/entitlements").status_code == 200
+        assert emulator.call("PUT", "/_emulator/faults", json={"failingCustomerIds": "failing-one"}).status_code == 400
+    finally:
+        emulator.clear_faults()
+    assert emulator.call("GET", "/api/v1/customers/failing-one/entitlements").status_code == 200

@@ -38,7 +38,7 @@ def test_it_reports_the_fleet_and_its_own_requests(settings):
     assert sample(text, "stiggadmin_read_model_up") == 1
     for queue in ("hot", "sweep"):
         assert sample(text, "stiggadmin_queue_length", queue=queue) is not None
-    for share in ("all", "sweep", "hot"):
+    for share in ("all", "sweep", "hot", "bulk"):
         assert sample(text, "stiggadmin_stigg_requests_total", share=share) is not None
         assert sample(text, "stiggadmin_request_budget_reserved_ahead_seconds", share=share) is not None
     assert sample(text, "stiggadmin_stigg_max_rps") == settings.STIGG_MAX_RPS

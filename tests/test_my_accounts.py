@@ -111,8 +111,8 @@ def customers_of(response) -> list[str]:
     """The customer of each row, in order: on the customers, near-limit and expiring lists."""
     html = response.content.decode()
     found = re.findall(r'<tr data-customer-id="([^"]*)" data-feature-id=', html)  # expiring
-    found += re.findall(r'<tr data-kind="\w+"[^>]*><td><span[^>]*>\w+</span></td><td><a href="/customers/([^"]+)"',
-                        html)  # near-limit
+    found += re.findall(r'<tr data-kind="\w+"[^>]*>(?:<td class="tick">[^\n]*?</td>)?<td><span[^>]*>\w+</span></td>'
+                        r'<td><a href="/customers/([^"]+)"', html)  # near-limit (a bulk-grant tick first, or not)
     found += re.findall(r'<tr>\s*<td><a href="/customers/([^"]+)">', html)  # customers
     return [unescape(c) for c in found]
 

@@ -77,3 +77,16 @@ def test_it_refuses_a_body_nested_too_deep_as_not_json(webhook):
 
 def test_it_refuses_a_content_length_that_is_not_a_number(webhook):
     assert _post(b"{}", CONTENT_LENGTH="many").status_code == 400
+
+def test_it_tells_the_refresh_when_the_event_arrived(webhook, settings):
+    """A customer read since the event arrived is not asked for again (tasks.refresh_customer_now)."""
+    import ast
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    customer_id = f"webhook-{uuid.uuid4()}"
+    before = time.time()
+    webhook(customer_id)
+    after = time.time()
+    [args] = [ast.literal_eval(json.loads(raw)["headers"]["argsrepr"]) for raw in broker.lrange("hot", 0, -1)
+              if customer_id in json.loads(raw)["headers"]["argsrepr"]]
+    assert args[:2] == (customer_id, "webhook:customer.updated") and before <= args[2] <= after

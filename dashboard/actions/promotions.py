@@ -20,6 +20,7 @@ from typing import Any
 from .. import tasks
 from ..codec import load_all
 from ..models import AuditEntry
+from ..provenance import Provenance, explain_entitlement
 from ..readmodel import ReadModel, parse_time
 from ..rules import promotions as rules
 from ..rules.promotions import Grant, Preview
@@ -73,6 +74,12 @@ class Subject:
                            e["unlimited"], e["reset_period"], None, None, None, None)
 
 
+def reset_now(subject: Subject) -> str:
+    """The reset period a new grant starts from: the one the customer has today (a
+    promotion without one would stop usage from ever resetting, §5.4), else monthly."""
+    return (subject.entitlement or {}).get("reset_period") or "MONTH"
+
+
 def catalog_features(rm: ReadModel) -> tuple[dict[str, Feature], dict[str, Package]]:
     cat = rm.catalog()
     if cat is None:
@@ -102,6 +109,12 @@ def preview(subject: Subject, grant: Grant, at: datetime | None = None) -> Previ
     return rules.preview(grant, feature=subject.feature, reported=subject.reported(), usage=subject.usage,
                          subscriptions=subject.subscriptions, packages=subject.packages,
                          promotions=subject.promotions, now=at or now())
+
+
+def plan_of(subject: Subject) -> Provenance:
+    """What the subscriptions alone give the customer for the feature (no promotion): the
+    preview's ``plan``, before there is a grant to preview."""
+    return explain_entitlement(subject.feature_id, None, subject.subscriptions, subject.packages, ())
 
 
 def validate(subject: Subject, grant: Grant, reason: str, ticket: str, *, at: datetime | None = None) -> None:
@@ -169,8 +182,11 @@ def check_period(period: str, end_date: datetime | None, at: datetime) -> None:
 
 def grant(subject: Subject, values: Grant, reason: str, ticket: str = "", *, user: Any, token: uuid.UUID,
           client: StiggClient | None = None, rm: ReadModel | None = None,
-          action: str = AuditEntry.Action.PROMOTION_GRANT) -> writes.WriteResult:
-    """Grant (or, with ``action`` extend, re-grant) in Stigg and record it."""
+          action: str = AuditEntry.Action.PROMOTION_GRANT, batch: Any = None, refresh: bool = True
+          ) -> writes.WriteResult:
+    """Grant (or, with ``action`` extend, re-grant) in Stigg and record it. ``batch``: the
+    bulk grant it belongs to (its audit row says so); ``refresh`` False: the caller reads
+    the customer back itself (a bulk job, within its own share of the request rate)."""
     rm = rm or tasks.read_model()
     at = now()
     same = _same(subject, action, values.as_json(at))
@@ -187,7 +203,8 @@ def grant(subject: Subject, values: Grant, reason: str, ticket: str = "", *, use
                                                        **writes.write_timeout()),
                        ok_status=200, what="Promotion grant", customer_id=subject.customer_id)
     return _finish(subject, sent, action, reason, ticket, user, token, rm,
-                   before=rules.promotion_json(old) if old else None, after=values.as_json(at))
+                   before=rules.promotion_json(old) if old else None, after=values.as_json(at), batch=batch,
+                   refresh=refresh)
 
 
 def extend(subject: Subject, period: str, end_date: datetime | None, reason: str, ticket: str = "", *, user: Any,
@@ -228,7 +245,9 @@ def extension(subject: Subject, period: str, end_date: datetime | None) -> Grant
 
 
 def revoke(subject: Subject, reason: str, ticket: str = "", *, user: Any, token: uuid.UUID,
-           client: StiggClient | None = None, rm: ReadModel | None = None) -> writes.WriteResult:
+           client: StiggClient | None = None, rm: ReadModel | None = None, batch: Any = None,
+           refresh: bool = True) -> writes.WriteResult:
+    """Revoke the customer's promotion for the feature (``batch``, ``refresh``: as grant)."""
     rm = rm or tasks.read_model()
     same = _same(subject, AuditEntry.Action.PROMOTION_REVOKE, None)
     replay = _once(writes.replay, token, same)
@@ -247,7 +266,7 @@ def revoke(subject: Subject, reason: str, ticket: str = "", *, user: Any, token:
                                                        **writes.write_timeout()),
                        ok_status=200, what="Promotion revoke", customer_id=subject.customer_id)
     return _finish(subject, sent, AuditEntry.Action.PROMOTION_REVOKE, reason, ticket, user, token, rm,
-                   before=rules.promotion_json(current), after=None)
+                   before=rules.promotion_json(current), after=None, batch=batch, refresh=refresh)
 
 
 def pending_change(subject: Subject, fetched_at: str | None) -> AuditEntry | None:
@@ -298,13 +317,14 @@ def _once(step: Any, *args: Any) -> writes.WriteResult | None:
 
 
 def _finish(subject: Subject, sent: writes.Sent, action: str, reason: str, ticket: str, user: Any,
-            token: uuid.UUID, rm: ReadModel, *, before: dict | None, after: dict | None) -> writes.WriteResult:
+            token: uuid.UUID, rm: ReadModel, *, before: dict | None, after: dict | None, batch: Any = None,
+            refresh: bool = True) -> writes.WriteResult:
     entry = writes.record(token, user, sent, customer_id=subject.customer_id, action=action,
                           capability=subject.feature_id, before=before, after=after, reason=reason.strip(),
-                          ticket=ticket.strip())
+                          ticket=ticket.strip(), batch=batch)
     if entry is None:  # the same form, submitted twice at once: the other request recorded it
         return writes.replay(token, lambda _: True) or writes.WriteResult(AuditEntry.objects.get(idempotency_key=token))
     # Unsure (a timeout): Stigg may hold the grant all the same, so the dashboard looks again.
     warning = writes.refresh(rm, subject.customer_id, "promotion") \
-        if sent.done or sent.unsure else None
+        if refresh and (sent.done or sent.unsure) else None
     return writes.WriteResult(entry, message=None if sent.done else writes.why(entry), warning=warning)

@@ -151,9 +151,15 @@ def refresh(rm: ReadModel, customer_id: str, reason: str) -> str | None:
     return None
 
 
-def why(entry: AuditEntry) -> str:
+def unsure(entry: AuditEntry) -> bool:
+    """A write that failed without a refusal (no answer, a 5xx, 408, 429): Stigg may have
+    made it all the same."""
     status = entry.stigg_status
-    if status is None or status >= 500 or status in (408, 429):  # no answer, or not a refusal
+    return not entry.done and (status is None or status >= 500 or status in (408, 429))
+
+
+def why(entry: AuditEntry) -> str:
+    if unsure(entry):
         return (f"Stigg did not answer in time or is unavailable ({entry.stigg_answer}). It is not recorded as "
                 "done; the change may still have reached Stigg, so the dashboard is reading this customer again. "
                 "Check the current value before trying again.")

@@ -68,10 +68,20 @@ def answer_cell(entry: AuditEntry) -> str:
     return html
 
 
+def _batch(entry: AuditEntry) -> str:
+    """A link to the bulk grant the row belongs to, if any."""
+    if not entry.batch_id:
+        return ""
+    url = reverse("bulk-batch", args=[entry.batch_id])
+    return f'<div class="small"><a href="{escape(url)}">bulk grant #{int(entry.batch_id)}</a></div>'
+
+
 def _what_cell(entry: AuditEntry) -> str:
+    if entry.action.startswith("bulk."):  # a step of a batch itself: the batch is what it is about
+        return _batch(entry) or "—"
     what = present.what(entry)
     if what["kind"] == "promotion":
-        return escape(what["feature"] or "—")
+        return escape(what["feature"] or "—") + _batch(entry)
     capability = escape(what["capability"]) + (" (currency)" if what["is_currency"] else "")
     scope = f"scope {escape(what['scope'])}" if what["scope"] else "node-wide"
     return f'{escape(what["entity"] or "—")}<div class="muted small">{capability} · {scope}</div>'
@@ -96,7 +106,7 @@ def _reason_cell(entry: AuditEntry) -> str:
 
 def row(entry: AuditEntry, here: str) -> SafeString:
     """One <tr> of the table; ``here``: the audit log's URL, for the one-click filters."""
-    kind = "promotion" if entry.action in present.PROMOTION_ACTIONS else "budget"
+    kind = "promotion" if entry.action in present.PROMOTION_ACTIONS or entry.action.startswith("bulk.") else "budget"
     user, only_user = escape(entry.username), escape(f"{here}?{urlencode({'user': entry.username}, quote_via=quote)}")
     return mark_safe(
         f'<tr data-audit-id="{int(entry.pk)}">'

@@ -14,7 +14,7 @@ from .query import AuditFilters
 CSV_CHUNK = 1000  # rows read from the database at a time
 LINES_PER_PIECE = 200  # lines handed to the server at a time
 HEADER = ("at", "user", "action", "customer_id", "entity_id", "capability", "scope", "before", "after", "reason",
-          "ticket", "outcome", "stigg_status", "stigg_answer", "id")
+          "ticket", "outcome", "stigg_status", "stigg_answer", "id", "batch")
 # Spreadsheets run a cell starting with these as a formula (tab and CR too, as /near-limit.csv).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -36,7 +36,7 @@ def cells(entry: AuditEntry) -> list[str]:
             safe_text(entry.entity_id), safe_text(entry.capability), safe_text(";".join(str(s) for s in scope)),
             safe_text(_json(entry.before)), safe_text(_json(entry.after)), safe_text(entry.reason),
             safe_text(entry.ticket), entry.outcome, "" if entry.stigg_status is None else str(entry.stigg_status),
-            safe_text(entry.stigg_answer), str(entry.pk)]
+            safe_text(entry.stigg_answer), str(entry.pk), str(entry.batch_id or "")]
 
 
 class _Line:

@@ -43,9 +43,17 @@ def approval_reasons(grant: Grant, plan: Provenance, now: datetime, policy: Poli
         reasons.append(f"it lasts longer than {policy.max_days} days")
     if policy.large_factor and is_unusually_large(grant, plan, policy.large_factor):
         reasons.append(f"it gives more than {policy.large_factor:g}× what the plan gives")
-    if batch > policy.batch_size:
-        reasons.append(f"it is part of a bulk grant to more than {policy.batch_size} customers")
+    size = batch_reason(batch, policy)
+    if size:
+        reasons.append(size)
     return tuple(reasons)
+
+
+def batch_reason(customers: int, policy: Policy) -> str | None:
+    """Why a bulk grant to this many customers needs approval (None: it does not)."""
+    if customers > policy.batch_size:
+        return f"it is part of a bulk grant to more than {policy.batch_size} customers"
+    return None
 
 
 def expires_at(requested_at: datetime, policy: Policy) -> datetime:

@@ -10,18 +10,19 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from .. import tasks
 from ..codec import load
 from ..forms import DEFAULT_MIN_UTILIZATION, NEAR_LIMIT_THRESHOLDS, PAGE_SIZE, NearLimitFilter, threshold_label
+from ..models import account_owner_of
 from ..readmodel import NearLimitQuery, NearLimitRow, ReadModel
 from ..rules.governance import TimeToLimit, describe_time_to_limit
-from ..rules.my_accounts import MyAccounts
+from ..rules.my_accounts import MINE, MyAccounts, my_accounts
 from ..templatetags import ui
-from .common import frame, my_accounts_of, page_login_required, render_page
+from .common import frame, page_login_required, render_page
 from .customer import GRANT_PROMOTION
 from .nearlimit_cells import row_html
 
@@ -31,12 +32,18 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _query(rm: ReadModel, request: HttpRequest) -> tuple[NearLimitFilter, NearLimitQuery, int, MyAccounts]:
+    return query_of(rm, request.GET, account_owner_of(request.user))
+
+
+def query_of(rm: ReadModel, data: QueryDict, account_owner: str | None
+             ) -> tuple[NearLimitFilter, NearLimitQuery, int, MyAccounts]:
     """The form, the query to run (with My accounts on, the owner filter is the user's
-    name), the offset, and what My accounts shows."""
-    form = NearLimitFilter(request.GET, rm.near_limit_choices(), dict(rm.plans()))
+    name), the offset, and what My accounts shows: the page's, and a bulk grant's "every
+    row that matches this filter" (the page's query string, ``mine`` included)."""
+    form = NearLimitFilter(data, rm.near_limit_choices(), dict(rm.plans()))
     form.is_valid()  # invalid fields fall back to defaults; their errors are shown
     query = NearLimitQuery(**form.values())
-    mine = my_accounts_of(request, query.owner)
+    mine = my_accounts(data.get(MINE), account_owner, query.owner)
     if mine.on:
         query = replace(query, owner=mine.owner)
     return form, query, form.offset_value(), mine
@@ -116,7 +123,8 @@ def near_limit(request: HttpRequest) -> HttpResponse:
     can_grant = request.user.has_perm(GRANT_PROMOTION)
     context = {
         **frame(rm), "form": form, "query": query, "page": page,
-        "rows": [row_html(_row(r, now), can_grant) for r in page.rows],
+        "rows": [row_html(_row(r, now), can_grant) for r in page.rows], "can_grant": can_grant,
+        "has_entitlements": any(r.kind == "entitlement" for r in page.rows), "filter_params": params,
         "first": page.offset + 1 if page.rows else 0, "last": page.offset + len(page.rows),
         "selects": _selects(form, query, mine) if not request.htmx else [],
         "threshold_words": threshold_label(query.min_utilization),

@@ -4,6 +4,7 @@ includes were most of the page's time (bench/README.md). Every value from the re
 goes through ``escape``; nothing else is marked safe."""
 from __future__ import annotations
 
+import json
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -37,13 +38,25 @@ def _what(r: dict[str, Any], can_grant: bool) -> str:
             f'<div class="muted small">{_e(row.capability)}</div>{grant}</td>')
 
 
+def _tick(row: Any) -> str:
+    """The bulk grant's checkbox (views/bulk_select.py): entitlements only, a budget cannot
+    get a promotion. Its value names the customer and feature as a JSON array."""
+    if row.kind != "entitlement":
+        return '<td class="tick"></td>'
+    value = _e(json.dumps([row.customer_id, row.capability]))
+    label = _e(f"Select {row.feature_name or row.capability} of {row.customer_name or row.customer_id}")
+    return f'<td class="tick"><input type="checkbox" name="row" value="{value}" aria-label="{label}"></td>'
+
+
 def row_html(r: dict[str, Any], can_grant: bool) -> SafeString:
-    """One table row of ``views.nearlimit._row``'s values."""
+    """One table row of ``views.nearlimit._row``'s values; with a checkbox first for those
+    who may grant."""
     row = r["row"]
     entity = f' data-entity-id="{_e(row.entity_id)}"' if row.entity_id is not None else ""
     kind = "Budget" if row.kind == "budget" else "Entitlement"
     return mark_safe(
-        f'<tr data-kind="{_e(row.kind)}"{entity}><td><span class="kind kind-{_e(row.kind)}">{kind}</span></td>'
+        f'<tr data-kind="{_e(row.kind)}"{entity}>{_tick(row) if can_grant else ""}'
+        f'<td><span class="kind kind-{_e(row.kind)}">{kind}</span></td>'
         f'<td><a href="{_e(r["customer_url"])}">{_e(row.customer_name or row.customer_id)}</a>'
         f'<div class="muted small">{_e(row.customer_id)}</div></td>'
         f'{_what(r, can_grant)}<td class="num">{_e(r["usage_limit"])}</td>'

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -69,12 +70,13 @@ def stigg_webhook(request: HttpRequest) -> JsonResponse:
     customer_id = data.get("customerId") if isinstance(data, dict) else None
     if not all(isinstance(v, str) and v for v in (message_id, event_type, customer_id)):
         return _refuse("messageId, type and data.customerId are required strings", 400)
+    received_at = time.time()
     rm = tasks.read_model()
     if not rm.webhook_first_seen(message_id):
         return JsonResponse({"status": "duplicate"})
     rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
     try:
-        queued = tasks.queue_refresh(customer_id, f"webhook:{event_type}")
+        queued = tasks.queue_refresh(customer_id, f"webhook:{event_type}", received_at=received_at)
     except (BrokerUnavailable, OSError) as exc:
         rm.forget_webhook(message_id)
         log.warning("Stigg webhook %s for customer %s not queued, answered 503 so Stigg retries: %s",

@@ -9,7 +9,7 @@ from .. import clock, stats, store
 from ..http import Request, Response, bad_input, check_keys, ok, opt_bool, opt_enum, opt_number, opt_str, route
 
 FAULT_KEYS = {"latencyMs", "errorRate", "rateLimitPerSecond", "retryAfterSeconds", "outage", "malformedCustomerIds",
-              "malformedMode"}
+              "malformedMode", "failingCustomerIds"}
 
 
 def _public_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +27,9 @@ def get_state(req: Request) -> Response:
 @route("PUT", "/_emulator/faults")
 def put_faults(req: Request) -> Response:
     """Switch faults at run time: {latencyMs, errorRate (0..1), rateLimitPerSecond
-    (0 = off), retryAfterSeconds (1..60), outage}. Keys left out are unchanged."""
+    (0 = off), retryAfterSeconds (1..60), outage, malformedCustomerIds + malformedMode,
+    failingCustomerIds (every request about these customers answers 503)}. Keys left out
+    are unchanged."""
     body = req.json()
     where = "faults"
     check_keys(body, FAULT_KEYS, where)
@@ -40,9 +42,10 @@ def put_faults(req: Request) -> Response:
     if retry is not None and retry > 60:
         raise bad_input("faults: retryAfterSeconds must be at most 60")
     opt_bool(body, "outage", where)
-    ids = body.get("malformedCustomerIds")
-    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
-        raise bad_input("faults: malformedCustomerIds must be an array of customer ids")
+    for key in ("malformedCustomerIds", "failingCustomerIds"):
+        ids = body.get(key)
+        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+            raise bad_input(f"faults: {key} must be an array of customer ids")
     opt_enum(body, "malformedMode", ("truncated", "shape"), where)
     return ok(_public_state(store.set_control({"faults": body})))
 

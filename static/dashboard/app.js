@@ -23,12 +23,16 @@
   // Polling, instead of htmx's "every 10s [!document.hidden]" (a trigger filter needs eval,
   // which the Content-Security-Policy forbids): each [data-poll] element gets a "poll" event
   // every data-poll seconds while the tab is visible, and one as soon as it becomes
-  // visible again. An element swapped in anew waits its whole interval first.
+  // visible again. An element swapped in anew waits its whole interval first. One with
+  // data-poll-unless="<selector>" skips its polls while something inside matches it (the
+  // near-limit table while rows are ticked for a bulk grant: a new page would untick them).
   var lastPoll = new WeakMap();
   function poll(immediately) {
     if (document.hidden || !window.htmx) return;
     var now = Date.now();
     document.querySelectorAll("[data-poll]").forEach(function (el) {
+      var unless = el.getAttribute("data-poll-unless");
+      if (unless && el.querySelector(unless)) return;
       var every = 1000 * (parseFloat(el.getAttribute("data-poll")) || 10);
       var last = lastPoll.get(el);
       if (last === undefined && !immediately) { lastPoll.set(el, now); return; }
@@ -94,6 +98,15 @@
     if (!dialog) return;
     evt.preventDefault();
     dialog.close();
+  });
+  // "Tick every row on this page" (the near-limit view's bulk grant, a dry run): the
+  // checkbox ticks or unticks the enabled row checkboxes of its own table.
+  document.addEventListener("change", function (evt) {
+    var all = evt.target;
+    if (!all.matches || !all.matches("input[data-check-all]")) return;
+    all.closest("table").querySelectorAll("tbody input[type=checkbox][name=row]:not(:disabled)").forEach(function (box) {
+      box.checked = all.checked;
+    });
   });
   document.addEventListener("close", function (evt) {
     if (evt.target.id === "modal") document.getElementById("modal-body").innerHTML = "";
