@@ -338,6 +338,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # handed out from the moment it is fetched, so a deep prefetch behind long sweep pages
 # (8 threads x 4 pages of minutes each) could outwait the visibility timeout and run twice.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A busy worker must outlive a broker restart (stiggadmin/broker_consumer.py).
+CELERY_WORKER_CONSUMER = "stiggadmin.broker_consumer:Consumer"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # With JSON logs the workers keep Django's LOGGING (one JSON line per task too) instead of
 # Celery's own console format.
