@@ -12,7 +12,8 @@ import random
 import time
 from typing import Callable
 
-from celery import shared_task
+import redis
+from celery import Task, shared_task
 from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -75,7 +76,31 @@ def backoff(retries: int, retry_after: float | None) -> float:
     return base * (0.75 + random.random() * 0.5)
 
 
-@shared_task(bind=True, ignore_result=True)
+READ_MODEL_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
+class ReadModelTask(Task):
+    """A task that needs the read model's Redis. Redis unreachable (restarting, a network
+    cut) is an outage to wait out, not a bug in the task: one warning line, no traceback.
+    A refresh somebody waits for (``retry_unreachable``) is retried with backoff; anything
+    else is left to its next run (the sweep, the hot tier and the alert pass come round by
+    themselves and rebuild whatever a restarted Redis lost)."""
+
+    retry_unreachable = False
+
+    def __call__(self, *args, **kwargs):
+        if self.request.called_directly:  # a plain call inside another task: that task decides
+            return super().__call__(*args, **kwargs)
+        try:
+            return self.run(*args, **kwargs)  # the worker has pushed this run's request
+        except READ_MODEL_UNREACHABLE as exc:
+            if self.retry_unreachable and self.request.retries < MAX_RETRIES:
+                raise self.retry(exc=exc, countdown=backoff(self.request.retries, None), max_retries=MAX_RETRIES)
+            log.warning("%s not done: the read model's Redis is unreachable (%s)", self.name, exc)
+            return "skipped: the read model is unreachable"
+
+
+@shared_task(bind=True, ignore_result=True, base=ReadModelTask, retry_unreachable=True)
 def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str:
     """A refresh somebody is waiting for (``hot`` queue): webhooks, the hot tier, and
     right after a write the dashboard made. Retried with backoff while Stigg is down."""
@@ -146,7 +171,7 @@ def queue_refresh(customer_id: str, reason: str) -> bool:
     return _queue_once(customer_id, "customer", lambda: refresh_customer_now.delay(customer_id, reason))
 
 
-@shared_task(bind=True, ignore_result=True)
+@shared_task(bind=True, ignore_result=True, base=ReadModelTask, retry_unreachable=True)
 def refresh_usage_history(self, customer_id: str) -> str:
     """The customer page's usage charts (``hot`` queue: somebody is looking at them)."""
     rm = read_model()
@@ -168,7 +193,7 @@ def queue_usage_history(customer_id: str) -> bool:
     return _queue_once(customer_id, "history", lambda: refresh_usage_history.delay(customer_id))
 
 
-@shared_task(bind=True, ignore_result=True)
+@shared_task(bind=True, ignore_result=True, base=ReadModelTask)
 def refresh_customer_page(self, customers: list[dict], discover: bool = False) -> dict:
     """A sweep's refresh of one page of customers (``sweep`` queue): their subscriptions
     in one call for the whole page, then each customer's entitlements, and promotions
@@ -222,7 +247,7 @@ def _refresh_with(stigg: StiggClient, customer_id: str, **known) -> str:
         lock.release()
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, base=ReadModelTask)
 def sweep_customers() -> dict:
     """The reconciling sweep: refresh the catalog, queue a refresh of every page of
     customers, and drop customers that disappeared from Stigg."""
@@ -265,7 +290,7 @@ def _sweep(rm: ReadModel) -> dict:
     return stats
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, base=ReadModelTask)
 def sweep_hot_customers() -> dict:
     """One hot-tier round: poll the customers nearest their limits, or changed recently,
     as many as the hot tier's share of the request rate allows in one interval, most
@@ -333,7 +358,7 @@ def _alert_evaluation(run, what: str) -> dict:
     return outcome.as_dict()
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, base=ReadModelTask)
 def evaluate_alerts(customer_id: str) -> dict:
     """Open, escalate and close one customer's alerts (rules/alerts.py) from the read model."""
     from .alerts import evaluate, subjects
@@ -342,7 +367,7 @@ def evaluate_alerts(customer_id: str) -> dict:
                                                                 subjects.thresholds()), customer_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, base=ReadModelTask)
 def evaluate_alerts_of(customer_ids: list[str]) -> dict:
     """evaluate_alerts for each customer of a sweep page, in one task."""
     totals: dict[str, int] = {}
@@ -353,7 +378,7 @@ def evaluate_alerts_of(customer_ids: list[str]) -> dict:
     return totals
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, base=ReadModelTask)
 def evaluate_all_alerts() -> dict:
     """The pass over every customer's alerts (beat): closes alerts whose subject vanished
     and catches up with evaluations that were never queued. Skipped while the read model

@@ -1,6 +1,8 @@
-"""A Celery worker busy with a task when the broker goes away must survive it and carry
-on once the broker is back, without a restart: with acks_late every busy worker holds an
-unacknowledged message, and a broker restart must not end every busy worker."""
+"""Celery workers outlive the Redis servers they depend on, without a restart: a worker
+busy with a task when the broker goes away (with acks_late every busy worker holds an
+unacknowledged message) carries on once the broker is back; tasks run while the read
+model's Redis is unreachable log a warning, never a traceback, and a refresh somebody
+waits for is retried until it is back."""
 from __future__ import annotations
 
 import time
@@ -29,9 +31,9 @@ def wait_for(predicate, timeout: float, message: str):
 @pytest.fixture
 def parts():
     read_model, broker, emulator = RedisServer(), RedisServer(), Emulator()
-    held = {"broker": broker, "worker": None}
+    held = {"broker": broker, "worker": None, "read_model": read_model}
     yield read_model, held, emulator
-    for part in (held["worker"], held["broker"], emulator, read_model):
+    for part in (held["worker"], held["broker"], emulator, held["read_model"]):
         if part is not None:
             part.stop()
 
@@ -66,3 +68,25 @@ def test_a_worker_busy_with_a_task_survives_the_broker_going_away(parts):
     assert worker.proc.poll() is None
     log = worker.log()
     assert "Unrecoverable error" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_tasks_wait_out_an_unreachable_read_model_without_a_traceback(parts):
+    read_model, held, emulator = parts
+    customer = w.customer(emulator, name="Patient Co")
+    env = django_env(read_model.url, emulator, CELERY_BROKER_URL=held["broker"].url)
+    worker = held["worker"] = CeleryWorker(env, queues="hot,sweep", concurrency=2)
+    celery = Celery(broker=held["broker"].url, set_as_current=False)
+    port = read_model.port
+    read_model.stop()
+    celery.send_task("dashboard.tasks.sweep_customers", queue="sweep")
+    celery.send_task("dashboard.tasks.refresh_customer_now", args=(customer, "webhook:customer.updated"), queue="hot")
+    wait_for(lambda: "sweep_customers not done: the read model's Redis is unreachable" in worker.log(), 30,
+             "the sweep skipped with a warning")
+    wait_for(lambda: "refresh_customer_now" in worker.log() and "retry: Retry in" in worker.log(), 30,
+             "the refresh retried")
+
+    held["read_model"] = RedisServer(port=port)  # back, empty
+    rm = ReadModel(redis.Redis.from_url(held["read_model"].url))
+    wait_for(lambda: rm.customer(customer) is not None, 30, "the retried refresh")
+    assert rm.customer(customer)["profile"]["name"] == "Patient Co"
+    assert "Traceback" not in worker.log(), worker.log()[-3000:]
