@@ -355,6 +355,8 @@ CELERY_TASK_ROUTES = {
     "dashboard.delivery_tasks.send_limit_notices": {"queue": "hot"},
     "dashboard.delivery_tasks.deliver_limit_notice": {"queue": "hot"},
 }
+# Beat says "the broker is unreachable" in one line, not a traceback per due task (stiggadmin/beat.py).
+CELERY_BEAT_SCHEDULER = "stiggadmin.beat:Scheduler"
 CELERY_IMPORTS = ("dashboard.approval_tasks", "dashboard.delivery_tasks")  # autodiscovery finds only tasks.py
 CELERY_BEAT_SCHEDULE = {
     "sweep-customers": {"task": "dashboard.tasks.sweep_customers", "schedule": SYNC_SWEEP_INTERVAL_SECONDS},

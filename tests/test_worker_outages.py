@@ -1,8 +1,9 @@
-"""Celery workers outlive the Redis servers they depend on, without a restart: a worker
-busy with a task when the broker goes away (with acks_late every busy worker holds an
-unacknowledged message) carries on once the broker is back; tasks run while the read
+"""Celery workers and beat outlive the Redis servers they depend on, without a restart: a
+worker busy with a task when the broker goes away (with acks_late every busy worker holds
+an unacknowledged message) carries on once the broker is back; tasks run while the read
 model's Redis is unreachable log a warning, never a traceback, and a refresh somebody
-waits for is retried until it is back."""
+waits for is retried until it is back; beat says the broker is unreachable in a line and
+sends again once it is back."""
 from __future__ import annotations
 
 import time
@@ -14,7 +15,7 @@ from celery import Celery
 from dashboard.readmodel import ReadModel
 
 from . import emulator_world as w
-from .servers import CeleryWorker, Emulator, RedisServer, django_env
+from .servers import CeleryBeat, CeleryWorker, Emulator, RedisServer, django_env
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +91,17 @@ def test_tasks_wait_out_an_unreachable_read_model_without_a_traceback(parts):
     wait_for(lambda: rm.customer(customer) is not None, 30, "the retried refresh")
     assert rm.customer(customer)["profile"]["name"] == "Patient Co"
     assert "Traceback" not in worker.log(), worker.log()[-3000:]
+
+
+def test_beat_says_the_broker_is_unreachable_in_a_line_and_sends_again_after(parts):
+    read_model, held, emulator = parts
+    env = django_env(read_model.url, emulator, CELERY_BROKER_URL=held["broker"].url, SYNC_HOT_INTERVAL_SECONDS="1")
+    beat = held["worker"] = CeleryBeat(env)  # stopped with the other parts
+    broker = redis.Redis.from_url(held["broker"].url)
+    wait_for(lambda: broker.llen("hot") > 0, 30, "a hot-tier round sent")  # connected, sending
+    port = held["broker"].port
+    held["broker"].stop()
+    wait_for(lambda: "sweep-hot-customers not sent, the broker is unreachable" in beat.log(), 30, "the warning")
+    held["broker"] = RedisServer(port=port)  # back, empty
+    wait_for(lambda: broker.llen("hot") > 0, 30, "a hot-tier round sent once the broker is back")
+    assert "Traceback" not in beat.log(), beat.log()[-3000:]
