@@ -15,6 +15,7 @@ from typing import Callable
 import redis
 from celery import Task, shared_task
 from django.conf import settings
+from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from . import sync
@@ -250,7 +251,21 @@ def _refresh_with(stigg: StiggClient, customer_id: str, **known) -> str:
 @shared_task(ignore_result=True, base=ReadModelTask)
 def sweep_customers() -> dict:
     """The reconciling sweep: refresh the catalog, queue a refresh of every page of
-    customers, and drop customers that disappeared from Stigg."""
+    customers, and drop customers that disappeared from Stigg.
+
+    Not while the sweep queue still holds work: the last sweep's pages (and their alert
+    evaluations) outlasting the interval — Stigg answering slowly, a 429 storm — would
+    otherwise be joined by another sweep's pages every interval, refreshing the same
+    customers again and again and growing the queue for as long as Stigg stays slow. A
+    sweep starts once the last one's work has left the queue: back to back at most."""
+    try:
+        waiting = tasks_waiting(settings.CELERY_TASK_DEFAULT_QUEUE)
+    except (BrokerUnavailable, OSError) as exc:
+        log.warning("Sweep not started, the broker is unreachable: %s", exc)
+        return {"skipped": "the broker is unreachable"}
+    if waiting:
+        log.info("Sweep not started: %d tasks of the last one still wait in the queue", waiting)
+        return {"skipped": f"{waiting} tasks of the last sweep still waiting"}
     rm = read_model()
     lock = rm.acquire_sweep_lock(SWEEP_LOCK_SECONDS)
     if not lock.acquired:
@@ -259,6 +274,15 @@ def sweep_customers() -> dict:
         return _sweep(rm)
     finally:
         lock.release()
+
+
+def tasks_waiting(queue: str) -> int:
+    """Messages waiting in a Celery queue (not counting those a worker holds)."""
+    with sweep_customers.app.connection_for_read() as connection:
+        try:
+            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except ChannelError:  # no such queue: with Redis, an empty queue's list does not exist
+            return 0
 
 
 def _sweep(rm: ReadModel) -> dict:
