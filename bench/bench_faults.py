@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ import logging  # noqa: E402
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 from bench import fault_scenarios as scenarios  # noqa: E402
-from bench.fault_load import world_of  # noqa: E402
+from bench.fault_load import stop_all, world_of  # noqa: E402
 from bench.figures import say  # noqa: E402
 from bench.harness import bulk_emulator  # noqa: E402
 from tests.full_stack import FullStack, StackSettings, wait_until  # noqa: E402
@@ -131,7 +132,13 @@ def main() -> None:
                 continue
             say(f"\n-- {name} ({uptime()}) --")
             t = time.monotonic()
-            outcome = runs[name]()
+            try:
+                outcome = runs[name]()
+            except Exception as exc:  # this scenario's bench failed: say so, and go on with the next
+                traceback.print_exc()
+                stop_all()
+                emulator.clear_faults()
+                outcome = scenarios.Outcome(name, failures=[f"the scenario raised {exc!r}"], headline="raised")
             outcomes.append(outcome)
             report(outcome, time.monotonic() - t)
     finally:

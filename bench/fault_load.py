@@ -61,6 +61,15 @@ def world_of(rm: ReadModel, seed: int = 5) -> World:
     return World(customers=ids, governed=governed, unchanged=unchanged)
 
 
+_running: list[Any] = []  # watchers not yet stopped (stop_all ends them after a scenario failed)
+
+
+def stop_all() -> None:
+    """Stop every watcher still running: a scenario raised before it stopped its own."""
+    for watcher in list(_running):
+        watcher.stop()
+
+
 @dataclass(frozen=True)
 class Sample:
     at: float  # when the request was sent (time.time())
@@ -87,6 +96,7 @@ class Browsing:
                         for i, c in enumerate(self.clients)]
         for t in self.threads:
             t.start()
+        _running.append(self)
 
     def _browse(self, client: httpx.Client, n: int) -> None:
         rng = random.Random(n)
@@ -104,6 +114,8 @@ class Browsing:
                 status, text = answer.status_code, answer.text
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:200]
+            except RuntimeError:  # its client closed: the run is over
+                return
             sample = Sample(t0, kind, status, (time.perf_counter() - c0) * 1000, AGE_MARK in text,
                             status == 503 and UNAVAILABLE_MARK in text, error)
             with self._lock:
@@ -112,6 +124,8 @@ class Browsing:
                 self._stop.wait(self.pause)
 
     def stop(self, close: bool = True) -> list[Sample]:
+        if self in _running:
+            _running.remove(self)
         self._stop.set()
         for t in self.threads:
             t.join(timeout=60)
@@ -171,6 +185,7 @@ class QueueWatch:
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
+        _running.append(self)
 
     def _watch(self) -> None:
         while not self._stop.is_set():
@@ -180,6 +195,8 @@ class QueueWatch:
             self._stop.wait(self.interval)
 
     def stop(self) -> list[tuple[float, dict[str, int]]]:
+        if self in _running:
+            _running.remove(self)
         self._stop.set()
         self.thread.join(timeout=30)
         return self.readings
@@ -241,7 +258,7 @@ def inconsistency(rm: ReadModel, customer_id: str) -> str | None:
     return None
 
 
-@dataclass
+@dataclass(eq=False)
 class ConsistencyWatch:
     """Customers read back whole (``inconsistency``) as fast as one thread can, until stopped."""
 
@@ -255,6 +272,7 @@ class ConsistencyWatch:
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
+        _running.append(self)
 
     def _watch(self) -> None:
         rng = random.Random(9)
@@ -272,5 +290,7 @@ class ConsistencyWatch:
             self._stop.wait(0.002)  # a few hundred reads a second: watching, not loading Redis
 
     def stop(self) -> None:
+        if self in _running:
+            _running.remove(self)
         self._stop.set()
         self.thread.join(timeout=30)

@@ -161,7 +161,7 @@ class FullStack:
         """Tasks waiting in each Celery queue, as /metrics reports them (None: not reported)."""
         try:
             text = self.http.get("/metrics", timeout=10).text
-        except httpx.HTTPError:
+        except (httpx.HTTPError, RuntimeError):  # RuntimeError: the stack stopped (its client closed)
             return None
         found = {queue: int(float(n)) for queue, n in _QUEUE_LENGTH.findall(text)}
         return found or None
