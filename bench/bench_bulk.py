@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.figures import pct, say, wait_until  # noqa: E402
+from bench.figures import pct, say  # noqa: E402
+from tests.full_stack import wait_until  # noqa: E402
 from bench.harness import django_here  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env  # noqa: E402
 

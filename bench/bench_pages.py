@@ -14,7 +14,6 @@ Everything runs on 127.0.0.1 and stops by itself.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import sys
@@ -26,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.figures import say  # noqa: E402
-from bench.harness import django_here, say_header, signed_in_client, time_page  # noqa: E402
-from tests.servers import CeleryWorker, Emulator, RedisServer, django_env  # noqa: E402
+from bench.harness import bulk_emulator, django_here, say_header, signed_in_client, time_page  # noqa: E402
+from tests.servers import CeleryWorker, RedisServer, django_env  # noqa: E402
 
 
 
@@ -49,13 +48,7 @@ def main() -> None:
 
         from dashboard import sync, tasks
         from dashboard.stigg import StiggClient
-        from emulator.demo import bulk
-
-        t = time.monotonic()
-        db_path = os.path.join(tmp, "emulator.sqlite3")
-        bulk.seed_bulk(db_path, customers=args.customers, nodes=args.nodes, log=lambda m: None)
-        say(f"bulk seed: {args.customers:,} customers, {args.nodes:,} nodes in {time.monotonic() - t:.1f} s")
-        emulator = Emulator(db_path=db_path, workers=2, threads=32)
+        emulator = bulk_emulator(tmp, args.customers, args.nodes)
         parts.append(emulator)
         env = django_env(redis_server.url, emulator, STIGG_MAX_RPS="100000", SYNC_SWEEP_BUDGET_SHARE="1",
                          READ_MODEL_PREFIX="stiggadmin:rm:")

@@ -50,8 +50,9 @@ from celery import Celery  # noqa: E402
 from dashboard import sync  # noqa: E402
 from dashboard.readmodel import ReadModel  # noqa: E402
 from dashboard.stigg import StiggClient  # noqa: E402
-from emulator.demo import bulk  # noqa: E402
-from bench.figures import pct, say, wait_until  # noqa: E402
+from bench.figures import pct, say  # noqa: E402
+from bench.harness import bulk_emulator  # noqa: E402
+from tests.full_stack import wait_until  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env  # noqa: E402
 
 SECRET = "bench-webhook-secret"
@@ -195,11 +196,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="bench-sync-")
     parts: list = []
     try:
-        db_path = os.path.join(tmp, "emulator.sqlite3")
-        t = time.monotonic()
-        bulk.seed_bulk(db_path, customers=args.customers, nodes=args.nodes, log=lambda m: None)
-        say(f"bulk seed: {args.customers} customers, {args.nodes} nodes in {time.monotonic() - t:.1f} s")
-        emulator = Emulator(db_path=db_path, workers=2, threads=32)
+        emulator = bulk_emulator(tmp, args.customers, args.nodes)
         parts.append(emulator)
         if args.latency_ms:
             emulator.faults(latencyMs=args.latency_ms)

@@ -1,5 +1,6 @@
-"""What the page benchmarks share: this process's Django pointed at the benchmark's own
-Redis and a throwaway database, a signed-in test client, and timing one page."""
+"""What the benchmarks share: an emulator serving a bulk-seeded world; for the page
+benchmarks, this process's Django pointed at the benchmark's own Redis and a throwaway
+database, a signed-in test client, and timing one page."""
 from __future__ import annotations
 
 import os
@@ -8,9 +9,20 @@ import time
 from typing import Any, Callable
 
 from bench.figures import pct, say
-from tests.servers import with_secret_key
+from tests.servers import Emulator, with_secret_key
 
 TARGET_P95_MS = 30.0
+
+
+def bulk_emulator(tmp: str, customers: int, nodes: int) -> Emulator:
+    """The emulator on a free port, serving a world bulk-seeded in ``tmp`` (the seed's time printed)."""
+    from emulator.demo import bulk
+
+    db_path = os.path.join(tmp, "emulator.sqlite3")
+    t = time.monotonic()
+    bulk.seed_bulk(db_path, customers=customers, nodes=nodes, log=lambda m: None)
+    say(f"bulk seed: {customers:,} customers, {nodes:,} nodes in {time.monotonic() - t:.1f} s")
+    return Emulator(db_path=db_path, workers=2, threads=32)
 
 
 def django_here(redis_url: str, tmp: str, prefix: str = "stiggadmin:rm:", database_url: str = "") -> None:

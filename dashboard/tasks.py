@@ -12,8 +12,10 @@ import random
 import time
 from typing import Callable
 
-from celery import shared_task
+import redis
+from celery import Task, shared_task
 from django.conf import settings
+from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from . import sync
@@ -89,7 +91,31 @@ def backoff(retries: int, retry_after: float | None) -> float:
     return base * (0.75 + random.random() * 0.5)
 
 
-@shared_task(bind=True, ignore_result=True)
+READ_MODEL_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
+class ReadModelTask(Task):
+    """A task that needs the read model's Redis. Redis unreachable (restarting, a network
+    cut) is an outage to wait out, not a bug in the task: one warning line, no traceback.
+    A refresh somebody waits for (``retry_unreachable``) is retried with backoff; anything
+    else is left to its next run (the sweep, the hot tier and the alert pass come round by
+    themselves and rebuild whatever a restarted Redis lost)."""
+
+    retry_unreachable = False
+
+    def __call__(self, *args, **kwargs):
+        if self.request.called_directly:  # a plain call inside another task: that task decides
+            return super().__call__(*args, **kwargs)
+        try:
+            return self.run(*args, **kwargs)  # the worker has pushed this run's request
+        except READ_MODEL_UNREACHABLE as exc:
+            if self.retry_unreachable and self.request.retries < MAX_RETRIES:
+                raise self.retry(exc=exc, countdown=backoff(self.request.retries, None), max_retries=MAX_RETRIES)
+            log.warning("%s not done: the read model's Redis is unreachable (%s)", self.name, exc)
+            return "skipped: the read model is unreachable"
+
+
+@shared_task(bind=True, ignore_result=True, base=ReadModelTask, retry_unreachable=True)
 def refresh_customer_now(self, customer_id: str, reason: str = "webhook", received_at: float | None = None) -> str:
     """A refresh somebody is waiting for (``hot`` queue): webhooks, the hot tier, and
     right after a write the dashboard made. Retried with backoff while Stigg is down.
@@ -191,7 +217,7 @@ def queue_refresh(customer_id: str, reason: str, received_at: float | None = Non
     return _queue_once(customer_id, "customer", lambda: refresh_customer_now.delay(customer_id, reason, *extra))
 
 
-@shared_task(bind=True, ignore_result=True)
+@shared_task(bind=True, ignore_result=True, base=ReadModelTask, retry_unreachable=True)
 def refresh_usage_history(self, customer_id: str) -> str:
     """The customer page's usage charts (``hot`` queue: somebody is looking at them)."""
     rm = read_model()
@@ -213,7 +239,7 @@ def queue_usage_history(customer_id: str) -> bool:
     return _queue_once(customer_id, "history", lambda: refresh_usage_history.delay(customer_id))
 
 
-@shared_task(bind=True, ignore_result=True)
+@shared_task(bind=True, ignore_result=True, base=ReadModelTask)
 def refresh_customer_page(self, customers: list[dict], discover: bool = False) -> dict:
     """A sweep's refresh of one page of customers (``sweep`` queue): their subscriptions
     in one call for the whole page, then each customer's entitlements, and promotions
@@ -267,10 +293,24 @@ def _refresh_with(stigg: StiggClient, customer_id: str, **known) -> str:
         _unlock(lock, customer_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, base=ReadModelTask)
 def sweep_customers() -> dict:
     """The reconciling sweep: refresh the catalog, queue a refresh of every page of
-    customers, and drop customers that disappeared from Stigg."""
+    customers, and drop customers that disappeared from Stigg.
+
+    Not while the sweep queue still holds work: the last sweep's pages (and their alert
+    evaluations) outlasting the interval — Stigg answering slowly, a 429 storm — would
+    otherwise be joined by another sweep's pages every interval, refreshing the same
+    customers again and again and growing the queue for as long as Stigg stays slow. A
+    sweep starts once the last one's work has left the queue: back to back at most."""
+    try:
+        waiting = tasks_waiting(settings.CELERY_TASK_DEFAULT_QUEUE)
+    except (BrokerUnavailable, OSError) as exc:
+        log.warning("Sweep not started, the broker is unreachable: %s", exc)
+        return {"skipped": "the broker is unreachable"}
+    if waiting:
+        log.info("Sweep not started: %d tasks of the last one still wait in the queue", waiting)
+        return {"skipped": f"{waiting} tasks of the last sweep still waiting"}
     rm = read_model()
     lock = rm.acquire_sweep_lock(SWEEP_LOCK_SECONDS)
     if not lock.acquired:
@@ -279,6 +319,15 @@ def sweep_customers() -> dict:
         return _sweep(rm)
     finally:
         lock.release()
+
+
+def tasks_waiting(queue: str) -> int:
+    """Messages waiting in a Celery queue (not counting those a worker holds)."""
+    with sweep_customers.app.connection_for_read() as connection:
+        try:
+            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except ChannelError:  # no such queue: with Redis, an empty queue's list does not exist
+            return 0
 
 
 def _sweep(rm: ReadModel) -> dict:
@@ -310,7 +359,7 @@ def _sweep(rm: ReadModel) -> dict:
     return stats
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, base=ReadModelTask)
 def sweep_hot_customers() -> dict:
     """One hot-tier round: poll the customers nearest their limits, or changed recently,
     as many as the hot tier's share of the request rate allows in one interval, most
@@ -378,7 +427,7 @@ def _alert_evaluation(run, what: str) -> dict:
     return outcome.as_dict()
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, base=ReadModelTask)
 def evaluate_alerts(customer_id: str) -> dict:
     """Open, escalate and close one customer's alerts (rules/alerts.py) from the read model."""
     from .alerts import evaluate, subjects
@@ -387,7 +436,7 @@ def evaluate_alerts(customer_id: str) -> dict:
                                                                 subjects.thresholds()), customer_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, base=ReadModelTask)
 def evaluate_alerts_of(customer_ids: list[str]) -> dict:
     """evaluate_alerts for each customer of a sweep page, in one task."""
     totals: dict[str, int] = {}
@@ -398,7 +447,7 @@ def evaluate_alerts_of(customer_ids: list[str]) -> dict:
     return totals
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, base=ReadModelTask)
 def evaluate_all_alerts() -> dict:
     """The pass over every customer's alerts (beat): closes alerts whose subject vanished
     and catches up with evaluations that were never queued. Skipped while the read model

@@ -351,6 +351,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # handed out from the moment it is fetched, so a deep prefetch behind long sweep pages
 # (8 threads x 4 pages of minutes each) could outwait the visibility timeout and run twice.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A busy worker must outlive a broker restart (stiggadmin/broker_consumer.py).
+CELERY_WORKER_CONSUMER = "stiggadmin.broker_consumer:Consumer"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # With JSON logs the workers keep Django's LOGGING (one JSON line per task too) instead of
 # Celery's own console format.
@@ -366,6 +368,8 @@ CELERY_TASK_ROUTES = {
     "dashboard.delivery_tasks.send_limit_notices": {"queue": "hot"},
     "dashboard.delivery_tasks.deliver_limit_notice": {"queue": "hot"},
 }
+# Beat says "the broker is unreachable" in one line, not a traceback per due task (stiggadmin/beat.py).
+CELERY_BEAT_SCHEDULER = "stiggadmin.beat:Scheduler"
 CELERY_IMPORTS = ("dashboard.approval_tasks", "dashboard.delivery_tasks", "dashboard.bulk_tasks")  # autodiscovery finds only tasks.py
 CELERY_BEAT_SCHEDULE = {
     "sweep-customers": {"task": "dashboard.tasks.sweep_customers", "schedule": SYNC_SWEEP_INTERVAL_SECONDS},

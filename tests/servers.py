@@ -240,6 +240,15 @@ class ServerProcess:
         except OSError:
             return ""
 
+    def kill(self) -> None:
+        """SIGKILL its whole process group, as a crash or the OOM killer would: nothing
+        is acknowledged, released or flushed."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
     def stop(self) -> None:
         _stop(self.proc)
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -259,6 +268,18 @@ class CeleryWorker(ServerProcess):
         if beat:
             cmd += ["--beat", "--schedule", os.path.join(self.tmp, "beat-schedule")]
         self._launch(cmd, env, lambda: "ready." in self.log())
+
+
+class CeleryBeat(ServerProcess):
+    """Celery beat as its own process (the Procfile's ``beat``): exactly one per stack."""
+
+    name = "celery-beat"
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._workspace("test-beat-")
+        cmd = [sys.executable, "-m", "celery", "-A", "stiggadmin", "beat", "--loglevel", "INFO",
+               "--schedule", os.path.join(self.tmp, "beat-schedule")]
+        self._launch(cmd, env, lambda: "beat: Starting..." in self.log())
 
 
 class WebServer(ServerProcess):
