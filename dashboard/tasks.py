@@ -121,13 +121,23 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook") -> str
         raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
     except StiggUnavailable as exc:
         _record_failure(rm, customer_id, exc)
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after),
-                         max_retries=MAX_RETRIES)
+        return _retry_or_give_up(self, exc, f"Refresh of customer {customer_id}")
     except StiggRequestError as exc:
         _record_failure(rm, customer_id, exc)
         return "failed"
     finally:
         lock.release()
+
+
+def _retry_or_give_up(task: Task, exc: StiggUnavailable, what: str) -> str:
+    """Retry while Stigg is unavailable, with backoff, MAX_RETRIES times; then give up in a
+    warning line, not a task failure with its traceback: an outage longer than the retries
+    is not a bug, and the refresh is not lost — the customer is marked, a webhook's customer
+    stays in the hot tier, the sweep comes round, a page view asks for its charts again."""
+    if task.request.retries < MAX_RETRIES:
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries, exc.retry_after), max_retries=MAX_RETRIES)
+    log.warning("%s given up after %d retries: %s", what, MAX_RETRIES, exc)
+    return "gave up"
 
 
 def _record_failure(rm: ReadModel, customer_id: str, exc: StiggUnavailable | StiggRequestError) -> None:
@@ -184,8 +194,7 @@ def refresh_usage_history(self, customer_id: str) -> str:
     except StiggUnavailable as exc:
         if exc.status == 429:
             rm.record_rate_limited(1)
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after),
-                         max_retries=MAX_RETRIES)
+        return _retry_or_give_up(self, exc, f"Usage history of customer {customer_id}")
     return "refreshed" if found else "no such customer"
 
 
