@@ -140,8 +140,7 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook", receiv
         raise self.retry(exc=exc, countdown=exc.retry_after or 1.0, max_retries=None)
     except StiggUnavailable as exc:
         _record_failure(rm, customer_id, exc)
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after),
-                         max_retries=MAX_RETRIES)
+        return _retry_or_give_up(self, exc, f"Refresh of customer {customer_id}")
     except StiggRequestError as exc:
         _record_failure(rm, customer_id, exc)
         return "failed"
@@ -171,6 +170,17 @@ def _read_since(rm: ReadModel, customer_id: str, at: float) -> bool:
     doc = rm.customer(customer_id)
     fetched = parse_time(doc.get("fetched_at")) if doc else None
     return fetched is not None and fetched.timestamp() >= at
+
+
+def _retry_or_give_up(task: Task, exc: StiggUnavailable, what: str) -> str:
+    """Retry while Stigg is unavailable, with backoff, MAX_RETRIES times; then give up in a
+    warning line, not a task failure with its traceback: an outage longer than the retries
+    is not a bug, and the refresh is not lost — the customer is marked, a webhook's customer
+    stays in the hot tier, the sweep comes round, a page view asks for its charts again."""
+    if task.request.retries < MAX_RETRIES:
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries, exc.retry_after), max_retries=MAX_RETRIES)
+    log.warning("%s given up after %d retries: %s", what, MAX_RETRIES, exc)
+    return "gave up"
 
 
 def _record_failure(rm: ReadModel, customer_id: str, exc: StiggUnavailable | StiggRequestError) -> None:
@@ -229,8 +239,7 @@ def refresh_usage_history(self, customer_id: str) -> str:
     except StiggUnavailable as exc:
         if exc.status == 429:
             rm.record_rate_limited(1)
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries, exc.retry_after),
-                         max_retries=MAX_RETRIES)
+        return _retry_or_give_up(self, exc, f"Usage history of customer {customer_id}")
     return "refreshed" if found else "no such customer"
 
 

@@ -2,7 +2,8 @@
 worker busy with a task when the broker goes away (with acks_late every busy worker holds
 an unacknowledged message) carries on once the broker is back; tasks run while the read
 model's Redis is unreachable log a warning, never a traceback, and a refresh somebody
-waits for is retried until it is back; beat says the broker is unreachable in a line and
+waits for is retried until it is back; a refresh through a Stigg outage longer than its
+retries gives up in a warning line; beat says the broker is unreachable in a line and
 sends again once it is back."""
 from __future__ import annotations
 
@@ -105,3 +106,24 @@ def test_beat_says_the_broker_is_unreachable_in_a_line_and_sends_again_after(par
     held["broker"] = RedisServer(port=port)  # back, empty
     wait_for(lambda: broker.llen("hot") > 0, 30, "a hot-tier round sent once the broker is back")
     assert "Traceback" not in beat.log(), beat.log()[-3000:]
+
+
+def test_a_refresh_through_a_stigg_outage_longer_than_its_retries_gives_up_in_a_line(parts):
+    read_model, held, emulator = parts
+    customer = w.customer(emulator, name="Patient Co")
+    calls = w.feature(emulator)  # metered: its usage history is asked for
+    w.subscribe(emulator, customer, w.plan(emulator, w.product(emulator), [{"id": calls, "usageLimit": 100,
+                                                                            "resetPeriod": "MONTH"}]))
+    env = django_env(read_model.url, emulator, CELERY_BROKER_URL=held["broker"].url)
+    worker = held["worker"] = CeleryWorker(env, queues="hot", concurrency=2)
+    celery = Celery(broker=held["broker"].url, set_as_current=False)
+    rm = ReadModel(redis.Redis.from_url(read_model.url))
+    celery.send_task("dashboard.tasks.refresh_customer_now", args=(customer, "manual"), queue="hot")
+    wait_for(lambda: rm.customer(customer) is not None, 30, "the first refresh")  # known: its charts can be asked for
+    emulator.faults(outage=True)
+    celery.send_task("dashboard.tasks.refresh_customer_now", args=(customer, "webhook:customer.updated"), queue="hot")
+    celery.send_task("dashboard.tasks.refresh_usage_history", args=(customer,), queue="hot")
+    wait_for(lambda: f"Refresh of customer {customer} given up after 4 retries" in worker.log()
+             and f"Usage history of customer {customer} given up after 4 retries" in worker.log(), 90, "giving up")
+    assert "Stigg unavailable" in rm.customer(customer)["error"]  # marked: pages say the refresh failed
+    assert "Traceback" not in worker.log(), worker.log()[-3000:]
