@@ -68,7 +68,10 @@ def world(stack):
 
 
 def signed_in(web: WebServer, username: str) -> httpx.Client:
-    http = httpx.Client(base_url=web.url, follow_redirects=True, timeout=30)
+    # A new connection for every request: under a loaded CI box the crawler can pause past
+    # gunicorn's 2 s keep-alive, and reusing the connection the server just closed reads as
+    # "Server disconnected" — a race of the client, not an answer of the dashboard.
+    http = httpx.Client(base_url=web.url, follow_redirects=True, timeout=30, headers={"Connection": "close"})
     page = http.get("/accounts/login/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     signed = http.post("/accounts/login/", data={"csrfmiddlewaretoken": token, "username": username,
