@@ -3,11 +3,11 @@ fleet-wide budget rankings.
 
 Per customer (ids percent-encoded, see keys.py):
 
-    gov:{id}:nodes      hash   entity id -> JSON NodeDoc: the entity, its own budgets, and per
+    gov:{id}:nodes      hash   entity id -> NodeDoc (packed.pack_node): the entity, its own budgets, and per
                                capability what blocks it and its time to limit (computed by
                                sync when written)
     gov:{id}:children   hash   parent id ("" for the roots) -> JSON list of child entity ids
-    gov:{id}:index      string JSON: every node in a few fields, with its budgets' capability,
+    gov:{id}:index      string packed JSON: every node in a few fields, with its budgets' capability,
                                scope, utilization and usage: what ranking, filtering and the
                                sunburst need of the whole tree, and the customer page's budgets
                                nearest their limits, parsed in a few milliseconds;
@@ -34,6 +34,7 @@ from .keys import Keys
 from .nearlimit import budget_member, split_budget_member
 from .nearlimit_bounds import queue_bounds
 from .nearlimit_rare import queue_rare
+from .packed import pack, pack_node, unpack, unpack_node
 from .values import BudgetRank, as_str, parse_time, to_json
 
 ROOT = ""  # the children index's key for entities without a parent
@@ -121,11 +122,11 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
     cid = customer_id
     pipe.delete(keys.gov_nodes(cid), keys.gov_children(cid), keys.gov_index(cid))
     if gov["nodes"]:
-        pipe.hset(keys.gov_nodes(cid), mapping={eid: to_json(doc) for eid, doc in gov["nodes"].items()})
-        pipe.set(keys.gov_index(cid), json.dumps(
+        pipe.hset(keys.gov_nodes(cid), mapping={eid: pack_node(doc) for eid, doc in gov["nodes"].items()})
+        pipe.set(keys.gov_index(cid), pack(
             [[n["id"], n["type"], n["name"], n["parent"], n["children"],
               [[b["capability"], b["scope"], b["utilization"], b["usage"]] for b in n["budgets"]]]
-             for n in gov["nodes"].values()], separators=(",", ":")))
+             for n in gov["nodes"].values()]))
     if gov["children"]:
         pipe.hset(keys.gov_children(cid), mapping={p: to_json(ids) for p, ids in gov["children"].items()})
     scores: dict[str, dict[str, float]] = {order: {} for order in BUDGET_ORDERS}
@@ -173,7 +174,7 @@ def members_of(pipe: Any, keys: Keys, customer_id: str) -> set[str]:
     """The customer's members of the fleet rankings, as its stored index lists them."""
     raw = pipe.get(keys.gov_index(customer_id))
     return {budget_member(customer_id, eid, c, scope, type_)
-            for eid, type_, _, _, _, budgets in (json.loads(raw) if raw else ()) for c, scope, _, _ in budgets}
+            for eid, type_, _, _, _, budgets in (unpack(raw) if raw else ()) for c, scope, _, _ in budgets}
 
 
 class Governance(Store):
@@ -187,12 +188,12 @@ class Governance(Store):
     def governance_nodes(self, customer_id: str, entity_ids: Sequence[str]) -> list[NodeDoc]:
         if not entity_ids:
             return []
-        return [json.loads(raw) for raw in self.r.hmget(self.keys.gov_nodes(customer_id), list(entity_ids))
+        return [unpack_node(raw) for raw in self.r.hmget(self.keys.gov_nodes(customer_id), list(entity_ids))
                 if raw is not None]
 
     def governance_node(self, customer_id: str, entity_id: str) -> NodeDoc | None:
         raw = self.r.hget(self.keys.gov_nodes(customer_id), entity_id)
-        return json.loads(raw) if raw else None
+        return unpack_node(raw) if raw else None
 
     def governance_levels(self, customer_id: str, parent_ids: Sequence[str]) -> dict[str, list[NodeDoc]]:
         """Several levels at once (a tree opened down to a node): two round trips."""
@@ -231,7 +232,7 @@ class Governance(Store):
         return [{"id": eid, "type": type_, "name": name, "parent": parent, "children": children,
                  "budgets": [{"capability": c, "scope": scope, "utilization": u, "usage": usage}
                              for c, scope, u, usage in budgets]}
-                for eid, type_, name, parent, children, budgets in (json.loads(raw) if raw else ())]
+                for eid, type_, name, parent, children, budgets in (unpack(raw) if raw else ())]
 
     def nearest_budgets(self, customer_id: str, n: int = 10, fingerprint: str = "") -> list[tuple[NodeDoc, BudgetDoc]]:
         """The customer's ``n`` budgets of highest utilization, with their nodes (found in
@@ -272,7 +273,7 @@ class Governance(Store):
         for (cid, eid, capability, scope), raw in zip(parsed, nodes):
             if raw is None:
                 continue  # rewritten between the two reads
-            node: NodeDoc = json.loads(raw)
+            node: NodeDoc = unpack_node(raw)
             b = next((b for b in node["budgets"] if b["capability"] == capability and tuple(b["scope"]) == scope),
                      None)
             if b is None:

@@ -9,7 +9,7 @@ prefix.
     customer:{id}                        string  CustomerDocument, packed (packed.py: JSON, zlib, base64)
     customer:{id}:members                string  its members of the entitlement rankings, one a line
     customer:{id}:history                string  UsageHistoryDoc, packed: usage over time per metered feature
-    gov:{id}:nodes, :children, :index    its governance hierarchy (governance.py)
+    gov:{id}:nodes, :children, :index    its governance hierarchy (governance.py; nodes and index packed)
     customers:rows                       hash    id -> JSON CustomerRow fields (list pages)
     customers:order:name[:owner:{o}][:plan:{p}][:status:{s}]
                                          zset    score 0, member "{name}\\0{id}\\0{search text}" (lex order)
@@ -67,8 +67,9 @@ DEFAULT_PREFIX = "stiggadmin:rm:"
 # 8: customer documents and usage histories packed (packed.py); 9: near:rows and near:rare
 # (a rare capability's or entity type's members, nearlimit_rare.py), near:bounds
 # (nearlimit_bounds.py); 10: promotions by end date (promo:*); 11: "My accounts": the list's
-# sort orders and the promotions by end date per account owner too, promo:members as JSON
-LAYOUT_VERSION = "11"
+# sort orders and the promotions by end date per account owner too, promo:members as JSON;
+# 12: governance nodes packed against a preset dictionary, hierarchy indexes packed (packed.py)
+LAYOUT_VERSION = "12"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")
 NEAR_FACETS = ("plan", "owner", "capability", "entity_type")

@@ -57,6 +57,7 @@ from .keys import BUDGET_RANKINGS, NEAR_FACETS, Keys, part
 from .nearlimit_bounds import BOUNDED_ORDERS
 from .nearlimit_rare import rare_list
 from .nearlimit_scripts import RARE_SCRIPT, WALK_SCRIPT
+from .packed import unpack
 from .values import as_str
 
 if TYPE_CHECKING:
@@ -361,7 +362,7 @@ class NearLimitIndex(Store):
         replies = pipe.execute()
         budgets, entitlements = [], []
         for cid, index, members in zip(ids, replies[::2], replies[1::2]):
-            for eid, entity_type, _, _, _, own in (json.loads(index) if index else ()):
+            for eid, entity_type, _, _, _, own in (unpack(index) if index else ()):
                 if query.entity_type is not None and entity_type != query.entity_type:
                     continue
                 budgets += [budget_member(cid, eid, capability, scope, entity_type) for capability, scope, _, _ in own

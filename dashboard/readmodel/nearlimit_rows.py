@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 from .keys import part
 from .nearlimit import NearLimitIndex, NearLimitQuery, split_budget_member, split_entitlement_member
+from .packed import unpack_node
 from .rankings import entitlement_rows, queue_entitlement_rows
 from .values import as_str, parse_time
 
@@ -86,7 +87,7 @@ class NearLimit(NearLimitIndex):
         for cid, raws in zip(node_ids, replies):
             for eid, raw in zip(node_ids[cid], raws):
                 if raw is not None:
-                    nodes[(cid, eid)] = json.loads(raw)
+                    nodes[(cid, eid)] = unpack_node(raw)
         rest = replies[len(node_ids):]
         ent_rows = entitlement_rows(ent_members, rest[:3]) if ent_members else {}
         rest = rest[3:] if ent_members else rest
