@@ -16,8 +16,9 @@ runs one scenario after another (bench/fault_scenarios.py):
    within minutes;
 6. 50 signed-in clients browsing every kind of page while a sweep runs: zero errors.
 
-Each prints its figures; a summary table ends the run, which exits 1 if any expectation
-failed. Everything runs on 127.0.0.1 and stops by itself.
+Every scenario also expects that no process (web, workers, beat) logs a traceback and
+none exits; the first traceback found is printed under its figures. Each prints its
+figures; a summary table ends the run, which exits 1 if any expectation failed. Everything runs on 127.0.0.1 and stops by itself.
 """
 from __future__ import annotations
 
