@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from bench import server_times
 from bench.fault_changes import deliver_like_stigg, event, grant, stale_count, wait_all_fresh, wait_for_grants
 from bench.fault_load import (
     PAGE_KINDS, Browsing, ConsistencyWatch, QueueWatch, Sample, World, between, page_figures, sign_in_all,
@@ -388,9 +389,13 @@ def _held_pages(broker: Any) -> dict[str, list[str]]:
 # --- 6. load ----------------------------------------------------------------------------------
 
 
-def load(stack: FullStack, world: World, timing: Timing, seconds: float, clients: int) -> Outcome:
+def load(stack: FullStack, world: World, timing: Timing, seconds: float, clients: int,
+         think_seconds: float = 0.0) -> Outcome:
     """``clients`` people signed in through the sign-in form, each opening page after page
-    of every kind with no pause, for ``seconds``, while a full sweep runs: no errors at all."""
+    of every kind, ``think_seconds`` apart (0: at once, a closed loop), for ``seconds``,
+    while a full sweep runs: no errors at all. Beside the time each client waited, the
+    web's own time per page (its /metrics request histograms, read before and after): the
+    difference is time spent waiting for the web, not in it."""
     out = Outcome("6. load")
     marks = stack.log_marks()
     t_sign = time.time()
@@ -398,25 +403,45 @@ def load(stack: FullStack, world: World, timing: Timing, seconds: float, clients
     sign_in_seconds = time.time() - t_sign
     t0 = time.time()
     stack.sweep_now()
-    browsing = Browsing(stack, world, clients, signed_in=signed)
+    before = server_times.page_histograms(stack.metrics() or "")
+    browsing = Browsing(stack, world, clients, pause=think_seconds, signed_in=signed)
     time.sleep(seconds)
     samples = browsing.stop()
+    served = server_times.difference(server_times.page_histograms(stack.metrics() or ""), before)
     refreshed = len(world.customers) - stale_count(stack, world, t0)
     f = page_figures(samples)
-    out.figure("signed-in clients", f"{clients} (signed in through the form in {sign_in_seconds:.1f} s)")
+    server = server_times.merged([served.get(v, {}) for v in server_times.VIEW_OF_KIND.values()])
+    out.figure("signed-in clients", f"{clients} (signed in through the form in {sign_in_seconds:.1f} s), "
+               + (f"each {think_seconds:g} s between pages" if think_seconds else "no pause between pages"))
+    out.figure("web", f"gunicorn, {stack.settings.web_workers} workers")
     out.figure("pages served", f"{f['requests']} in {seconds:.0f} s ({f['requests'] / seconds:.0f}/s)")
-    out.figure("page time", f"p50 {ms(f['p50'])}, p95 {ms(f['p95'])}, max {ms(f['max'])}")
+    out.figure("page time (as the clients waited)", f"p50 {ms(f['p50'])}, p95 {ms(f['p95'])}, max {ms(f['max'])}")
+    out.figure("server time (the web's own, /metrics)", _server_line(server))
     out.figure("errors (5xx or no answer)", f"{f['errors']}")
     for kind in PAGE_KINDS:
         k = page_figures([s for s in samples if s.kind == kind])
-        out.figure(f"  {kind}", f"n={k['requests']}, p50 {ms(k['p50'])}, p95 {ms(k['p95'])}, max {ms(k['max'])}")
+        own = _server_line(served.get(server_times.VIEW_OF_KIND[kind], {}), count=False)
+        out.figure(f"  {kind}", f"n={k['requests']}, p50 {ms(k['p50'])}, p95 {ms(k['p95'])}, max {ms(k['max'])}; "
+                   f"server {own}")
     out.figure("customers refreshed by the sweep meanwhile", f"{refreshed} of {len(world.customers)}")
     logs_and_processes(out, stack, marks)
-    out.expect(f["errors"] == 0, f"{f['errors']} errors: {_statuses([s for s in samples if s.status in (0,) or s.status >= 500])}")
+    out.expect(f["errors"] == 0,
+               f"{f['errors']} errors: {_statuses([s for s in samples if s.status == 0 or s.status >= 500])}")
     out.expect(not [s for s in samples if s.status != 200], f"pages not 200: "
                f"{_statuses([s for s in samples if s.status != 200])}")
-    out.headline = f"{f['requests']} pages, {f['errors']} errors, p50 {ms(f['p50'])}, p95 {ms(f['p95'])}"
+    server_p95 = server_times.quantile(0.95, server)
+    out.headline = (f"{f['requests']} pages, {f['errors']} errors, p50 {ms(f['p50'])}, p95 {ms(f['p95'])} "
+                    f"(server p95 {ms(server_p95 * 1000) if server_p95 is not None else 'n/a'})")
     return out
+
+
+def _server_line(buckets: server_times.Buckets, count: bool = True) -> str:
+    """p50 / p95 of the web's own time (estimated within /metrics' histogram buckets)."""
+    p50, p95 = server_times.quantile(0.5, buckets), server_times.quantile(0.95, buckets)
+    if p50 is None or p95 is None:
+        return "not reported"
+    n = f"n={server_times.count(buckets)}, " if count else ""
+    return f"{n}p50 {ms(p50 * 1000)}, p95 {ms(p95 * 1000)}"
 
 
 def _statuses(samples: list[Sample]) -> str:
