@@ -416,7 +416,7 @@ def load(stack: FullStack, world: World, timing: Timing, seconds: float, clients
     out.figure("web", f"gunicorn, {stack.settings.web_workers} workers")
     out.figure("pages served", f"{f['requests']} in {seconds:.0f} s ({f['requests'] / seconds:.0f}/s)")
     out.figure("page time (as the clients waited)", f"p50 {ms(f['p50'])}, p95 {ms(f['p95'])}, max {ms(f['max'])}")
-    out.figure("server time (the web's own, /metrics)", _server_line(server))
+    out.figure("server time (the web's own, estimated in /metrics buckets)", _server_line(server))
     out.figure("errors (5xx or no answer)", f"{f['errors']}")
     for kind in PAGE_KINDS:
         k = page_figures([s for s in samples if s.kind == kind])
