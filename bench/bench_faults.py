@@ -14,10 +14,21 @@ runs one scenario after another (bench/fault_scenarios.py):
 4. the broker down while webhooks arrive: every event ends answered 2xx and refreshed;
 5. the sweep worker SIGKILLed mid-sweep: never a half-written customer, its pages redone
    within minutes;
-6. 50 signed-in clients browsing every kind of page while a sweep runs: zero errors.
+6. 50 signed-in clients browsing every kind of page while a sweep runs: zero errors; the
+   time each client waited (p50/p95) beside the web's own time per page, read from its
+   /metrics request histograms before and after (with the token when METRICS_TOKEN is set).
 
-Each prints its figures; a summary table ends the run, which exits 1 if any expectation
-failed. Everything runs on 127.0.0.1 and stops by itself.
+Every scenario also expects that no process (web, workers, beat) logs a traceback and
+none exits; the first traceback found is printed under its figures. Each prints its
+figures; a summary table ends the run, which exits 1 if any expectation failed.
+Everything runs on 127.0.0.1 and stops by itself.
+
+Options of the load (scenario 6), beside its length (--load-seconds) and --clients:
+  --think-seconds S  each client pauses S seconds between pages (default 0: the next page
+                     as soon as the last one answered, a closed loop that measures the most
+                     the web serves; a pause of a few seconds is closer to people reading);
+  --web-workers N    gunicorn workers of the web under test (4 threads each; default 2),
+                     for every scenario: the web is started once.
 """
 from __future__ import annotations
 
@@ -87,6 +98,10 @@ def main() -> None:
     parser.add_argument("--broker-down-seconds", type=float, default=60.0)
     parser.add_argument("--load-seconds", type=float, default=120.0)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--think-seconds", type=float, default=0.0,
+                        help="each load client's pause between pages (default 0: a closed loop)")
+    parser.add_argument("--web-workers", type=int, default=StackSettings.web_workers,
+                        help="gunicorn workers of the web (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="shorter faults and load (outage 45 s, storm 20 s, Redis 10 s, broker 20 s, load 30 s)")
     parser.add_argument("--keep-logs", default="", help="copy each process's log into this folder at the end")
@@ -99,6 +114,8 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(NAMES))
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+    if args.think_seconds < 0 or args.web_workers < 1:
+        parser.error("--think-seconds is 0 or more, --web-workers 1 or more")
 
     say(f"start: {uptime()}")
     tmp = tempfile.mkdtemp(prefix="bench-faults-")
@@ -106,7 +123,8 @@ def main() -> None:
     outcomes: list[scenarios.Outcome] = []
     try:
         emulator = bulk_emulator(tmp, args.customers, args.nodes)
-        stack = FullStack(emulator, StackSettings(max_rps=args.max_rps, sweep_interval=args.sweep_interval))
+        stack = FullStack(emulator, StackSettings(max_rps=args.max_rps, sweep_interval=args.sweep_interval,
+                                                    web_workers=args.web_workers))
         stack.send_webhooks_to_us()
         say(f"stack: web (gunicorn, {stack.settings.web_workers} workers), workers hot ({stack.settings.hot_threads} "
             f"threads) and sweep ({stack.settings.sweep_threads}), beat, read-model Redis, broker Redis; "
@@ -125,7 +143,8 @@ def main() -> None:
             "redis": lambda: scenarios.redis_restart(stack, world, timing, args.redis_down_seconds),
             "broker": lambda: scenarios.broker_down(stack, world, timing, args.broker_down_seconds),
             "kill": lambda: scenarios.worker_killed(stack, world, timing),
-            "load": lambda: scenarios.load(stack, world, timing, args.load_seconds, args.clients),
+            "load": lambda: scenarios.load(stack, world, timing, args.load_seconds, args.clients,
+                                           args.think_seconds),
         }
         for name in NAMES:
             if name not in chosen:

@@ -389,8 +389,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
                    "json": {"()": "dashboard.logs.JsonFormatter"}},
+    "filters": {"lost_ack": {"()": "dashboard.logs.LostAckFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # Sign-in throttling: failures and lockouts (WARNING), not four lines per sign-in.
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        # Sign-in throttling: failures and lockouts (WARNING), not four lines per sign-in.
+        "axes": {"level": "WARNING"},
+        # A task's acknowledgement lost to an unreachable broker: one warning line, no traceback.
+        "celery.worker.request": {"filters": ["lost_ack"]},
+    },
 }

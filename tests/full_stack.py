@@ -157,13 +157,19 @@ class FullStack:
     def no_webhooks(self) -> None:
         self.emulator.data("PUT", "/_emulator/webhook", json={"url": None})
 
-    def queue_lengths(self) -> dict[str, int] | None:
-        """Tasks waiting in each Celery queue, as /metrics reports them (None: not reported)."""
+    def metrics(self, timeout: float = 10.0) -> str | None:
+        """/metrics as a scraper reads it (with its token when METRICS_TOKEN is set); None: no answer."""
+        token = self.env.get("METRICS_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            text = self.http.get("/metrics", timeout=10).text
+            answer = self.http.get("/metrics", headers=headers, timeout=timeout)
         except (httpx.HTTPError, RuntimeError):  # RuntimeError: the stack stopped (its client closed)
             return None
-        found = {queue: int(float(n)) for queue, n in _QUEUE_LENGTH.findall(text)}
+        return answer.text if answer.status_code == 200 else None
+
+    def queue_lengths(self) -> dict[str, int] | None:
+        """Tasks waiting in each Celery queue, as /metrics reports them (None: not reported)."""
+        found = {queue: int(float(n)) for queue, n in _QUEUE_LENGTH.findall(self.metrics() or "")}
         return found or None
 
     def log_marks(self) -> dict[int, int]:

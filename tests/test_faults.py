@@ -2,7 +2,8 @@
 whole stack (web under gunicorn, hot and sweep workers, beat, the read model's Redis, the
 broker's own Redis, the emulator) with Stigg down, the read model's Redis restarted empty
 and the broker down while webhooks arrive. Each scenario checks its own expectations
-(bench/fault_scenarios.py) and returns the ones that failed; here there must be none.
+(bench/fault_scenarios.py), a traceback in no process's log among them, and returns the
+ones that failed; here there must be none.
 The long ones (a 429 storm, a worker SIGKILLed and its pages redone after the visibility
 timeout, 50 clients of load) run in the bench only."""
 from __future__ import annotations
@@ -59,7 +60,7 @@ def passed(outcome: scenarios.Outcome) -> bool:
 
 def test_it_serves_every_page_through_a_stigg_outage_and_catches_up_after(faults):
     outcome = scenarios.stigg_outage(*faults, seconds=12)
-    assert passed(outcome), (outcome.failures, outcome.figures)
+    assert passed(outcome), (outcome.failures, outcome.figures, outcome.first_traceback)
 
 
 def test_it_serves_the_503_page_while_redis_restarts_and_fills_it_again(faults):
@@ -69,6 +70,6 @@ def test_it_serves_the_503_page_while_redis_restarts_and_fills_it_again(faults):
 
 def test_it_refreshes_every_webhook_event_answered_while_the_broker_was_down(faults):
     outcome = scenarios.broker_down(*faults, seconds=10)
-    assert passed(outcome), (outcome.failures, outcome.figures)
+    assert passed(outcome), (outcome.failures, outcome.figures, outcome.first_traceback)
     stack = faults[0]
     assert not stack.exited(), f"processes exited: {stack.exited()}"
