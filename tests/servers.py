@@ -66,17 +66,20 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 class RedisServer:
-    def __init__(self, port: int | None = None) -> None:
-        """A new empty redis-server, on ``port`` when given (a restart where clients expect it)."""
+    def __init__(self, port: int | None = None, dump: str | None = None) -> None:
+        """A new empty redis-server, on ``port`` when given (a restart where clients expect it);
+        ``dump``: an RDB file it starts from instead (a benchmark's saved read model)."""
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="test-redis-")
+        if dump:
+            shutil.copy(dump, os.path.join(self.dir, "dump.rdb"))
         self.proc = subprocess.Popen(
             [*watched(), redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
         )
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        deadline = time.time() + 10
+        deadline = time.time() + (600 if dump else 10)  # loading gigabytes takes a while
         while time.time() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
