@@ -11,7 +11,8 @@ other; the owner as its metadata gives it, stripped, case kept: documents.accoun
 The near-limit index's per-owner set of customer ids (near:customers:owner:{o}) cannot
 serve here: it has no order, and the order's members are not ids. Its
 member there holds its search text (id, name and email, casefolded, \\0 and \\x1f replaced,
-each once: see _index_entry), so a search reads one sorted set.
+each once: see _index_entry). A search is answered by each web process's own index of that
+text (search.py), which follows the list's changes through a log written here.
 
 Every customer write is one MULTI/EXEC under WATCH of that customer's own keys, so a reader
 never sees half an update and a task may run twice. Reads never write.
@@ -33,35 +34,33 @@ from .keys import CUSTOMER_SORTS
 from .nearlimit import Facets, customer_facets, facets_of, queue_facets
 from .packed import pack, unpack
 from .promotions import promotion_members_of, queue_promotions
+from .search import index_for, queue_logged_change
 from .rankings import entitlement_members_of, queue_forget_members, queue_rankings
 from .values import CustomerPage, CustomerRow, as_str, epoch, iso, parse_time, to_json
 
 # Customers with no metered entitlement sort last by utilization.
 NO_UTILIZATION_SCORE = -1.0
 
-# Customer search, server-side: walk one sort order (its key already narrowed to the plan and
-# status filter), keep the members containing the needle, return the total and one page of
-# members. Read-only, no temporary keys. Each member carries its search text (_index_entry),
-# so one ZRANGE is the only command. Measured at 10,000 customers (bench/bench_read_model.py):
-# ~3 ms, two thirds of it loading the members into Lua; a lookup per member (HGET, or HMGET
-# per 1,000 ids) cost 15-30 ms, ZSCAN MATCH ~11 ms, and ZRANGE in chunks of 1,000 no less.
-# A plain string.find over the whole member is exact (see _index_entry); a needle holding the
-# \0 / \x1f that separate the parts never reaches here (customers_page: nothing matches).
-# KEYS: order zset. ARGV: needle, offset, limit, reverse.
-_SEARCH_CUSTOMERS = r"""
-local members
-if ARGV[4] == '1' then members = redis.call('zrevrange', KEYS[1], 0, -1)
-else members = redis.call('zrange', KEYS[1], 0, -1) end
+# A search by utilization matching more customers than search.SORT_BY_SCORE: walk the
+# filter's utilization order (each member holds its search text, _index_entry) in chunks,
+# highest first, until the page is full; so its cost follows how far down the page is,
+# not how many customers there are. KEYS: order zset. ARGV: needle, offset, limit.
+_WALK_BY_UTILIZATION = r"""
 local needle, first = ARGV[1], tonumber(ARGV[2]) + 1
 local last = first + tonumber(ARGV[3]) - 1
-local total, page = 0, {}
-for _, m in ipairs(members) do
-  if string.find(m, needle, 1, true) then
-    total = total + 1
-    if total >= first and total <= last then page[#page + 1] = m end
+local found, page, start = 0, {}, 0
+while true do
+  local chunk = redis.call('zrevrange', KEYS[1], start, start + 999)
+  if #chunk == 0 then return page end
+  for _, m in ipairs(chunk) do
+    if string.find(m, needle, 1, true) then
+      found = found + 1
+      if found >= first then page[#page + 1] = m end
+      if found >= last then return page end
+    end
   end
+  start = start + 1000
 end
-return {total, page}
 """
 
 
@@ -225,6 +224,8 @@ class Customers(Store):
             pipe.hdel(self.keys.indexed(), cid)
         else:
             pipe.hset(self.keys.indexed(), cid, to_json(new))
+        if new != old:
+            queue_logged_change(pipe, self.keys, cid)
 
     # --- reads ------------------------------------------------------------------------
 
@@ -264,8 +265,8 @@ class Customers(Store):
 
         Every owner / plan / status filter has its own sort order (see the module docstring), so
         without search the page is a rank range on one sorted set (O(log N + limit)). A
-        search runs a read-only Lua script over the filter's sort order that returns only
-        the total and the page's members, so no 10,000-row transfer reaches Python.
+        search is found in this process's search index (search.py): the total (a lower
+        bound past search.COUNT_CAP, ``more``) and the page's ids, then their rows.
         """
         offset, limit = max(0, offset), max(1, min(limit, 500))
         key = self.keys.order(sort, _clean(plan), _clean(status), (owner or "").strip())
@@ -279,14 +280,36 @@ class Customers(Store):
         elif "\0" in needle or "\x1f" in needle:
             total, members = 0, []  # cleaned text never holds them (and they separate a member's parts)
         else:
-            total, members = self.r.eval(_SEARCH_CUSTOMERS, 1, key, needle, offset, limit, "1" if reverse else "0")
+            return self._search(needle, key, (_clean(plan), _clean(status), (owner or "").strip()), reverse,
+                                offset, limit)
         id_of = id_of_utilization_member if reverse else _id_of_name_member
-        total, ids = int(total), [id_of(as_str(m)) for m in members]
-        rows = self.customer_rows(ids)
+        return self._page([id_of(as_str(m)) for m in members], int(total), False, offset, limit)
+
+    def _search(self, needle: str, key: str, scope: tuple[str, str, str], by_utilization: bool, offset: int,
+                limit: int) -> CustomerPage:
+        """One page of the customers whose id, name or email holds ``needle`` (cleaned), in
+        the scope's ``key`` order, from this process's search index (search.py)."""
+        index = index_for(self.r, self.keys)
+        with index.lock:
+            index.refresh(self.r, self.keys)
+            found = index.find(needle.replace("\n", " "), scope, not by_utilization, offset, limit)
+        if not by_utilization:
+            ids = found.name_page
+        elif found.ids is not None:  # few: their scores, sorted as ZREVRANGE would (member order on ties)
+            scores = self.r.zmscore(self.keys.order("utilization"), [m for _, m in found.ids]) if found.ids else []
+            ranked = sorted(((score, member, cid) for (cid, member), score in zip(found.ids, scores)
+                             if score is not None), reverse=True)
+            ids = [cid for _, _, cid in ranked[offset:offset + limit]]
+        else:
+            members = self.r.eval(_WALK_BY_UTILIZATION, 1, key, needle, offset, limit)
+            ids = [id_of_utilization_member(as_str(m)) for m in members]
+        return self._page(ids, found.total, found.more, offset, limit)
+
+    def _page(self, ids: list[str], total: int, more: bool, offset: int, limit: int) -> CustomerPage:
         return CustomerPage(
-            rows=rows, total=total, offset=offset, limit=limit,
-            next_offset=offset + limit if offset + limit < total else None,
-            prev_offset=max(0, offset - limit) if offset > 0 else None,
+            rows=self.customer_rows(ids), total=total, offset=offset, limit=limit,
+            next_offset=offset + limit if offset + limit < total or (more and len(ids) == limit) else None,
+            prev_offset=max(0, offset - limit) if offset > 0 else None, more=more,
         )
 
     def customer_rows(self, ids: Sequence[str]) -> list[CustomerRow]:

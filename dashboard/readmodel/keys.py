@@ -17,6 +17,8 @@ prefix.
                                          zset    member "{id}\\0{search text}" -> highest utilization (-1 when none)
     customers:indexed                    hash    id -> JSON: its plan, status, owner and two order members (to
                                                  remove them)
+    search:seq, search:log, search:epoch the list entries' change log each web process's search index
+                                         follows (search.py)
     customers:fetched_at                 zset    id -> epoch seconds of last good fetch (0 = never)
     customers:errored                    set     ids whose last refresh failed
     customers:changed                    zset    id -> epoch when "recently changed" expires
@@ -127,6 +129,15 @@ class Keys:
 
     def indexed(self) -> str:
         return f"{self.prefix}customers:indexed"
+
+    def search_seq(self) -> str:
+        return f"{self.prefix}search:seq"
+
+    def search_log(self) -> str:
+        return f"{self.prefix}search:log"
+
+    def search_epoch(self) -> str:
+        return f"{self.prefix}search:epoch"
 
     def fetched_at(self) -> str:
         return f"{self.prefix}customers:fetched_at"

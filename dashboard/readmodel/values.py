@@ -30,6 +30,7 @@ class CustomerPage:
     limit: int
     next_offset: int | None
     prev_offset: int | None
+    more: bool = False  # a search matched more customers than ``total`` counts (search.COUNT_CAP)
 
 
 @dataclass(frozen=True)
