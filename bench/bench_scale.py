@@ -36,6 +36,8 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
+import redis
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -209,15 +211,19 @@ def main() -> None:
         else:
             if keep:
                 keep.mkdir(parents=True, exist_ok=True)
-            emulator = bulk_emulator(str(keep or tmp), args.customers, args.nodes)
+            if keep and (keep / "emulator.sqlite3").exists():  # seeded before, not yet swept
+                emulator = Emulator(db_path=str(keep / "emulator.sqlite3"), workers=2, threads=32)
+                say(f"reused the seeded emulator in {keep}")
+            else:
+                emulator = bulk_emulator(str(keep or tmp), args.customers, args.nodes)
             parts.append(emulator)
             before = rm.r.info("memory")["used_memory"]
             fill_by_sweep(redis_server, emulator, args.customers, args.sweep_timeout)
             memory_report(rm.r, before)
             metered = history_sample(rm, emulator, args.history_sample)
             say(f"usage history fetched for {len(metered)} customers")
-            if keep:
-                rm.r.save()
+            if keep:  # SAVE of gigabytes outlasts the read model client's socket timeout
+                redis.Redis.from_url(redis_server.url, socket_timeout=None).save()
                 shutil.copy(os.path.join(redis_server.dir, "dump.rdb"), keep / "dump.rdb")
                 say(f"kept the world and its read model in {keep}")
 

@@ -144,7 +144,11 @@ def test_past_the_count_cap_the_total_is_a_lower_bound_and_pages_stay_exact(worl
     assert 0 < len(expected_few) <= 20 and few.total == len(expected_few) and not few.more
     assert sorted(cid for cid, _ in few.ids) == sorted(expected_few)  # scored and sorted by the caller
     many = small.find("e", ("", "", ""), False, 0, 10)
-    assert many.more and many.ids is None  # by utilization: walk the order instead
+    assert (many.total, many.more, many.ids) == (50, True, None)  # by utilization: walk the order instead
+    exactly = SearchIndex(count_cap=len(expected), sort_by_score=20)
+    exactly.refresh(rm.r, rm.keys)
+    at_cap = exactly.find("e", ("", "", ""), True, 0, 30)
+    assert (at_cap.total, at_cap.more) == (len(expected), False)  # at the cap, not past it
 
 
 def test_an_index_follows_changes_in_blocks(world):

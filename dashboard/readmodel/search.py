@@ -67,7 +67,7 @@ def line_of(entry: dict[str, Any]) -> str:
     return entry["members"]["utilization"].replace("\0", "\x1f").replace("\n", " ")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     cid: str
     name_member: str
@@ -154,7 +154,7 @@ class _Sorted:
 
 @dataclass(frozen=True)
 class Found:
-    total: int  # matches; when ``more``, those counted (at least COUNT_CAP)
+    total: int  # matches; when ``more``, those counted (at least the cap)
     more: bool  # there may be more matches than ``total``
     name_page: list[str]  # name order: the ids of the page asked for
     ids: list[tuple[str, str]] | None  # utilization order: (id, util member) of every match, when few
@@ -212,22 +212,26 @@ class SearchIndex:
         if index is None:
             if len(self.sorted) >= FILTERED_CACHE:
                 self.sorted.pop(next(k for k in self.sorted if k != ("", "", "")))
-            index = self.sorted[scope] = _Sorted([e for e in self.entries.values() if _in_scope(e, scope)], self.block)
+            entries = [e for e in self.entries.values() if _in_scope(e, scope)]
+            index = self.sorted[scope] = _Sorted(entries, self.block)
         return index
 
     def find(self, needle: str, scope: tuple[str, str, str], by_name: bool, offset: int, limit: int) -> Found:
         """Matches of ``needle`` among the customers of ``scope`` (plan, status, owner; ""
         any): their total (capped), and by name the page's ids, or by utilization every
         match's id when there are at most ``sort_by_score`` (None: walk the order instead)."""
+        # Counting stops at the first match past the cap (and past the page): it proves "more".
+        index = self._index(scope)
         if by_name:
-            total, page = self._index(scope).matches(
-                needle, lambda n: offset < n <= offset + limit, lambda n: n >= self.count_cap and n >= offset + limit)
-            return Found(total, total >= self.count_cap, [e.cid for e in page], None)
-        total, every = self._index(scope).matches(needle, lambda n: n <= self.sort_by_score,
-                                                  lambda n: n >= self.count_cap)
-        if total > self.sort_by_score:
-            return Found(total, total >= self.count_cap, [], None)
-        return Found(total, False, [], [(e.cid, e.util_member) for e in every])
+            counted, page = index.matches(needle, lambda n: offset < n <= offset + limit,
+                                          lambda n: n > self.count_cap and n > offset + limit)
+            more = counted > max(self.count_cap, offset + limit)
+            return Found(counted - 1 if more else counted, more, [e.cid for e in page], None)
+        counted, every = index.matches(needle, lambda n: n <= self.sort_by_score, lambda n: n > self.count_cap)
+        more = counted > self.count_cap
+        if counted > self.sort_by_score:
+            return Found(counted - 1 if more else counted, more, [], None)
+        return Found(counted, False, [], [(e.cid, e.util_member) for e in every])
 
 
 def _in_scope(entry: _Entry, scope: tuple[str, str, str]) -> bool:
