@@ -63,7 +63,10 @@ def fill_by_sweep(redis_server: RedisServer, emulator: Emulator, customers: int,
         started = time.monotonic()
         Celery(broker=redis_server.url).send_task("dashboard.tasks.sweep_customers", queue="sweep")
         last_said = started
-        while rm.customer_count() < customers or rm.sync_status().customers_behind:
+        # Done when every customer has been read once and the sweep's queue is empty ("behind"
+        # would never clear: a sweep this long makes its first customers older than that).
+        while (rm.customer_count() < customers or rm.r.zcount(rm.keys.fetched_at(), "-inf", 0)
+               or rm.r.llen("sweep")):
             if time.monotonic() - started > timeout:
                 raise SystemExit(f"the sweep did not fill the read model in {timeout:.0f} s "
                                  f"({rm.customer_count():,} of {customers:,})")
@@ -208,6 +211,8 @@ def main() -> None:
             parts.append(emulator)
             say(f"reused the world in {keep}: {rm.customer_count():,} customers")
             metered = [cid for cid in rm.customer_ids() if rm.r.exists(rm.keys.history(cid))]
+            if not metered:
+                metered = history_sample(rm, emulator, args.history_sample)
         else:
             if keep:
                 keep.mkdir(parents=True, exist_ok=True)

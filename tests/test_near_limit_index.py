@@ -263,3 +263,35 @@ def test_it_reads_a_few_customers_one_by_one_only_while_their_rows_are_few(rm, m
     page = rm.near_limit_page(q, limit=1)
     assert page.total is None and page.next_offset == 1  # a walk of the rankings, stopped after one more row
     assert [r.entity_id for r in page.rows] == ["b"]
+
+
+def test_rows_crossing_the_default_threshold_move_in_and_out_of_the_near_rankings(rm):
+    """By usage or urgency at >= 80 % a walk reads the rankings' near copies (nearlimit_near.py):
+    rows rising past 80 %, falling under it, losing their limit, or going with their customer
+    are read as the reference says after each rewrite."""
+    rnd = random.Random(5)
+    world: dict = {}
+    for step in range(4):
+        for i in range(12):
+            cid = f"c{i}"
+            if step == 3 and i % 4 == 0:
+                if cid in world:
+                    rm.remove_customers([cid])
+                    del world[cid]
+                continue
+            budgets = tuple(budget(f"e{j}", rnd.randrange(0, 130), rnd.choice([100, 100, 100, None]),
+                                   type_=rnd.choice(["team", "user"])) for j in range(rnd.randrange(0, 6)))
+            world[cid] = customer_snapshot(cid, api=rnd.randrange(0, 1300), fetched_at=T0 + timedelta(minutes=step),
+                                           budgets=budgets)
+        write_all(rm, world)
+        for order in ("usage", "urgency"):
+            for threshold in (0.8, 0.95):
+                for filters in ({}, {"entity_type": "user"}):
+                    q = Q(order=order, min_utilization=threshold, **filters)
+                    assert found(rm.iter_near_limit(q, batch=7)) == expected(world, q), (step, q)
+        near = {m for kind in ("budgets", "entitlements") for by in ("usage", "urgency")
+                for m in rm.r.zrange(rm.keys.rank_near(kind, by), 0, -1)}
+        at_80 = {m for kind in ("budgets", "entitlements")
+                 for m in rm.r.zrangebyscore(rm.keys.rank_budgets("utilization") if kind == "budgets"
+                                             else rm.keys.rank_entitlements(), "-inf", -0.8)}
+        assert near == at_80, step  # the copies hold exactly the rows at or above 80 %

@@ -33,6 +33,7 @@ from .documents import GovernanceSummary
 from .keys import Keys
 from .nearlimit import budget_member, split_budget_member
 from .nearlimit_bounds import queue_bounds
+from .nearlimit_near import queue_near
 from .nearlimit_rare import queue_rare
 from .packed import pack, pack_node, unpack, unpack_node
 from .values import BudgetRank, as_str, parse_time, to_json
@@ -153,6 +154,7 @@ def queue_governance(pipe: Any, keys: Keys, customer_id: str, gov: GovernanceWri
         if mapping:
             pipe.zadd(keys.rank_budgets(order), mapping)
     queue_rare(pipe, keys, "b", old_members - members, members - old_members)
+    queue_near(pipe, keys, "budgets", scores, old_members | members)
     if own:
         pipe.zadd(keys.budget_utilization(), {cid: max(own)})
     else:
@@ -167,6 +169,7 @@ def queue_forget_governance(pipe: Any, keys: Keys, customer_id: str, old_members
         for order in BUDGET_ORDERS:
             pipe.zrem(keys.rank_budgets(order), *old_members)
     queue_rare(pipe, keys, "b", old_members, ())
+    queue_near(pipe, keys, "budgets", {}, old_members)
     pipe.zrem(keys.budget_utilization(), cid)
 
 

@@ -33,6 +33,9 @@ prefix.
     rank:budgets:utilization             zset    "{customer}|{entity}|{scope}|c={feature or $currency}|t={type}|" -> -utilization
     rank:budgets:usage                   zset    same member -> -current usage
     rank:budgets:urgency                 zset    same member -> -urgency (time to limit before reset)
+    rank:{budgets|entitlements}:{usage|urgency}:near
+                                         zset    the members at or above 80 % only, same scores
+                                                 (nearlimit_near.py)
     near:facets                          hash    part(customer id) -> its facets (nearlimit.Facets.encode)
     near:values:{facet}[:{b|e}]          zset    value -> customers having it (facet: plan, owner, capability,
                                                  entity_type); :b / :e those whose budgets / entitlements have it
@@ -70,7 +73,8 @@ DEFAULT_PREFIX = "stiggadmin:rm:"
 # (a rare capability's or entity type's members, nearlimit_rare.py), near:bounds
 # (nearlimit_bounds.py); 10: promotions by end date (promo:*); 11: "My accounts": the list's
 # sort orders and the promotions by end date per account owner too, promo:members as JSON;
-# 12: governance nodes packed against a preset dictionary, hierarchy indexes packed (packed.py)
+# 12: governance nodes packed against a preset dictionary, hierarchy indexes packed (packed.py),
+# rank:*:{usage|urgency}:near (nearlimit_near.py)
 LAYOUT_VERSION = "12"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")
@@ -165,6 +169,12 @@ class Keys:
         if by not in BUDGET_RANKINGS:
             raise ValueError(f"budgets rank by utilization, usage or urgency, not {by!r}")
         return f"{self.prefix}rank:budgets:{by}"
+
+    def rank_near(self, kind: str, by: str) -> str:
+        """The rows of a ranking at or above nearlimit_near.NEAR, in ``by`` order (usage, urgency)."""
+        if kind not in ("budgets", "entitlements") or by not in ("usage", "urgency"):
+            raise ValueError(f"no near ranking of {kind} by {by}")
+        return f"{self.prefix}rank:{kind}:{by}:near"
 
     # --- near-limit facets (nearlimit.py) -----------------------------------------------------
 

@@ -55,6 +55,7 @@ from .base import Store
 from .documents import account_owner
 from .keys import BUDGET_RANKINGS, NEAR_FACETS, Keys, part
 from .nearlimit_bounds import BOUNDED_ORDERS
+from .nearlimit_near import walk_ranking
 from .nearlimit_rare import rare_list
 from .nearlimit_scripts import RARE_SCRIPT, WALK_SCRIPT
 from .packed import unpack
@@ -405,8 +406,10 @@ class NearLimitIndex(Store):
     def _walk(self, query: NearLimitQuery, skip: int, limit: int,
               cursor: tuple[str, str, str, str]) -> tuple[list[str], bool, int, bool, tuple[str, str, str, str]]:
         """(members, one more exists, matches seen, reached the end, cursor after the last)."""
-        keys = [*self._order_keys(query.order), self.keys.near_facets(), self.keys.near_bounds("b", query.order),
-                self.keys.near_bounds("e", query.order)]
+        keys = [walk_ranking(self.keys, "budgets", query.order, query.min_utilization),
+                walk_ranking(self.keys, "entitlements", query.order, query.min_utilization),
+                *self._order_keys(query.order)[2:], self.keys.near_facets(),
+                self.keys.near_bounds("b", query.order), self.keys.near_bounds("e", query.order)]
         budgets, entitlements = self._kinds(query)
         if not (budgets or entitlements):
             return [], False, 0, True, cursor

@@ -15,6 +15,7 @@ from .documents import CustomerDocument, EntitlementDoc
 from .keys import BUDGET_RANKINGS, Keys
 from .nearlimit import entitlement_member, join_members, split_entitlement_member, split_members
 from .nearlimit_bounds import queue_bounds
+from .nearlimit_near import queue_near
 from .nearlimit_rare import queue_rare
 from .values import EntitlementRank, HistogramBin, ThresholdCounts, as_str, iso, parse_time, to_json
 
@@ -54,6 +55,8 @@ def queue_rankings(pipe: Any, keys: Keys, doc: CustomerDocument, old_members: se
             pipe.zadd(keys.rank_entitlements(by), {m: -scores[by] for m, (scores, _) in new_members.items()})
         pipe.hset(keys.rank_entitlement_rows(), mapping={m: row for m, (_, row) in new_members.items()})
     queue_rare(pipe, keys, "e", stale, set(new_members) - old_members)
+    queue_near(pipe, keys, "entitlements", {by: {m: -scores[by] for m, (scores, _) in new_members.items()}
+                                            for by in BUDGET_RANKINGS}, old_members | set(new_members))
     if new_members:
         pipe.set(keys.members(cid), join_members(new_members))
     else:
@@ -86,6 +89,7 @@ def queue_forget_members(pipe: Any, keys: Keys, members: set[str]) -> None:
             pipe.zrem(keys.rank_entitlements(by), *members)
         pipe.hdel(keys.rank_entitlement_rows(), *members)
         queue_rare(pipe, keys, "e", members, ())
+        queue_near(pipe, keys, "entitlements", {}, members)
 
 
 def queue_entitlement_rows(pipe: Any, keys: Keys, members: list[str]) -> None:
