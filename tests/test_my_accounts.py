@@ -301,3 +301,20 @@ def user_model() -> Any:
     from django.contrib.auth import get_user_model
 
     return get_user_model()
+
+
+def test_the_nav_counts_open_alerts_up_to_99_then_says_99_plus(world, maria, alerts):
+    """Past 99 the badge stops counting (every page shows it; /alerts/ gives the exact number)."""
+    everyone = signed_in_as("everyone")  # no owner name: the nav counts every account's
+    assert 'aria-label="68 open"' in get(everyone, "customers").content.decode()
+    now = datetime.now(timezone.utc)
+    Alert.objects.bulk_create([Alert(customer_id=f"x{i:02d}", account_owner=WEI, kind="entitlement", subject="e|api",
+                                     capability="api", level="warning", worst_level="warning", opened_at=now)
+                               for i in range(31)])  # 99 now
+    assert 'aria-label="99 open">99<' in get(everyone, "customers").content.decode()
+    Alert.objects.create(customer_id="x99", account_owner=WEI, kind="entitlement", subject="e|api", capability="api",
+                         level="warning", worst_level="warning", opened_at=now)
+    page = get(everyone, "customers").content.decode()
+    assert 'aria-label="more than 99 open">99+<' in page
+    assert "100 open alerts" in text_of(get(everyone, "alerts"))  # the page itself counts them all
+    assert 'aria-label="55 open"' in get(maria, "customers").content.decode()  # Maria's own: still counted
