@@ -344,9 +344,14 @@ class Alert(models.Model):
         permissions = [("acknowledge_alert", "Can acknowledge and snooze alerts")]
         constraints = [models.UniqueConstraint(fields=("customer_id", "subject"), condition=models.Q(state="open"),
                                                name="alert_one_open_per_subject")]
-        # The list (open alerts newest first, the nav's count) and one customer's alerts.
+        # The list (open alerts newest first) and one customer's alerts; and the count of those
+        # needing attention (/alerts/ and its My accounts, the nav's), read from the index
+        # alone: at 100,000 customers ~62,000 alerts are open and counting them from the
+        # table took 13 ms (with an owner 20), from this index 5 (with an owner 1.7; SQLite).
         indexes = [models.Index(fields=("state", "opened_at", "id"), name="alert_state_opened_idx"),
-                   models.Index(fields=("customer_id", "state", "opened_at"), name="alert_customer_idx")]
+                   models.Index(fields=("customer_id", "state", "opened_at"), name="alert_customer_idx"),
+                   models.Index(fields=("state", "acknowledged_at", "account_owner", "snoozed_until"),
+                                name="alert_attention_idx")]
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.subject} {self.level} ({self.state})"
