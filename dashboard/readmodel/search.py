@@ -6,7 +6,7 @@ Walking a sort order in a Lua script (every member holds its search text) costs 
 member: ~3 ms at 10,000 customers, ~120 ms at 100,000 (bench_read_model.py), and a Lua
 script cannot read a big string faster (GET of 11 MB into Lua: ~15 ms). So each process
 keeps the text itself, in name order, in blocks of joined lines, and finds a needle with
-``str.find`` over them (C speed: a rare needle over 100,000 customers in ~2 ms):
+``str.find`` over them (C speed: the page of a rare needle at 100,000 customers, 6–8 ms):
 
     search:seq      string  bumped by every change of a customer's list entry
     search:log      zset    customer id -> the seq of its last change (one member
@@ -19,7 +19,8 @@ utilization, which search reads from the sort order at query time) is logged in 
 customer's own transaction (``queue_logged_change``). Before a search, a process reads the
 seq (one round trip) and, when it moved, the entries logged since its own, so its answer
 is as current as the list's. A process starts, or falls too far behind (more than
-REBUILD_AFTER changes), by reading every entry (``customers:indexed``; ~0.3 s at 100,000).
+REBUILD_AFTER changes), by reading every entry (``customers:indexed``; ~2.4 s at 100,000 on
+a busy box, once per process).
 
 A needle matching more than COUNT_CAP customers gives its total as "more than COUNT_CAP"
 (counting every match costs ~0.4 µs each); its pages stay exact: in name order the index's
