@@ -17,7 +17,6 @@ import argparse
 import os
 import random
 import re
-import shutil
 import sys
 import tempfile
 import threading
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.figures import pct, say  # noqa: E402
 from tests.full_stack import wait_until  # noqa: E402
-from bench.harness import django_here  # noqa: E402
+from bench.harness import django_here, stop_parts  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env  # noqa: E402
 
 SECRET = "bench-webhook-secret"
@@ -118,9 +117,7 @@ def main() -> None:
         django_here(redis_server.url, tmp, database_url=database_url)
         bench_main(args, emulator, redis_server, database_url, parts)
     finally:
-        for part in reversed(parts):
-            part.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_parts(parts, tmp)
 
 
 def bench_main(args, emulator, redis_server, database_url: str, parts: list) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import shutil
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.figures import say  # noqa: E402
-from bench.harness import django_here, say_header, signed_in_client, time_page  # noqa: E402
+from bench.harness import django_here, say_header, signed_in_client, stop_parts, time_page  # noqa: E402
 from tests.servers import Emulator, RedisServer  # noqa: E402
 
 CUSTOMER = "bigcorp"
@@ -156,9 +155,7 @@ def main() -> None:
         for label, url_of, headers in cases:
             time_page(label, browser, url_of, headers, args.requests)
     finally:
-        for part in reversed(parts):
-            part.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_parts(parts, tmp)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.figures import say  # noqa: E402
-from bench.harness import bulk_emulator, django_here, say_header, signed_in_client, time_page  # noqa: E402
+from bench.harness import bulk_emulator, django_here, say_header, signed_in_client, stop_parts, time_page  # noqa: E402
 from tests.servers import CeleryWorker, RedisServer, django_env  # noqa: E402
 
 
@@ -128,9 +127,7 @@ def main() -> None:
         for label, url_of, headers in mine_cases:
             time_page(label, csm, url_of, headers, args.requests)
     finally:
-        for part in reversed(parts):
-            part.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_parts(parts, tmp)
 
 
 if __name__ == "__main__":

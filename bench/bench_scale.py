@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.figures import say  # noqa: E402
-from bench.harness import bulk_emulator, django_here, say_header, signed_in_client, time_page  # noqa: E402
+from bench.harness import bulk_emulator, django_here, say_header, signed_in_client, stop_parts, time_page  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, django_env  # noqa: E402
 
 MIB = 2 ** 20
@@ -262,9 +262,7 @@ def main() -> None:
 
             time_csv(browsers["all"], reverse("near-limit-csv"))
     finally:
-        for part in reversed(parts):
-            part.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_parts(parts, tmp)
 
 
 if __name__ == "__main__":

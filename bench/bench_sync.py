@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -51,7 +50,7 @@ from dashboard import sync  # noqa: E402
 from dashboard.readmodel import ReadModel  # noqa: E402
 from dashboard.stigg import StiggClient  # noqa: E402
 from bench.figures import pct, say  # noqa: E402
-from bench.harness import bulk_emulator  # noqa: E402
+from bench.harness import bulk_emulator, stop_parts  # noqa: E402
 from tests.full_stack import wait_until  # noqa: E402
 from tests.servers import CeleryWorker, Emulator, RedisServer, WebServer, django_env  # noqa: E402
 
@@ -254,9 +253,7 @@ def main() -> None:
         stats = emulator.data("GET", "/_emulator/stats")
         say(f"most requests Stigg saw in one second at the 20 req/s rate limit: {stats['maxPerSecond']}")
     finally:
-        for part in reversed(parts):
-            part.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_parts(parts, tmp)
 
 
 if __name__ == "__main__":
