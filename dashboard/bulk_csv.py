@@ -25,10 +25,10 @@ from datetime import date, datetime
 from typing import Iterable
 
 from .actions.promotions import PromotionInputError
-from .auditlog.export import safe_text
 from .forms_promotion import LAST_END_DATE, end_of_day, parse_limit
 from .rules.bulk import Amount, RowError
 from .rules.promotions import PERIODS
+from .spreadsheet import safe_text
 
 COLUMNS = ("customer", "feature", "limit", "period", "end_date")
 TEMPLATE_ROWS = (("acme-corp", "api-calls", "50000", "1 month", ""),

@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 
 from dashboard.auditlog import AuditFilters, Cursor, parse, read_page
-from dashboard.auditlog.export import cells, safe_text
+from dashboard.auditlog.export import cells
+from dashboard.spreadsheet import safe_text
 from dashboard.auditlog.present import describe_change, ticket_url, value_text, what
 from dashboard.models import AuditEntry
 

@@ -4,26 +4,17 @@ rows never sit in memory at once. Text cells a spreadsheet would run as a formul
 quote first."""
 from __future__ import annotations
 
-import csv
 import json
 from typing import Any, Iterator
 
 from ..models import AuditEntry
+from ..spreadsheet import line_writer, safe_text
 from .query import AuditFilters
 
 CSV_CHUNK = 1000  # rows read from the database at a time
 LINES_PER_PIECE = 200  # lines handed to the server at a time
 HEADER = ("at", "user", "action", "customer_id", "entity_id", "capability", "scope", "before", "after", "reason",
           "ticket", "outcome", "stigg_status", "stigg_answer", "id", "batch")
-# Spreadsheets run a cell starting with these as a formula (tab and CR too, as /near-limit.csv).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_text(value: str | None) -> str:
-    """Text as a cell a spreadsheet shows as text, never runs as a formula."""
-    if not value:
-        return ""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def _json(value: Any) -> str:
@@ -39,16 +30,9 @@ def cells(entry: AuditEntry) -> list[str]:
             safe_text(entry.stigg_answer), str(entry.pk), str(entry.batch_id or "")]
 
 
-class _Line:
-    """csv.writer writes into this and gets the line back: one line at a time, no buffer."""
-
-    def write(self, text: str) -> str:
-        return text
-
-
 def csv_lines(filters: AuditFilters) -> Iterator[str]:
     """The CSV, LINES_PER_PIECE lines to a piece: the server writes pieces, not 100,000 lines."""
-    writer = csv.writer(_Line())
+    writer = line_writer()
     piece = [writer.writerow(HEADER)]
     for entry in filters.queryset().order_by("-at", "-id").iterator(chunk_size=CSV_CHUNK):
         piece.append(writer.writerow(cells(entry)))

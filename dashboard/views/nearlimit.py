@@ -4,10 +4,9 @@ utilization, ordered and filtered (``/near-limit/``), and the same rows as CSV, 
 owner filter set to their name)."""
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
@@ -15,20 +14,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from .. import tasks
-from ..codec import load
 from ..forms import DEFAULT_MIN_UTILIZATION, NEAR_LIMIT_THRESHOLDS, PAGE_SIZE, NearLimitFilter, threshold_label
 from ..models import account_owner_of
+from ..nearlimit_csv import csv_lines, row_link, time_to_limit_words
 from ..readmodel import NearLimitQuery, NearLimitRow, ReadModel
-from ..rules.governance import TimeToLimit, describe_time_to_limit
 from ..rules.my_accounts import MINE, MyAccounts, my_accounts
 from ..templatetags import ui
 from .common import frame, page_login_required, render_page
 from .customer import GRANT_PROMOTION
 from .nearlimit_cells import row_html
-
-CSV_BATCH = 500
-# Spreadsheets run a cell starting with these as a formula: text from Stigg gets a quote first.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _query(rm: ReadModel, request: HttpRequest) -> tuple[NearLimitFilter, NearLimitQuery, int, MyAccounts]:
@@ -67,24 +61,6 @@ def _params(query: NearLimitQuery, mine: MyAccounts, offset: int = 0, switch: bo
 
 def _with(url: str, query: str) -> str:
     return f"{url}?{query}" if query else url
-
-
-def time_to_limit_words(row: NearLimitRow, now: datetime) -> str:
-    return describe_time_to_limit(load(TimeToLimit, row.ttl), now) if row.ttl else "not enough usage yet to project"
-
-
-def _reaches_at(row: NearLimitRow) -> datetime | None:
-    when = (row.ttl or {}).get("reaches_at")
-    return datetime.fromisoformat(when) if when else None
-
-
-def row_link(row: NearLimitRow, customer_url: str | None = None) -> str:
-    """Where a row is looked at: a budget in its customer's governance tree, opened at its
-    entity; an entitlement on its customer's page."""
-    customer_url = customer_url or reverse("customer", args=[row.customer_id])
-    if row.kind == "budget":
-        return f"{customer_url}/governance?{urlencode({'node': row.entity_id}, quote_via=quote)}"
-    return f"{customer_url}#metered"
 
 
 def _row(row: NearLimitRow, now: datetime) -> dict[str, Any]:
@@ -138,52 +114,6 @@ def near_limit(request: HttpRequest) -> HttpResponse:
 
 
 # --- CSV ---------------------------------------------------------------------------------------
-
-CSV_HEADER = ("kind", "customer_id", "customer_name", "plan", "account_owner", "entity_id", "entity_name",
-              "entity_type", "capability", "feature_name", "scope", "usage", "limit", "utilization",
-              "time_to_limit", "reaches_limit_at", "period", "period_end", "data_read_at", "link")
-
-
-class _Line:
-    """csv.writer writes into this and gets the line back: one line at a time, no buffer."""
-
-    def write(self, text: str) -> str:
-        return text
-
-
-def safe_text(value: str | None) -> str:
-    """Text from Stigg as a CSV cell a spreadsheet shows as text, never runs as a formula."""
-    if not value:
-        return ""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
-def _number(value: float | None) -> str:
-    if value is None:
-        return ""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _iso(value: datetime | None) -> str:
-    return value.isoformat() if value else ""
-
-
-def csv_cells(row: NearLimitRow, now: datetime, link: str) -> list[str]:
-    return [row.kind, safe_text(row.customer_id), safe_text(row.customer_name), safe_text(row.plan_id),
-            safe_text(row.owner), safe_text(row.entity_id), safe_text(row.entity_name), safe_text(row.entity_type),
-            safe_text(row.capability), safe_text(row.feature_name), safe_text(";".join(row.scope)),
-            _number(row.usage), _number(row.limit), _number(row.utilization), time_to_limit_words(row, now),
-            _iso(_reaches_at(row)), safe_text(row.period), _iso(row.period_end), _iso(row.fetched_at), link]
-
-
-def csv_lines(rm: ReadModel, query: NearLimitQuery, base_url: str) -> Iterator[str]:
-    """The header, then every row, read from Redis CSV_BATCH at a time as the client reads."""
-    writer = csv.writer(_Line())
-    now = datetime.now(timezone.utc)
-    yield writer.writerow(CSV_HEADER)
-    for row in rm.iter_near_limit(query, CSV_BATCH):
-        yield writer.writerow(csv_cells(row, now, base_url + row_link(row)))
-
 
 @page_login_required
 @require_GET
