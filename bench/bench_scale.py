@@ -12,7 +12,10 @@ server time on it.
    overview, customers (filters, sorts, searches, My accounts), a customer, a governed
    customer's governance page, near-limit (orders, filters, a later page, the partial),
    expiring promotions, alerts; p50 / p95 over ``--requests`` requests after a warm-up.
-4. Streams ``/near-limit.csv`` (every row at >= 80 %): the time to its first row and to its end.
+4. ``/near-limit.csv``: builds its snapshot as the worker does (export_tasks.py; its time,
+   rows and size printed), then times the whole download p50 / p95 from the snapshot (the
+   view as it opens, and My accounts), and once each read live (the same, snapshots off,
+   and two filters): the time to the first row and to the end.
 
 ``--keep DIR`` keeps the seeded emulator and the filled read model (an RDB dump) in DIR and,
 when they are there, starts from them instead of seeding and sweeping again (a page-only
@@ -34,6 +37,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 import redis
@@ -42,7 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.figures import say  # noqa: E402
-from bench.harness import bulk_emulator, django_here, say_header, signed_in_client, stop_parts, time_page  # noqa: E402
+from bench.harness import (  # noqa: E402
+    bulk_emulator, django_here, say_header, signed_in_client, stop_parts, time_page, time_requests,
+)
 from tests.servers import CeleryWorker, Emulator, RedisServer, django_env  # noqa: E402
 
 MIB = 2 ** 20
@@ -187,16 +193,53 @@ def page_cases(rm, metered: list[str], rng: random.Random) -> list[tuple[str, ob
 
 
 def time_csv(browser, url: str) -> None:
+    """One download read live, as the client reads it: the first row, and the end."""
     started = time.perf_counter()
     first = None
     lines = size = 0
-    for chunk in browser.get(url).streaming_content:
+    response = browser.get(url)
+    if "X-Snapshot-At" in response:
+        raise SystemExit(f"{url} came from the snapshot; this times the live read")
+    for chunk in response.streaming_content:
         if first is None and b"\n" in chunk:
             first = time.perf_counter() - started
         lines, size = lines + chunk.count(b"\n"), size + len(chunk)
     seconds = time.perf_counter() - started
-    say(f"{url}: {lines - 1:,} rows ({size / MIB:.1f} MiB); first row after {first * 1000:.0f} ms, "
+    say(f"{url} (live): {lines - 1:,} rows ({size / MIB:.1f} MiB); first row after {first * 1000:.0f} ms, "
         f"all of it in {seconds:.1f} s ({lines / seconds:,.0f} rows/s)")
+
+
+def time_csvs(browsers: dict, requests: int) -> None:
+    """The near-limit CSV: its snapshot built as the worker builds it, whole downloads of it
+    timed, then live reads (snapshots off, and filters no snapshot has)."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    from dashboard.export_tasks import snapshot_near_limit_csv
+    from emulator.demo.company import ACCOUNT_OWNERS
+
+    say(f"\nnear-limit CSV snapshot built: {snapshot_near_limit_csv()}")
+    url = reverse("near-limit-csv")
+
+    def download(browser) -> Callable:
+        def send() -> tuple:
+            response = browser.get(url)
+            if "X-Snapshot-At" not in response:
+                raise SystemExit(f"{url} was read live: no fresh snapshot")
+            size = sum(len(chunk) for chunk in response.streaming_content)
+            return response, f"{url} ({size / MIB:.1f} MiB)"
+        return send
+
+    say_header("near-limit CSV, whole download", requests)
+    time_requests("/near-limit.csv (snapshot)", download(browsers["all"]), requests)
+    time_requests("/near-limit.csv, My accounts (snapshot)", download(browsers["mine"]), requests)
+    interval = settings.NEAR_LIMIT_CSV_SNAPSHOT_SECONDS
+    settings.NEAR_LIMIT_CSV_SNAPSHOT_SECONDS = 0
+    try:
+        for live in (url, f"{url}?capability=agent-runs", f"{url}?owner={quote(ACCOUNT_OWNERS[0])}&plan=enterprise"):
+            time_csv(browsers["all"], live)
+    finally:
+        settings.NEAR_LIMIT_CSV_SNAPSHOT_SECONDS = interval
 
 
 def main() -> None:
@@ -258,9 +301,7 @@ def main() -> None:
                 continue
             time_page(label, browsers[who], url if callable(url) else (lambda url=url: url), headers, args.requests)
         if not args.only or "csv" in args.only:
-            from django.urls import reverse
-
-            time_csv(browsers["all"], reverse("near-limit-csv"))
+            time_csvs(browsers, args.requests)
     finally:
         stop_parts(parts, tmp)
 

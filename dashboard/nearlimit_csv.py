@@ -1,8 +1,19 @@
 """The near-limit rows as CSV (``/near-limit.csv``): the header, and one line per row,
 with a link back to where the row is looked at. Text from Stigg is made safe for
-spreadsheets (spreadsheet.py)."""
+spreadsheets (spreadsheet.py).
+
+The CSV of the near-limit view as it opens (every row at or above 80 %, by utilization),
+and of each account owner's rows ("My accounts"), is also built by a worker every
+NEAR_LIMIT_CSV_SNAPSHOT_SECONDS (export_tasks.py) and kept whole in the read model
+(readmodel/snapshots.py): read live, 32,870 rows at 100,000 customers take seconds to
+read and write, the snapshot about as long as Redis takes to hand it over. Its
+time-to-limit words are as of the build (the file name says when), its rows as the read
+model had them then; it is sent only while younger than SNAPSHOT_MAX_AGE_INTERVALS
+intervals, else the rows are read live, as for every other filter. Its links are written
+with LINK_BASE where the base URL goes, put in by the request that reads them."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Iterator
 from urllib.parse import quote, urlencode
@@ -10,11 +21,14 @@ from urllib.parse import quote, urlencode
 from django.urls import reverse
 
 from .codec import load
-from .readmodel import NearLimitQuery, NearLimitRow, ReadModel
+from .readmodel import CsvSnapshot, NearLimitQuery, NearLimitRow, ReadModel
 from .rules.governance import TimeToLimit, describe_time_to_limit
 from .spreadsheet import line_writer, safe_text
 
 CSV_BATCH = 500
+SNAPSHOT_QUERY = NearLimitQuery()  # the view as it opens; its owner filter is a body of its own
+SNAPSHOT_MAX_AGE_INTERVALS = 3
+LINK_BASE = "\x00"  # no cell holds it (spreadsheet.safe_text; ids in a link are percent-encoded)
 
 CSV_HEADER = ("kind", "customer_id", "customer_name", "plan", "account_owner", "entity_id", "entity_name",
               "entity_type", "capability", "feature_name", "scope", "usage", "limit", "utilization",
@@ -57,10 +71,44 @@ def csv_cells(row: NearLimitRow, now: datetime, link: str) -> list[str]:
             _iso(_reaches_at(row)), safe_text(row.period), _iso(row.period_end), _iso(row.fetched_at), link]
 
 
-def csv_lines(rm: ReadModel, query: NearLimitQuery, base_url: str) -> Iterator[str]:
+def csv_lines(rm: ReadModel, query: NearLimitQuery, base_url: str, now: datetime | None = None) -> Iterator[str]:
     """The header, then every row, read from Redis CSV_BATCH at a time as the client reads."""
     writer = line_writer()
-    now = datetime.now(timezone.utc)
+    now = now or datetime.now(timezone.utc)
     yield writer.writerow(CSV_HEADER)
     for row in rm.iter_near_limit(query, CSV_BATCH):
         yield writer.writerow(csv_cells(row, now, base_url + row_link(row)))
+
+
+# --- the snapshot --------------------------------------------------------------------------------
+
+
+def snapshot_bodies(rm: ReadModel, now: datetime) -> dict[str, bytes]:
+    """The lines of SNAPSHOT_QUERY's rows (key ""), and of each account owner's rows (key:
+    the owner), with LINK_BASE for the links' base URL."""
+    writer = line_writer()
+    every: list[str] = []
+    owners: dict[str, list[str]] = {}
+    for row in rm.iter_near_limit(SNAPSHOT_QUERY, CSV_BATCH):
+        line = writer.writerow(csv_cells(row, now, LINK_BASE + row_link(row)))
+        every.append(line)
+        if row.owner:
+            owners.setdefault(row.owner, []).append(line)
+    return {"": "".join(every).encode(), **{owner: "".join(lines).encode() for owner, lines in owners.items()}}
+
+
+def fresh_snapshot(rm: ReadModel, query: NearLimitQuery, interval: float, now: datetime) -> CsvSnapshot | None:
+    """The snapshot of ``query`` when there is one younger than SNAPSHOT_MAX_AGE_INTERVALS
+    intervals (``interval`` 0: snapshots are off), else None: read the rows live."""
+    if interval <= 0 or query.owner == "" or replace(query, owner=None) != SNAPSHOT_QUERY:
+        return None
+    snapshot = rm.near_limit_csv(query.owner)
+    if snapshot is None or (now - snapshot.at).total_seconds() > interval * SNAPSHOT_MAX_AGE_INTERVALS:
+        return None
+    return snapshot
+
+
+def snapshot_lines(snapshot: CsvSnapshot, base_url: str) -> Iterator[bytes]:
+    """The header, then the snapshot's lines with the request's base URL in its links."""
+    yield line_writer().writerow(CSV_HEADER).encode()
+    yield snapshot.body.replace(LINK_BASE.encode(), base_url.encode())

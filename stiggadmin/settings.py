@@ -264,6 +264,9 @@ if not ALERT_CLEAR_LEVEL <= ALERT_WARNING_LEVEL <= 1:
                                f"{ALERT_CLEAR_LEVEL:g} and {ALERT_WARNING_LEVEL:g}")
 # The pass over every customer's alerts (beat): closes what vanished, catches up after missed evaluations.
 ALERT_EVALUATE_INTERVAL_SECONDS = env_float("ALERT_EVALUATE_INTERVAL_SECONDS", 180.0, minimum=10)
+# The near-limit CSV as the view opens (and each owner's), built whole this often (0: never;
+# every CSV is then read live): dashboard/nearlimit_csv.py.
+NEAR_LIMIT_CSV_SNAPSHOT_SECONDS = env_float("NEAR_LIMIT_CSV_SNAPSHOT_SECONDS", 30.0, minimum=0)
 # Alert delivery, chosen by each person on /settings/ (dashboard/alerts/digest.py, notices.py).
 # The dashboard's address as its users reach it: digests and notices link to pages with it.
 DASHBOARD_URL = env_str("DASHBOARD_URL", f"http://127.0.0.1:{env_int('WEB_PORT', 8000, minimum=1)}").rstrip("/")
@@ -367,15 +370,20 @@ CELERY_TASK_ROUTES = {
     # immediate notices: never behind a full sweep (digests take the default queue)
     "dashboard.delivery_tasks.send_limit_notices": {"queue": "hot"},
     "dashboard.delivery_tasks.deliver_limit_notice": {"queue": "hot"},
+    # a snapshot older than 3 intervals is not sent: it must not wait behind a full sweep
+    "dashboard.export_tasks.snapshot_near_limit_csv": {"queue": "hot"},
 }
 # Beat says "the broker is unreachable" in one line, not a traceback per due task (stiggadmin/beat.py).
 CELERY_BEAT_SCHEDULER = "stiggadmin.beat:Scheduler"
-CELERY_IMPORTS = ("dashboard.approval_tasks", "dashboard.delivery_tasks", "dashboard.bulk_tasks")  # autodiscovery finds only tasks.py
+CELERY_IMPORTS = ("dashboard.approval_tasks", "dashboard.delivery_tasks", "dashboard.bulk_tasks",
+                  "dashboard.export_tasks")  # autodiscovery finds only tasks.py
 CELERY_BEAT_SCHEDULE = {
     "sweep-customers": {"task": "dashboard.tasks.sweep_customers", "schedule": SYNC_SWEEP_INTERVAL_SECONDS},
     "sweep-hot-customers": {"task": "dashboard.tasks.sweep_hot_customers", "schedule": SYNC_HOT_INTERVAL_SECONDS},
     "expire-grant-requests": {"task": "dashboard.approval_tasks.expire_grant_requests", "schedule": 600.0},
     "evaluate-all-alerts": {"task": "dashboard.tasks.evaluate_all_alerts", "schedule": ALERT_EVALUATE_INTERVAL_SECONDS},
+    **({"snapshot-near-limit-csv": {"task": "dashboard.export_tasks.snapshot_near_limit_csv",
+                                    "schedule": NEAR_LIMIT_CSV_SNAPSHOT_SECONDS}} if NEAR_LIMIT_CSV_SNAPSHOT_SECONDS else {}),
     # hourly: each person's digest goes out on the first run at or after its hour
     "send-alert-digests": {"task": "dashboard.delivery_tasks.send_due_digests", "schedule": 3600.0},
 }

@@ -5,7 +5,8 @@
 budget rankings; ``rankings`` the entitlement rankings, counts and histograms;
 ``nearlimit`` the near-limit facets and reads over those rankings (``nearlimit_rows`` the
 rows they read back, ``nearlimit_rare`` the rows of rare capabilities and entity types,
-``nearlimit_bounds`` where each one's rows begin in the rankings); ``promotions`` the
+``nearlimit_bounds`` where each one's rows begin in the rankings; ``snapshots`` their CSV
+as a worker built it); ``promotions`` the
 fleet's promotions by end date; ``syncstate`` freshness, the hot tier, status, locks and claims; ``catalog`` and ``history`` one value each; ``model`` puts them
 together as ``ReadModel``. ``documents`` and ``values`` are the typed values stored and
 returned; ``packed`` the stored form of the whole documents (customer, usage history).
@@ -21,13 +22,14 @@ from .model import ReadModel
 from .nearlimit import Facets, NearLimitQuery
 from .nearlimit_rows import NearLimitPage, NearLimitRow
 from .promotions import ExpiringPage
+from .snapshots import CsvSnapshot
 from .values import (
     BudgetRank, Catalog, CustomerPage, CustomerRow, EntitlementRank, HistogramBin, SyncStatus, ThresholdCounts,
     iso, parse_time,
 )
 
 __all__ = [
-    "LAYOUT_VERSION", "BudgetRank", "ExpiringPage", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow", "Facets",
+    "LAYOUT_VERSION", "BudgetRank", "CsvSnapshot", "ExpiringPage", "Catalog", "CustomerDocument", "CustomerPage", "CustomerRow", "Facets",
     "BlockingRef", "BudgetDoc", "EntitlementDoc", "EntitlementRank", "GovernanceSummary", "GovernanceWrite",
     "HistogramBin", "IndexNode", "NearLimitPage", "NearLimitQuery", "NearLimitRow", "NodeDoc", "empty_governance",
     "PromotionDoc", "ReadModel",

@@ -45,6 +45,9 @@ prefix.
     near:rows:{capability|entity_type}   zset    value -> ranking members having it (nearlimit_rare.py)
     near:rare:{capability|entity_type}:{value}
                                          set     while the value is rare: its members, "b"/"e" + member
+    near:csv                             hash    the near-limit CSV built by a worker: "at" (epoch seconds),
+                                                 "body:" + account owner ("" for every row) -> its lines
+                                                 (nearlimit_csv.py); near:csv:next while one is written
     sync:status                          hash    last sweep start/finish/duration/stats
     sync:counters                        hash    errors / rate_limited seen (cumulative)
     lock:customer:{id}                   string  per-customer refresh lock (token, PX expiry)
@@ -197,6 +200,9 @@ class Keys:
         if kind not in ("b", "e") or order not in BUDGET_RANKINGS:
             raise ValueError(f"no near-limit bounds of kind {kind!r} in order {order!r}")
         return f"{self.prefix}near:bounds:{kind}:{order}"
+
+    def near_csv(self, staging: bool = False) -> str:
+        return f"{self.prefix}near:csv" + (":next" if staging else "")
 
     def near_rows(self, facet: str) -> str:
         if facet not in RARE_FACETS:

@@ -18,13 +18,14 @@ from .nearlimit import DEFAULT_OWNER_KEY
 from .nearlimit_rows import NearLimit
 from .promotions import PromotionIndex
 from .rankings import Rankings
+from .snapshots import CsvSnapshots
 from .syncstate import SyncState
 from .values import as_str
 
 log = logging.getLogger(__name__)
 
 
-class ReadModel(Customers, Governance, Rankings, NearLimit, PromotionIndex, SyncState, CatalogStore,
+class ReadModel(Customers, Governance, Rankings, NearLimit, CsvSnapshots, PromotionIndex, SyncState, CatalogStore,
                 HistoryStore):
     @classmethod
     def from_settings(cls) -> "ReadModel":

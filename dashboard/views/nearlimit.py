@@ -1,7 +1,7 @@
 """Near limit: every governance budget and metered entitlement of the fleet at or above a
 utilization, ordered and filtered (``/near-limit/``), and the same rows as CSV, streamed
-(``/near-limit.csv``); "My accounts" by default for a user who owns accounts (``mine``: the
-owner filter set to their name)."""
+(``/near-limit.csv``, or a worker's snapshot of it); "My accounts" by default for a user
+who owns accounts (``mine``: the owner filter set to their name)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_GET
 from .. import tasks
 from ..forms import DEFAULT_MIN_UTILIZATION, NEAR_LIMIT_THRESHOLDS, PAGE_SIZE, NearLimitFilter, threshold_label
 from ..models import account_owner_of
-from ..nearlimit_csv import csv_lines, row_link, time_to_limit_words
+from ..nearlimit_csv import csv_lines, fresh_snapshot, row_link, snapshot_lines, time_to_limit_words
 from ..readmodel import NearLimitQuery, NearLimitRow, ReadModel
 from ..rules.my_accounts import MINE, MyAccounts, my_accounts
 from ..templatetags import ui
@@ -118,10 +119,16 @@ def near_limit(request: HttpRequest) -> HttpResponse:
 @page_login_required
 @require_GET
 def near_limit_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The rows as CSV: the worker's snapshot when it has this query's and it is fresh
+    (nearlimit_csv.py; ``X-Snapshot-At`` says when it was built), else read as sent."""
     rm = tasks.read_model()
     _, query, _, _ = _query(rm, request)
-    response = StreamingHttpResponse(csv_lines(rm, query, request.build_absolute_uri("/")[:-1]),
-                                     content_type="text/csv; charset=utf-8")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M")
+    base, now = request.build_absolute_uri("/")[:-1], datetime.now(timezone.utc)
+    snapshot = fresh_snapshot(rm, query, settings.NEAR_LIMIT_CSV_SNAPSHOT_SECONDS, now)
+    lines = snapshot_lines(snapshot, base) if snapshot else csv_lines(rm, query, base, now)
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    stamp = (snapshot.at if snapshot else now).strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="near-limit-{stamp}.csv"'
+    if snapshot:
+        response["X-Snapshot-At"] = snapshot.at.isoformat()
     return response

@@ -1,0 +1,43 @@
+"""The near-limit CSV as a worker built it (export_tasks.py, nearlimit_csv.py): its lines
+for every row at or above 80 %, and for each account owner's, ready to send. Replaced
+whole (written aside, then renamed over the last one), so a reader gets one build, never
+half of two."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Mapping
+
+from redis.client import NEVER_DECODE
+
+from .base import Store
+from .values import epoch
+
+EVERY_OWNER = ""  # the body of every row, whoever owns its account
+
+
+@dataclass(frozen=True)
+class CsvSnapshot:
+    at: datetime  # when the build began reading the rows
+    body: bytes  # the lines, without the header
+
+
+class CsvSnapshots(Store):
+    def write_near_limit_csv(self, at: datetime, bodies: Mapping[str, bytes]) -> None:
+        """Replace the snapshot: ``bodies`` by account owner (EVERY_OWNER: every row)."""
+        staging, pipe = self.keys.near_csv(staging=True), self.r.pipeline(transaction=False)
+        pipe.delete(staging)
+        pipe.hset(staging, "at", repr(epoch(at)))
+        for owner, body in bodies.items():
+            pipe.hset(staging, "body:" + owner, body)
+        pipe.rename(staging, self.keys.near_csv())
+        pipe.execute()
+
+    def near_limit_csv(self, owner: str | None = None) -> CsvSnapshot | None:
+        """The last snapshot's lines of ``owner``'s rows (None: every row; an owner with no
+        row: none), or None when no snapshot was built."""
+        at, body = self.r.execute_command("HMGET", self.keys.near_csv(), "at", "body:" + (owner or EVERY_OWNER),
+                                          **{NEVER_DECODE: True})
+        if at is None:
+            return None
+        return CsvSnapshot(datetime.fromtimestamp(float(at), timezone.utc), body or b"")
