@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import quote, urlencode
 
 from django.urls import reverse
@@ -53,6 +53,20 @@ def row_link(row: NearLimitRow, customer_url: str | None = None) -> str:
     return f"{customer_url}#metered"
 
 
+def _links(base_url: str) -> Callable[[NearLimitRow], str]:
+    """base_url + row_link of a row, each customer's URL reversed once (a governed customer
+    has thousands of rows)."""
+    customer_urls: dict[str, str] = {}
+
+    def link(row: NearLimitRow) -> str:
+        url = customer_urls.get(row.customer_id)
+        if url is None:
+            url = customer_urls[row.customer_id] = reverse("customer", args=[row.customer_id])
+        return base_url + row_link(row, url)
+
+    return link
+
+
 def _number(value: float | None) -> str:
     if value is None:
         return ""
@@ -73,11 +87,11 @@ def csv_cells(row: NearLimitRow, now: datetime, link: str) -> list[str]:
 
 def csv_lines(rm: ReadModel, query: NearLimitQuery, base_url: str, now: datetime | None = None) -> Iterator[str]:
     """The header, then every row, read from Redis CSV_BATCH at a time as the client reads."""
-    writer = line_writer()
+    writer, link = line_writer(), _links(base_url)
     now = now or datetime.now(timezone.utc)
     yield writer.writerow(CSV_HEADER)
     for row in rm.iter_near_limit(query, CSV_BATCH):
-        yield writer.writerow(csv_cells(row, now, base_url + row_link(row)))
+        yield writer.writerow(csv_cells(row, now, link(row)))
 
 
 # --- the snapshot --------------------------------------------------------------------------------
@@ -86,11 +100,11 @@ def csv_lines(rm: ReadModel, query: NearLimitQuery, base_url: str, now: datetime
 def snapshot_bodies(rm: ReadModel, now: datetime) -> dict[str, bytes]:
     """The lines of SNAPSHOT_QUERY's rows (key ""), and of each account owner's rows (key:
     the owner), with LINK_BASE for the links' base URL."""
-    writer = line_writer()
+    writer, link = line_writer(), _links(LINK_BASE)
     every: list[str] = []
     owners: dict[str, list[str]] = {}
     for row in rm.iter_near_limit(SNAPSHOT_QUERY, CSV_BATCH):
-        line = writer.writerow(csv_cells(row, now, LINK_BASE + row_link(row)))
+        line = writer.writerow(csv_cells(row, now, link(row)))
         every.append(line)
         if row.owner:
             owners.setdefault(row.owner, []).append(line)
