@@ -13,9 +13,10 @@ server time on it.
    customer's governance page, near-limit (orders, filters, a later page, the partial),
    expiring promotions, alerts; p50 / p95 over ``--requests`` requests after a warm-up.
 4. ``/near-limit.csv``: builds its snapshot as the worker does (export_tasks.py; its time,
-   rows and size printed), then times the whole download p50 / p95 from the snapshot (the
-   view as it opens, and My accounts), and once each read live (the same, snapshots off,
-   and two filters): the time to the first row and to the end.
+   rows and compressed size printed), then times the whole download p50 / p95 from the
+   snapshot (the view as it opens, asked as a browser asks, with gzip, and without; My
+   accounts), and once each read live (the same, snapshots off, and two filters): the
+   time to the first row and to the end.
 
 ``--keep DIR`` keeps the seeded emulator and the filled read model (an RDB dump) in DIR and,
 when they are there, starts from them instead of seeding and sweeping again (a page-only
@@ -221,9 +222,9 @@ def time_csvs(browsers: dict, requests: int) -> None:
     say(f"\nnear-limit CSV snapshot built: {snapshot_near_limit_csv()}")
     url = reverse("near-limit-csv")
 
-    def download(browser) -> Callable:
+    def download(browser, headers: dict) -> Callable:
         def send() -> tuple:
-            response = browser.get(url)
+            response = browser.get(url, **headers)
             if "X-Snapshot-At" not in response:
                 raise SystemExit(f"{url} was read live: no fresh snapshot")
             size = sum(len(chunk) for chunk in response.streaming_content)
@@ -231,12 +232,14 @@ def time_csvs(browsers: dict, requests: int) -> None:
         return send
 
     say_header("near-limit CSV, whole download", requests)
-    time_requests("/near-limit.csv (snapshot)", download(browsers["all"]), requests)
-    time_requests("/near-limit.csv, My accounts (snapshot)", download(browsers["mine"]), requests)
+    gzip = {"HTTP_ACCEPT_ENCODING": "gzip, deflate, br"}  # as a browser asks
+    time_requests("/near-limit.csv (snapshot, gzip)", download(browsers["all"], gzip), requests)
+    time_requests("/near-limit.csv (snapshot, no gzip)", download(browsers["all"], {}), requests)
+    time_requests("/near-limit.csv, My accounts (snapshot, gzip)", download(browsers["mine"], gzip), requests)
     interval = settings.NEAR_LIMIT_CSV_SNAPSHOT_SECONDS
     settings.NEAR_LIMIT_CSV_SNAPSHOT_SECONDS = 0
     try:
-        for live in (url, f"{url}?capability=agent-runs", f"{url}?owner={quote(ACCOUNT_OWNERS[0])}&plan=enterprise"):
+        for live in (url, f"{url}?entity_type=user", f"{url}?owner={quote(ACCOUNT_OWNERS[0])}&plan=enterprise"):
             time_csv(browsers["all"], live)
     finally:
         settings.NEAR_LIMIT_CSV_SNAPSHOT_SECONDS = interval

@@ -29,11 +29,11 @@ def snapshot_near_limit_csv() -> dict:
         return {"skipped": "a build is still running"}
     try:
         started, at = time.monotonic(), datetime.now(timezone.utc)
-        bodies = snapshot_bodies(rm, at)
+        bodies, rows = snapshot_bodies(rm, at)
         rm.write_near_limit_csv(at, bodies)
     finally:
         lock.release()
-    outcome = {"rows": bodies[""].count(b"\n"), "owners": len(bodies) - 1, "bytes": sum(map(len, bodies.values())),
+    outcome = {"rows": rows, "owners": len(bodies) - 1, "bytes": sum(map(len, bodies.values())),
                "seconds": round(time.monotonic() - started, 3)}
     log.info("Near-limit CSV snapshot built: %s", outcome)
     return outcome

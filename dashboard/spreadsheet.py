@@ -11,12 +11,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_text(value: str | None) -> str:
-    """Text as a cell a spreadsheet shows as text, never runs as a formula. NUL, which no
-    spreadsheet shows, becomes U+FFFD: no text can hold it (a CSV snapshot marks its link
-    bases with it, nearlimit_csv.py)."""
+    """Text as a cell a spreadsheet shows as text, never runs as a formula."""
     if not value:
         return ""
-    value = value.replace("\x00", "\ufffd")
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 

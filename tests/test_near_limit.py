@@ -184,7 +184,9 @@ def read_csv(response) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
 
 
-def test_it_streams_the_rows_as_csv(world, browser):
+def test_it_streams_the_rows_as_csv(world, browser, settings):
+    # links go to the dashboard's public address, wherever the file was asked for (it travels)
+    settings.DASHBOARD_URL = "https://dash.example"
     response = browser.get(reverse("near-limit-csv"), {"order": "usage"})
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -197,13 +199,13 @@ def test_it_streams_the_rows_as_csv(world, browser):
     research = rows[0]
     assert research["usage"] == "990" and research["limit"] == "1000" and research["utilization"] == "0.99"
     assert research["capability"] == "$credits" and research["account_owner"] == "Ada Lovelace"
-    assert research["link"] == "http://testserver/customers/acme/governance?node=research"
+    assert research["link"] == "https://dash.example/customers/acme/governance?node=research"
     for field in ("period_end", "data_read_at"):
         assert datetime.fromisoformat(research[field]).tzinfo is not None
     api = next(r for r in rows if r["capability"] == "api")
     assert api["feature_name"] == "API calls" and api["utilization"] == "0.95" and api["period"] == "MONTH"
     assert datetime.fromisoformat(api["reaches_limit_at"]) > datetime.fromisoformat(api["data_read_at"])
-    assert api["link"] == "http://testserver/customers/acme#metered"
+    assert api["link"] == "https://dash.example/customers/acme#metered"
 
 
 def test_it_applies_the_filters_to_the_csv_and_defuses_formulas(world, browser):

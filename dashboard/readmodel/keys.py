@@ -46,7 +46,7 @@ prefix.
     near:rare:{capability|entity_type}:{value}
                                          set     while the value is rare: its members, "b"/"e" + member
     near:csv                             hash    the near-limit CSV built by a worker: "at" (epoch seconds),
-                                                 "body:" + account owner ("" for every row) -> its lines
+                                                 "body:" + account owner ("" for every row) -> its file, gzip
                                                  (nearlimit_csv.py); near:csv:next while one is written
     sync:status                          hash    last sweep start/finish/duration/stats
     sync:counters                        hash    errors / rate_limited seen (cumulative)

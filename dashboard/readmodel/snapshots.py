@@ -1,7 +1,7 @@
-"""The near-limit CSV as a worker built it (export_tasks.py, nearlimit_csv.py): its lines
-for every row at or above 80 %, and for each account owner's, ready to send. Replaced
-whole (written aside, then renamed over the last one), so a reader gets one build, never
-half of two."""
+"""The near-limit CSV as a worker built it (export_tasks.py, nearlimit_csv.py): the file
+of every row at or above 80 %, and of each account owner's rows, gzip-compressed, ready
+to send. Replaced whole (written aside, then renamed over the last one), so a reader gets
+one build, never half of two."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,7 +19,7 @@ EVERY_OWNER = ""  # the body of every row, whoever owns its account
 @dataclass(frozen=True)
 class CsvSnapshot:
     at: datetime  # when the build began reading the rows
-    body: bytes  # the lines, without the header
+    body: bytes  # the file, gzip-compressed; b"" for an owner with no row in it
 
 
 class CsvSnapshots(Store):
@@ -34,8 +34,8 @@ class CsvSnapshots(Store):
         pipe.execute()
 
     def near_limit_csv(self, owner: str | None = None) -> CsvSnapshot | None:
-        """The last snapshot's lines of ``owner``'s rows (None: every row; an owner with no
-        row: none), or None when no snapshot was built."""
+        """The last snapshot's file of ``owner``'s rows (None: every row; an owner with no
+        row: b""), or None when no snapshot was built."""
         at, body = self.r.execute_command("HMGET", self.keys.near_csv(), "at", "body:" + (owner or EVERY_OWNER),
                                           **{NEVER_DECODE: True})
         if at is None:

@@ -4,6 +4,7 @@ utilization, ordered and filtered (``/near-limit/``), and the same rows as CSV, 
 who owns accounts (``mine``: the owner filter set to their name)."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -12,12 +13,13 @@ from urllib.parse import quote, urlencode
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from .. import tasks
 from ..forms import DEFAULT_MIN_UTILIZATION, NEAR_LIMIT_THRESHOLDS, PAGE_SIZE, NearLimitFilter, threshold_label
 from ..models import account_owner_of
-from ..nearlimit_csv import csv_lines, fresh_snapshot, row_link, snapshot_lines, time_to_limit_words
+from ..nearlimit_csv import csv_lines, fresh_snapshot, inflated, row_link, time_to_limit_words
 from ..readmodel import NearLimitQuery, NearLimitRow, ReadModel
 from ..rules.my_accounts import MINE, MyAccounts, my_accounts
 from ..templatetags import ui
@@ -116,19 +118,29 @@ def near_limit(request: HttpRequest) -> HttpResponse:
 
 # --- CSV ---------------------------------------------------------------------------------------
 
+CSV_TYPE = "text/csv; charset=utf-8"
+ACCEPTS_GZIP = re.compile(r"\bgzip\b")  # as Django's GZipMiddleware reads Accept-Encoding
+
 @page_login_required
 @require_GET
 def near_limit_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The rows as CSV: the worker's snapshot when it has this query's and it is fresh
-    (nearlimit_csv.py; ``X-Snapshot-At`` says when it was built), else read as sent."""
+    (nearlimit_csv.py; ``X-Snapshot-At`` says when it was built), compressed for a client
+    that accepts gzip; else read as sent."""
     rm = tasks.read_model()
     _, query, _, _ = _query(rm, request)
-    base, now = request.build_absolute_uri("/")[:-1], datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)
     snapshot = fresh_snapshot(rm, query, settings.NEAR_LIMIT_CSV_SNAPSHOT_SECONDS, now)
-    lines = snapshot_lines(snapshot, base) if snapshot else csv_lines(rm, query, base, now)
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    gzipped = snapshot is not None and ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")) is not None
+    if snapshot is None:
+        response = StreamingHttpResponse(csv_lines(rm, query, now), content_type=CSV_TYPE)
+    else:
+        response = StreamingHttpResponse([snapshot.body] if gzipped else inflated(snapshot.body),
+                                         content_type=CSV_TYPE)
+        response["X-Snapshot-At"] = snapshot.at.isoformat()
+        if gzipped:
+            response["Content-Encoding"] = "gzip"
+    patch_vary_headers(response, ("Accept-Encoding",))
     stamp = (snapshot.at if snapshot else now).strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="near-limit-{stamp}.csv"'
-    if snapshot:
-        response["X-Snapshot-At"] = snapshot.at.isoformat()
     return response
