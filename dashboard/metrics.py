@@ -86,6 +86,11 @@ class FleetCollector(Collector):
             yield GaugeMetricFamily("stiggadmin_last_sweep_finished_timestamp_seconds",
                                     "When the last full sweep finished (Unix time).",
                                     value=status.last_sweep_finished_at.timestamp())
+        built = rm.near_limit_csv_built_at()
+        if built is not None:  # stops moving when beat or the hot worker stops building it
+            yield GaugeMetricFamily("stiggadmin_near_limit_csv_built_timestamp_seconds",
+                                    "When the near-limit CSV's last snapshot was built (Unix time).",
+                                    value=built.timestamp())
         budget = redis.Redis.from_url(settings.REDIS_URL)  # where the rate limiter keeps its keys
         try:
             shares = ratelimit.usage(budget)

@@ -21,6 +21,7 @@ from dashboard.readmodel import NearLimitQuery
 
 from .near_limit_world import customer_snapshot
 from .servers import CeleryWorker, django_env
+from .test_metrics_and_logs import sample
 from .test_near_limit import read_csv, world  # noqa: F401  (the same world of customers)
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +91,14 @@ def test_any_other_query_is_read_live(world, browser, snapshots_every_30s, query
     response = browser.get(reverse("near-limit-csv"), query, **GZIP)
     assert response.status_code == 200 and "X-Snapshot-At" not in response and "Content-Encoding" not in response
     assert read_csv(response)  # every one of these has rows
+
+
+def test_metrics_say_when_it_was_built(world, browser, snapshots_every_30s):  # noqa: F811
+    snapshots_every_30s.METRICS_TOKEN = ""
+    snapshot_near_limit_csv()
+    at = world["rm"].near_limit_csv_built_at()
+    text = browser.get(reverse("metrics")).content.decode()
+    assert sample(text, "stiggadmin_near_limit_csv_built_timestamp_seconds") == pytest.approx(at.timestamp())
 
 
 def test_a_stale_snapshot_or_none_is_not_sent(world, browser, settings):  # noqa: F811

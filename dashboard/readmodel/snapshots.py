@@ -33,6 +33,11 @@ class CsvSnapshots(Store):
         pipe.rename(staging, self.keys.near_csv())
         pipe.execute()
 
+    def near_limit_csv_built_at(self) -> datetime | None:
+        """When the last snapshot began reading its rows (None: none was built)."""
+        at = self.r.hget(self.keys.near_csv(), "at")
+        return datetime.fromtimestamp(float(at), timezone.utc) if at is not None else None
+
     def near_limit_csv(self, owner: str | None = None) -> CsvSnapshot | None:
         """The last snapshot's file of ``owner``'s rows (None: every row; an owner with no
         row: b""), or None when no snapshot was built."""
