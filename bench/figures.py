@@ -16,7 +16,6 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-
 @functools.lru_cache(maxsize=None)
 def reference_loop_ms() -> float:
     """This machine's time for a fixed pure-Python loop (best of five), printed beside page

@@ -91,13 +91,20 @@ def csv_cells(row: NearLimitRow, now: datetime, link: str) -> list[str]:
             _iso(_reaches_at(row)), safe_text(row.period), _iso(row.period_end), _iso(row.fetched_at), link]
 
 
+HEADER_LINE = line_writer().writerow(CSV_HEADER)
+
+
+def _row_lines(rm: ReadModel, query: NearLimitQuery, now: datetime) -> Iterator[tuple[NearLimitRow, str]]:
+    """Every row of ``query`` and its line, read from Redis CSV_BATCH at a time."""
+    writer, link = line_writer(), _links()
+    for row in rm.iter_near_limit(query, CSV_BATCH):
+        yield row, writer.writerow(csv_cells(row, now, link(row)))
+
+
 def csv_lines(rm: ReadModel, query: NearLimitQuery, now: datetime | None = None) -> Iterator[str]:
     """The header, then every row, read from Redis CSV_BATCH at a time as the client reads."""
-    writer, link = line_writer(), _links()
-    now = now or datetime.now(timezone.utc)
-    yield writer.writerow(CSV_HEADER)
-    for row in rm.iter_near_limit(query, CSV_BATCH):
-        yield writer.writerow(csv_cells(row, now, link(row)))
+    yield HEADER_LINE
+    yield from (line for _, line in _row_lines(rm, query, now or datetime.now(timezone.utc)))
 
 
 # --- the snapshot --------------------------------------------------------------------------------
@@ -106,15 +113,12 @@ def csv_lines(rm: ReadModel, query: NearLimitQuery, now: datetime | None = None)
 def snapshot_bodies(rm: ReadModel, now: datetime) -> tuple[dict[str, bytes], int]:
     """The CSV of SNAPSHOT_QUERY (key ""), and of each account owner's rows (key: the
     owner), each gzip-compressed whole; and how many rows."""
-    writer, link = line_writer(), _links()
-    header = writer.writerow(CSV_HEADER)
-    every: list[str] = [header]
+    every: list[str] = [HEADER_LINE]
     owners: dict[str, list[str]] = {}
-    for row in rm.iter_near_limit(SNAPSHOT_QUERY, CSV_BATCH):
-        line = writer.writerow(csv_cells(row, now, link(row)))
+    for row, line in _row_lines(rm, SNAPSHOT_QUERY, now):
         every.append(line)
         if row.owner:
-            owners.setdefault(row.owner, [header]).append(line)
+            owners.setdefault(row.owner, [HEADER_LINE]).append(line)
     return {owner: gzip.compress("".join(lines).encode(), mtime=0)
             for owner, lines in {"": every, **owners}.items()}, len(every) - 1
 
@@ -129,7 +133,7 @@ def fresh_snapshot(rm: ReadModel, query: NearLimitQuery, interval: float, now: d
     if snapshot is None or (now - snapshot.at).total_seconds() > interval * SNAPSHOT_MAX_AGE_INTERVALS:
         return None
     if not snapshot.body:
-        return replace(snapshot, body=gzip.compress(line_writer().writerow(CSV_HEADER).encode(), mtime=0))
+        return replace(snapshot, body=gzip.compress(HEADER_LINE.encode(), mtime=0))
     return snapshot
 
 

@@ -36,7 +36,7 @@ class CsvSnapshots(Store):
     def near_limit_csv_built_at(self) -> datetime | None:
         """When the last snapshot began reading its rows (None: none was built)."""
         at = self.r.hget(self.keys.near_csv(), "at")
-        return datetime.fromtimestamp(float(at), timezone.utc) if at is not None else None
+        return _time(at) if at is not None else None
 
     def near_limit_csv(self, owner: str | None = None) -> CsvSnapshot | None:
         """The last snapshot's file of ``owner``'s rows (None: every row; an owner with no
@@ -45,4 +45,9 @@ class CsvSnapshots(Store):
                                           **{NEVER_DECODE: True})
         if at is None:
             return None
-        return CsvSnapshot(datetime.fromtimestamp(float(at), timezone.utc), body or b"")
+        return CsvSnapshot(_time(at), body or b"")
+
+
+def _time(at: str | bytes) -> datetime:
+    """The stored "at" (epoch seconds) as a time."""
+    return datetime.fromtimestamp(float(at), timezone.utc)

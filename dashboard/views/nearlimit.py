@@ -4,7 +4,6 @@ utilization, ordered and filtered (``/near-limit/``), and the same rows as CSV, 
 who owns accounts (``mine``: the owner filter set to their name)."""
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -12,6 +11,7 @@ from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.middleware.gzip import re_accepts_gzip  # how Django's GZipMiddleware reads Accept-Encoding
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
@@ -119,7 +119,7 @@ def near_limit(request: HttpRequest) -> HttpResponse:
 # --- CSV ---------------------------------------------------------------------------------------
 
 CSV_TYPE = "text/csv; charset=utf-8"
-ACCEPTS_GZIP = re.compile(r"\bgzip\b")  # as Django's GZipMiddleware reads Accept-Encoding
+
 
 @page_login_required
 @require_GET
@@ -131,7 +131,7 @@ def near_limit_csv(request: HttpRequest) -> StreamingHttpResponse:
     _, query, _, _ = _query(rm, request)
     now = datetime.now(timezone.utc)
     snapshot = fresh_snapshot(rm, query, settings.NEAR_LIMIT_CSV_SNAPSHOT_SECONDS, now)
-    gzipped = snapshot is not None and ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")) is not None
+    gzipped = snapshot is not None and re_accepts_gzip.search(request.headers.get("Accept-Encoding", "")) is not None
     if snapshot is None:
         response = StreamingHttpResponse(csv_lines(rm, query, now), content_type=CSV_TYPE)
     else:
