@@ -401,7 +401,15 @@ def profile_of(user: Any) -> Profile:
     return profile
 
 
+_OWNER_NAME = "_account_owner_name"
+
+
 def account_owner_of(user: Any) -> str:
     """The user's account owner name as written on their profile ("" when none), read
-    without making a profile: a page view writes nothing."""
-    return Profile.objects.filter(user_id=user.pk).values_list("account_owner", flat=True).first() or ""
+    without making a profile: a page view writes nothing. Read once per user object — one
+    request's (the view and the nav's count both ask)."""
+    name = getattr(user, _OWNER_NAME, None)
+    if name is None:
+        name = Profile.objects.filter(user_id=user.pk).values_list("account_owner", flat=True).first() or ""
+        setattr(user, _OWNER_NAME, name)
+    return name
