@@ -288,3 +288,31 @@ def test_bad_input_is_answered_in_words(base, cs):
     closed = cs.post(reverse("alert-acknowledge", args=[alert.pk]), follow=True)
     assert "already closed" in text_of(closed)
     assert str(alert.pk) in rows(cs.get(reverse("alerts"), {"state": "closed"}))
+
+
+def _open_alerts(how_many: int) -> None:
+    Alert.objects.bulk_create(
+        Alert(customer_id=f"count-{i}", kind="entitlement", subject="e|calls", capability="calls", level="warning",
+              worst_level="warning", utilization=0.85) for i in range(how_many))
+
+
+def test_the_count_stops_at_its_cap_unless_a_page_asks_further():
+    from dashboard.views.alerts import counted
+
+    _open_alerts(120)
+    found = Alert.objects.filter(customer_id__startswith="count-")
+    assert counted(found, 1, cap=60) == (60, False, 1)  # "60+": there is more, and a next page
+    assert counted(found, 2, cap=60) == (100, False, 2)  # page 2 ends at 100: counted as far
+    assert counted(found, 3, cap=60) == (120, True, 3)  # the end reached: exact
+    assert counted(found, 9, cap=60) == (120, True, 3)  # past the end: the last page
+    assert counted(found, 1, cap=500) == (120, True, 1)
+    assert counted(found.none(), 4) == (0, True, 1)
+
+
+def test_past_ten_thousand_open_alerts_the_list_says_so_and_still_pages(cs):
+    _open_alerts(10_001)
+    page = cs.get(reverse("alerts"))
+    assert "10,000+ open alerts" in text_of(page) and len(rows(page)) == 50
+    assert 'rel="next"' in page.content.decode()
+    deep = cs.get(reverse("alerts"), {"page": 201})  # past the cap: counted to its end, exactly
+    assert "10,001 open alerts" in text_of(deep) and len(rows(deep)) == 1 and 'rel="next"' not in deep.content.decode()
