@@ -97,6 +97,32 @@ def app_read_model(emulator):
     tasks._clients.clear()
 
 
+# The migrations that make the roles (groups and their permissions); each is idempotent.
+ROLE_MIGRATIONS = (("0003_roles", "create_roles"), ("0004_promotion_actions", "give_permission"),
+                   ("0005_grant_requests", "create_lead_role"), ("0007_alerts", "grant_alert_permissions"))
+
+
+@pytest.fixture(autouse=True)
+def roles_as_migrated(request):
+    """The roles the migrations make, there for every test that uses the database. A
+    transactional test empties the database after it, roles included (Django makes the
+    permissions again, not the groups): run in one process, pytest-django puts those tests
+    last, but with ``pytest -n`` a worker can run one before another file's tests that
+    sign in by role."""
+    names = set(request.fixturenames)
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None and "db" not in names and "transactional_db" not in names:
+        return
+    transactional = "transactional_db" in names or (marker is not None and marker.kwargs.get("transaction"))
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    if not Group.objects.filter(name="Customer success lead").exists():
+        for module, function in ROLE_MIGRATIONS:
+            getattr(import_module(f"dashboard.migrations.{module}"), function)(apps, None)
+
+
 @pytest.fixture
 def audit_log_emptied_after(transactional_db):
     """A transactional test's database is emptied after it, and the audit log refuses
