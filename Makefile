@@ -18,9 +18,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) scripts/run.py
 
-## The whole suite, from a fresh clone, with nothing running beforehand.
+## The whole suite, from a fresh clone, with nothing running beforehand: two processes
+## (pytest-xdist), each test file whole in one of them, each with its own Redis and servers.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) bench/bench_emulator.py
