@@ -71,7 +71,8 @@ def _window(a: Alert) -> str:
 
 def _since(a: Alert) -> str:
     if a.state == Alert.State.CLOSED:
-        return f'<td class="nowrap">{age(a.closed_at)}<div class="muted small">{_e(a.get_closed_why_display())}</div></td>'
+        why = _e(a.get_closed_why_display())
+        return f'<td class="nowrap">{age(a.closed_at)}<div class="muted small">{why}</div></td>'
     worse = f'<div class="muted small">worse {age(a.escalated_at)}</div>' if a.escalated_at else ""
     return f'<td class="nowrap">{age(a.opened_at)}{worse}</td>'
 
@@ -119,6 +120,7 @@ def row_html(a: Alert, c: RowContext) -> SafeString:
     return mark_safe(
         f'<tr data-alert="{a.pk}" data-customer-id="{_e(a.customer_id)}" data-subject="{_e(a.subject)}">'
         f'{_level(a, c.now)}{_customer(a)}'
-        f'<td class="what"><a href="{_e(present.page_path(a))}">{_e(what)}</a><div class="muted small">{kind}</div></td>'
+        f'<td class="what"><a href="{_e(present.page_path(a))}">{_e(what)}</a>'
+        f'<div class="muted small">{kind}</div></td>'
         f'{_utilization(a)}<td class="small ttl">{_e(present.time_to_limit(a, c.now))}</td>{_window(a)}{_since(a)}'
         f'<td class="act">{_action(a, what, c)}{_triage(a, what, c)}</td></tr>')

@@ -130,11 +130,13 @@ def alerts(request: HttpRequest) -> HttpResponse:
     found = ordered(scope.filter(in_state(state, now)), mine)
     total, exact, page = counted(found, page)
     cells = _cells(request, now)
-    rows = [row_html(a, cells) for a in found.select_related("acknowledged_by")[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]]
-    context = {**frame(tasks.read_model()), "rows": rows, "total": total, "exact": exact, "state": state, "customer": customer,
-               "problems": problems, "tabs": [(s, _url(s, customer, mine.params()), s == state) for s in STATES],
+    shown = found.select_related("acknowledged_by")[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+    context = {**frame(tasks.read_model()), "rows": [row_html(a, cells) for a in shown], "total": total,
+               "exact": exact, "state": state, "customer": customer, "problems": problems,
+               "tabs": [(s, _url(s, customer, mine.params()), s == state) for s in STATES],
                "prev_url": _url(state, customer, mine.params(), page - 1) if page > 1 else None,
-               "next_url": _url(state, customer, mine.params(), page + 1) if page * PAGE_SIZE < total or not exact else None,
+               "next_url": _url(state, customer, mine.params(), page + 1)
+               if page * PAGE_SIZE < total or not exact else None,
                "clear_url": _url(state, None, mine.params()), "mine": mine,
                "mine_switch_url": _url(state, customer, mine.switched())}
     return render_page(request, "dashboard/alerts.html", context)
