@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from html import escape
-from typing import Any
-from urllib.parse import quote
 
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
@@ -19,6 +16,7 @@ from ..alerts.triage import SNOOZES
 from ..models import Alert
 from ..templatetags.budgets import budget_change_url
 from ..templatetags.ui import age, pct, until, when
+from .cells import e as _e, grant_link
 from .tree_cells import bar
 
 
@@ -33,10 +31,6 @@ class RowContext:
     can_triage: bool
     csrf_input: str  # <input type="hidden" name="csrfmiddlewaretoken" …>, already HTML
     back: str
-
-
-def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
 
 
 def _level(a: Alert, now: datetime) -> str:
@@ -83,9 +77,7 @@ def _action(a: Alert, what: str, c: RowContext) -> str:
     if a.kind == Alert.Kind.ENTITLEMENT:
         if not c.can_grant:
             return ""
-        url = _e(f"{reverse('promotion-new', args=[a.customer_id])}?feature={quote(a.capability, safe='')}")
-        return (f'<a class="row-action" href="{url}" hx-get="{url}" hx-target="#modal-body" hx-swap="innerHTML" '
-                f'aria-label="Grant a promotion for {_e(what)}">Grant promotion</a>')
+        return grant_link(a.customer_id, a.capability, what)
     if not c.can_change_budget:
         return ""
     href = _e(budget_change_url(a.customer_id, a.entity_id, a.capability, a.scope))

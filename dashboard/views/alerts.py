@@ -19,7 +19,6 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -30,6 +29,7 @@ from ..models import Alert
 from ..rules.my_accounts import MyAccounts
 from ..templatetags import ui
 from .alert_cells import RowContext, row_html
+from .cells import csrf_field
 from .common import frame, my_accounts_of, page_login_required, render_page
 from .customer import GRANT_PROMOTION
 from .governance import CHANGE_BUDGET
@@ -113,8 +113,7 @@ def _url(state: str, customer: str | None, mine: dict[str, str], page: int = 1) 
 
 def _cells(request: HttpRequest, now: datetime) -> RowContext:
     can_triage = request.user.has_perm(ACKNOWLEDGE)
-    csrf = format_html('<input type="hidden" name="csrfmiddlewaretoken" value="{}">', get_token(request)) \
-        if can_triage else ""
+    csrf = csrf_field(get_token(request)) if can_triage else ""
     return RowContext(now=now, can_grant=request.user.has_perm(GRANT_PROMOTION),
                       can_change_budget=request.user.has_perm(CHANGE_BUDGET), can_triage=can_triage,
                       csrf_input=csrf, back=request.get_full_path())

@@ -4,20 +4,14 @@ a batch holds up to BULK_MAX_ROWS rows. Nothing from the database is marked safe
 unescaped."""
 from __future__ import annotations
 
-from html import escape
-from typing import Any
-
 from django.utils.safestring import SafeString, mark_safe
 
 from ..auditlog.cells import customer_url
 from ..models import BulkRow
+from .cells import e as _e
 from .tree_cells import bar
 
 OUTCOME_CLASS = {BulkRow.State.DONE: "granted", BulkRow.State.FAILED: "denied", BulkRow.State.BAD: "denied"}
-
-
-def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
 
 
 def _named(name: str, ident: str, url: str | None = None) -> str:

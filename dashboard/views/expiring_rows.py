@@ -15,6 +15,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from ..models import AuditEntry
 from ..templatetags.ui import day, num, until, when
+from .cells import csrf_field
 
 
 def grants_words(row: dict[str, Any]) -> str:
@@ -45,7 +46,7 @@ def _extend(row: dict[str, Any], token: str, csrf: str, here: str, periods: list
                       for v, w in periods)
     return (f'<td><form method="post" action="{url}" class="inline-extend" hx-post="{url}" hx-target="#modal-body" '
             f'hx-swap="innerHTML" hx-disabled-elt="find button">'
-            f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(csrf)}">'
+            f'{csrf_field(csrf)}'
             f'<input type="hidden" name="token" value="{escape(token)}">'
             f'<input type="hidden" name="next" value="{escape(here)}">'
             f'<select name="period" aria-label="Extend {what} by">{options}</select>'

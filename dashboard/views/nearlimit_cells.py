@@ -5,19 +5,13 @@ goes through ``escape``; nothing else is marked safe."""
 from __future__ import annotations
 
 import json
-from html import escape
 from typing import Any
-from urllib.parse import quote
 
-from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from ..templatetags.ui import age
+from .cells import e as _e, grant_link
 from .tree_cells import bar
-
-
-def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
 
 
 def _what(r: dict[str, Any], can_grant: bool) -> str:
@@ -28,12 +22,7 @@ def _what(r: dict[str, Any], can_grant: bool) -> str:
         return (f'<td><a href="{_e(r["link"])}">{_e(row.entity_name or row.entity_id)}</a> '
                 f'<span class="muted small">{_e(row.entity_type or "")}</span>'
                 f'<div class="muted small">{_e(r["capability"])}{currency}{scope}</div></td>')
-    grant = ""
-    if can_grant:  # as dashboard/_grant_button.html: the plain page, opened in the modal by htmx
-        url = _e(f"{reverse('promotion-new', args=[row.customer_id])}?feature={quote(row.capability, safe='')}")
-        name = _e(row.feature_name or row.capability)
-        grant = (f'<a class="row-action" href="{url}" hx-get="{url}" hx-target="#modal-body" hx-swap="innerHTML" '
-                 f'aria-label="Grant a promotion for {name}">Grant promotion</a>')
+    grant = grant_link(row.customer_id, row.capability, row.feature_name or row.capability) if can_grant else ""
     return (f'<td><a href="{_e(r["link"])}">{_e(row.feature_name or row.capability)}</a>'
             f'<div class="muted small">{_e(row.capability)}</div>{grant}</td>')
 

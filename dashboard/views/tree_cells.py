@@ -3,26 +3,20 @@
 A 2,000-node tree shows a hundred or more lines at a time; the same markup written as
 template logic, or with ``format_html`` per cell, cost most of the page's time
 (bench/bench_governance.py). So rows are plain f-strings in which every value that is
-not our own markup goes through ``_e`` (html.escape, quotes included), and the result is
-marked safe once; the template prints it."""
+not our own markup goes through ``_e`` (cells.py: html.escape, quotes included), and the
+result is marked safe once; the template prints it."""
 from __future__ import annotations
-
-from html import escape
-from typing import Any
 
 from django.utils.safestring import SafeString, mark_safe
 
 from ..templatetags.budgets import budget_change_url
 from ..templatetags.ui import bar_width, capability_words, dom_id, level, level_words, num, pct, period_words, until
 from ..tree import Line, Row
+from .cells import e as _e
 
 _LEAF = '<span class="toggle leaf" aria-hidden="true">·</span>'
 _NO_FIGURES = '<td class="num muted">—</td><td class="muted">—</td><td class="muted">—</td>'
 _BLOCKED = '<strong class="error-text">Blocked</strong>'
-
-
-def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
 
 
 def bar(value: float | None, soft: bool = False) -> str:
