@@ -80,16 +80,23 @@ class RedisServer:
         )
         self.url = f"redis://127.0.0.1:{self.port}/0"
         deadline = time.time() + (600 if dump else 10)  # loading gigabytes takes a while
-        while time.time() < deadline:
+        ours = os.path.realpath(self.dir).encode()
+        while time.time() < deadline and self.proc.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    # Ours, not a server another test process started on the port while it was
+                    # free (a restart "where clients expect it"): it answers with our directory.
+                    s.sendall(b"CONFIG GET dir\r\n")
+                    answer = s.recv(4096)
+                    if ours in answer:
                         return
+                    if answer.startswith(b"*"):
+                        break
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         self.stop()
-        raise RuntimeError("redis-server did not start")
+        raise RuntimeError(f"redis-server did not start on port {self.port} (taken, or it failed)")
 
     def stop(self) -> None:
         _stop(self.proc)
