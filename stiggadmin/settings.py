@@ -172,8 +172,9 @@ for _origin in CSRF_TRUSTED_ORIGINS:
     if not _origin.startswith(("https://", "http://")):
         raise ImproperlyConfigured(f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} needs its scheme, e.g. https://{_origin}")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
-# A load balancer's or proxy's health check may ask gunicorn directly, over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# A load balancer's or proxy's health check, and Prometheus on the same host, may ask
+# gunicorn directly, over plain HTTP (with 127.0.0.1 in DJANGO_ALLOWED_HOSTS).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 # Browsers then refuse plain HTTP to this host for that long: set it once HTTPS works
 # (31536000, a year, is what check --deploy and the preload list expect).
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)

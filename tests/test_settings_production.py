@@ -161,10 +161,12 @@ def test_it_trusts_the_public_origin_when_the_proxy_passes_another_host(web_behi
     assert signed_in.status_code == 302, signed_in.text[:500]
 
 
-def test_it_sends_plain_http_to_https_but_answers_health_checks(web_behind_proxy):
+def test_it_sends_plain_http_to_https_but_answers_health_checks_and_scrapes(web_behind_proxy):
     page = forwarded(web_behind_proxy, "GET", "/accounts/login/")
     assert page.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
     plain = httpx.get(f"{web_behind_proxy.url}/accounts/login/", headers={"Host": "dash.example.com"}, timeout=30)
     assert plain.status_code == 301 and plain.headers["Location"] == f"{PUBLIC}/accounts/login/"
     health = httpx.get(f"{web_behind_proxy.url}/healthz", timeout=30)
     assert health.status_code in (200, 503) and "status" in health.json()
+    scrape = httpx.get(f"{web_behind_proxy.url}/metrics", timeout=30)  # Prometheus on the host, plain HTTP
+    assert scrape.status_code == 200 and "stiggadmin_" in scrape.text
