@@ -367,6 +367,40 @@ def test_it_dates_seeded_usage_without_changing_current_period_totals() -> None:
             assert set(item.get("dimensions") or {}) <= {meter.get("field")}
 
 
+def test_a_whole_earlier_period_is_measured_against_this_periods_pace() -> None:
+    day = timedelta(days=1)
+    assert history._whole_period(100, None, 15 * day, 30 * day) == 200  # half way: twice what it has
+    assert history._whole_period(100, None, 2 * day, 30 * day) == 100 * history.YOUNG_PERIOD_CAP
+    assert history._whole_period(100, None, None, 30 * day) == 100  # calls and users: the amount so far
+    assert history._whole_period(100, 7.0, 2 * day, 30 * day) == 210  # governed: its entities' pace
+
+
+@pytest.mark.parametrize("day", range(1, 32, 3))
+def test_seeded_tokens_drop_at_every_reset_however_young_the_period(day: int) -> None:
+    """The daily point after a reset holds the new period's first hours; they must weigh
+    less than the whole period before, on whatever day the seed runs (a period that began
+    three days ago, its first day a busy Friday, once made the history climb at a reset)."""
+    now = datetime(2026, 12, day, 1, 4, tzinfo=timezone.utc)
+    _, usages, events, timelines = _small_company(now)
+    _, dated_events = history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
+    checked = 0
+    for customer, timeline in timelines.items():
+        period = timeline.periods["ai-tokens"]
+        if period.start is None or period.start - timeline.since < timedelta(days=40):
+            continue  # no whole period before this one
+        before = history._period_before(period, period.start)
+        first_day = period.start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+        def tokens(lo: datetime, hi: datetime) -> int:
+            return sum(e["dimensions"]["tokens"] for e in dated_events if e["customerId"] == customer
+                       and e["eventName"] == "llm_completion" and lo <= _when(e["timestamp"]) < hi)
+        head = tokens(period.start, min(first_day, now))
+        if head:
+            assert tokens(before, period.start) > head, (customer, period.start)
+            checked += 1
+    assert checked >= 5
+
+
 def test_it_dates_governed_usage_in_its_budgets_windows_at_each_entitys_pace() -> None:
     """Budgets set up 10 days ago: attributed usage is dated inside the window of the
     budgets it reaches (a day's for runs), and is the share of the planned amount that

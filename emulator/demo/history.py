@@ -47,6 +47,7 @@ PIECES_PER_DAY = {"event": 1.0, "report": 0.25}
 EARLIER_PIECES_PER_DAY = {"event": 0.4, "report": 0.15}
 MAX_PIECES = 6  # one current amount is split into no more than this many pieces
 EARLIER_PERIODS = 3  # at most this many periods before the current one
+YOUNG_PERIOD_CAP = 3.0  # an earlier whole period is at most this many times the current one so far
 FIXED_STEPS = {"WEEK": timedelta(weeks=1), "DAY": timedelta(days=1), "HOUR": timedelta(hours=1)}
 # How fast each governed entity has used its budget so far, against the pace that would
 # use its planned amount by the window's end: those above 1 that were aimed near their
@@ -288,6 +289,22 @@ def _date_governed(rng: random.Random, governance: Governance, feature_id: str, 
     return attributed, per_day, start
 
 
+def _whole_period(so_far: float, per_day: float | None, elapsed: timedelta | None, length: timedelta) -> float:
+    """What a whole earlier period of ``length`` is measured against (the trend scales
+    it down): a governed feature's entities at their pace over that length; tokens and
+    runs at this period's pace so far, over that length, but no more than
+    ``YOUNG_PERIOD_CAP`` times what this period has (one days old says little about a
+    month, and at its own pace its first day alone would outweigh the whole period before
+    it, so the history would not drop at the reset). API calls and active users, one
+    event each, are measured against the amount so far: projecting them would multiply
+    the seed's dearest events."""
+    if per_day is not None:
+        return per_day * length / timedelta(days=1)
+    if elapsed is not None and elapsed > timedelta(0):
+        return so_far * min(YOUNG_PERIOD_CAP, length / elapsed)
+    return so_far
+
+
 def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str, Any]], usages: list[dict[str, Any]],
                    horizon: datetime, end: datetime,
                    governance: Governance | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -324,10 +341,11 @@ def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str
         early = feature_id == "monthly-active-users"
         divisible = _amount(items[0]) is not None
         kind = "event" if "eventName" in items[0] else "report"
-        # what a whole earlier period is measured against: this period so far, or for a
-        # governed feature the days of that period at its entities' pace
+        # what a whole earlier period is measured against (see _whole_period)
         per_day: float | None = None
         covered: datetime | None = None  # from there on, earlier periods are already dated
+        so_far = sum(_amount(item) or 0 for item in items) if divisible else len(items)
+        elapsed: timedelta | None = None  # how long this period's amount took
         if budgets is not None:
             dated, per_day, covered = _date_governed(rng, budgets, feature_id, items, window, end)
             sink.extend(dated)
@@ -335,6 +353,7 @@ def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str
             sink.extend(items)
         else:
             sink.extend(_spread(rng, items, _Days(rng, *window, early=early), kind))
+            elapsed = window[1] - window[0]
 
         if period is None:
             continue
@@ -343,10 +362,7 @@ def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str
         # come in a few pieces and fill whole periods.
         floor = timeline.since if divisible else max(timeline.since, horizon)
         for n, (start, stop, share) in enumerate(_earlier_windows(period, floor, horizon)):
-            if per_day is None:
-                base = sum(_amount(item) or 0 for item in items) if divisible else len(items)
-            else:
-                base = per_day * (stop - start) / share / timedelta(days=1)
+            base = _whole_period(so_far, per_day, elapsed if divisible else None, (stop - start) / share)
             if covered is not None and covered < stop:
                 if covered <= start:
                     continue
