@@ -3,6 +3,10 @@ fixture is in conftest.py."""
 from __future__ import annotations
 
 import os
+import threading
+import time
+
+from django.core.signals import request_finished, request_started
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run
 # under one unless told it is safe (it is: the test is the only user of this thread).
@@ -12,3 +16,44 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 TIMEOUT_MS = 20_000
+
+
+class _InFlight:
+    """Requests the in-process live server is answering, counted by Django's own signals.
+    A page's last poll can still be on the server when its browser context closes, and the
+    transactional test's database is emptied right after: the two at once lock SQLite, the
+    emptying fails and the next test finds the last one's users still there."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+        request_started.connect(self.started, weak=False)
+        request_finished.connect(self.finished, weak=False)
+
+    def started(self, **_: object) -> None:
+        with self.lock:
+            self.count += 1
+
+    def finished(self, **_: object) -> None:
+        with self.lock:
+            self.count -= 1
+
+    def wait_quiet(self, timeout: float = 10.0, quiet: float = 0.2) -> None:
+        """Until no request has been in progress for ``quiet`` seconds (or ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        calm_since = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.count > 0:
+                calm_since = time.monotonic()
+            elif time.monotonic() - calm_since >= quiet:
+                return
+            time.sleep(0.02)
+
+
+_in_flight = _InFlight()
+
+
+def close(context) -> None:
+    """Close a browser context and wait for the live server to finish what it sent."""
+    context.close()
+    _in_flight.wait_quiet()

@@ -12,7 +12,7 @@ from dashboard import sync, tasks
 from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
-from .browser import TIMEOUT_MS
+from .browser import TIMEOUT_MS, close
 from .servers import CeleryWorker, django_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -50,7 +50,7 @@ def page(chromium, live_server, transactional_db):
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     yield page
-    context.close()
+    close(context)
 
 
 def sign_in(page, live_server) -> None:

@@ -12,7 +12,7 @@ from dashboard.models import AuditEntry
 from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
-from .browser import TIMEOUT_MS
+from .browser import TIMEOUT_MS, close
 from .servers import CeleryWorker, django_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -57,7 +57,7 @@ def page(chromium, live_server, audit_log_emptied_after):
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{live_server.url}/")
     yield page
-    context.close()
+    close(context)
 
 
 def test_it_reviews_and_confirms_a_change_in_place(page, live_server, governed, settings):

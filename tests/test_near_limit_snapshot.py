@@ -151,7 +151,7 @@ def test_a_browser_saves_the_compressed_snapshot_as_plain_csv(world, chromium, l
                                                               transactional_db, snapshots_every_30s):
     from django.contrib.auth import get_user_model
 
-    from .browser import TIMEOUT_MS
+    from .browser import TIMEOUT_MS, close
 
     snapshot_near_limit_csv()
     get_user_model().objects.create_user("casey", password="pw-casey-1")
@@ -173,4 +173,4 @@ def test_a_browser_saves_the_compressed_snapshot_as_plain_csv(world, chromium, l
         with open(download.value.path(), encoding="utf-8", newline="") as saved:
             assert saved.read() == live(world["rm"], at)  # saved inflated: the CSV itself
     finally:
-        context.close()
+        close(context)

@@ -16,7 +16,7 @@ from dashboard.models import AuditEntry
 from dashboard.stigg import StiggClient
 
 from . import emulator_world as w
-from .browser import TIMEOUT_MS
+from .browser import TIMEOUT_MS, close
 from .servers import CeleryWorker, django_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -70,7 +70,7 @@ def signed_in(chromium, live_server, username: str, permissions: tuple[str, ...]
 def page(chromium, live_server, audit_log_emptied_after):
     context, page = signed_in(chromium, live_server, "cassie", ("grant_promotion", "view_auditentry"))
     yield page
-    context.close()
+    close(context)
 
 
 def promotions(acme) -> list[dict]:
@@ -165,7 +165,7 @@ def test_a_viewer_sees_no_control_and_is_refused(chromium, live_server, acme_fre
         return (await fetch(url, {method: 'POST', body})).status; }""",
         [f"/customers/{acme['cid']}/promotions/new?feature={acme['calls']}", acme["calls"]])
     assert status == 403 and promotions(acme) == [] and AuditEntry.objects.count() == 0
-    context.close()
+    close(context)
 
 
 def test_a_lead_approves_a_pending_request(chromium, live_server, acme_fresh, audit_log_emptied_after):
@@ -181,7 +181,7 @@ def test_a_lead_approves_a_pending_request(chromium, live_server, acme_fresh, au
     page.get_by_role("button", name="Request approval").click()
     page.wait_for_url(f"{live_server.url}/approvals/")
     assert "your request" not in page.locator("#pending").inner_text()  # cassie may not decide at all
-    context.close()
+    close(context)
     assert promotions(acme) == []
     # lena, a lead, approves it
     context, page = signed_in(chromium, live_server, "lena", ("approve_grant", "grant_promotion", "view_grantrequest"),
@@ -194,4 +194,4 @@ def test_a_lead_approves_a_pending_request(chromium, live_server, acme_fresh, au
     page.get_by_text("Approved and granted in Stigg: API calls for Acme Rockets.").wait_for()
     assert [(p["usageLimit"], p["period"]) for p in promotions(acme)] == [(3000, "lifetime")]
     assert "Pilot signed off" in page.locator("#decided").inner_text()
-    context.close()
+    close(context)
