@@ -129,7 +129,14 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook", receiv
     lock = _lock(rm, customer_id)
     if not lock.acquired:
         # The refresh in flight may have read Stigg before this change: come back.
-        refresh_customer_now.apply_async((customer_id, reason, received_at), countdown=BUSY_RETRY_SECONDS)
+        try:
+            refresh_customer_now.apply_async((customer_id, reason, received_at), countdown=BUSY_RETRY_SECONDS)
+        except (BrokerUnavailable, OSError) as exc:
+            # Not lost: it stays among the recently changed, which the hot tier polls.
+            rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
+            log.warning("Refresh of customer %s not queued again behind the one in flight, the broker is "
+                        "unreachable; the hot tier polls it: %s", customer_id, exc,
+                        extra={"customer_id": customer_id})
         return "busy"
     try:
         found = sync.refresh_customer(client(), rm, customer_id, parts=_parts_for(reason))
@@ -364,6 +371,11 @@ def _sweep(rm: ReadModel) -> dict:
         log.warning("Sweep stopped early: %s", exc)
         rm.record_errors(1)
         stats = {"error": str(exc)}
+    except (BrokerUnavailable, OSError) as exc:
+        # The broker went away while pages were being queued: those sent are refreshed, the
+        # rest wait for the next sweep; nobody is removed (not every page was read).
+        log.warning("Sweep stopped early, the broker is unreachable: %s", exc)
+        stats = {"error": f"the broker is unreachable: {exc}"}
     rm.record_sweep_finished(sync.now(), stats)
     return stats
 

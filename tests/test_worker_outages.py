@@ -7,6 +7,8 @@ retries gives up in a warning line; beat says the broker is unreachable in a lin
 sends again once it is back."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -16,7 +18,7 @@ from celery import Celery
 from dashboard.readmodel import ReadModel
 
 from . import emulator_world as w
-from .servers import CeleryBeat, CeleryWorker, Emulator, RedisServer, django_env
+from .servers import ROOT, CeleryBeat, CeleryWorker, Emulator, RedisServer, django_env
 
 pytestmark = pytest.mark.slow
 
@@ -70,6 +72,54 @@ def test_a_worker_busy_with_a_task_survives_the_broker_going_away(parts):
     assert worker.proc.poll() is None
     log = worker.log()
     assert "Unrecoverable error" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_a_sweep_that_loses_the_broker_while_queueing_its_pages_stops_in_a_line(parts):
+    """The sweep reads Stigg's customer pages and queues a task for each: the broker gone by
+    then is said in one warning line (the next sweep comes round), never a task failure
+    with its traceback (seen once in bench/bench_faults.py scenario 4, under load)."""
+    read_model, held, emulator = parts
+    for name in ("First Co", "Second Co"):
+        w.customer(emulator, name=name)
+    env = django_env(read_model.url, emulator, CELERY_BROKER_URL=held["broker"].url, STIGG_TIMEOUT_SECONDS="10")
+    worker = held["worker"] = CeleryWorker(env, queues="sweep", concurrency=2)
+    celery = Celery(broker=held["broker"].url, set_as_current=False)
+    emulator.faults(latencyMs=1500)  # the catalog and the first page of customers are read first
+    celery.send_task("dashboard.tasks.sweep_customers", queue="sweep")
+    wait_for(lambda: "sweep_customers" in worker.log() and "received" in worker.log(), 20, "the sweep received")
+    time.sleep(0.5)
+    held["broker"].stop()
+    wait_for(lambda: "Sweep stopped early, the broker is unreachable" in worker.log(), 60, "the warning")
+    rm = ReadModel(redis.Redis.from_url(read_model.url))
+    status = rm.sync_status()
+    assert status.last_sweep_finished_at is not None and "broker" in str(status.last_sweep_stats), status
+    assert rm.customer_ids() == []  # nothing read (no page was queued), and nobody removed
+    assert worker.proc.poll() is None
+    assert "Traceback" not in worker.log(), worker.log()[-3000:]
+
+
+def test_a_refresh_behind_a_busy_one_with_the_broker_gone_is_left_to_the_hot_tier(parts):
+    """A refresh that finds its customer's refresh in flight queues itself again (the one in
+    flight may have read Stigg before the change); with the broker gone that cannot be
+    done: it keeps the customer among the recently changed, which the hot tier polls, and
+    says so in a line."""
+    read_model, held, emulator = parts
+    customer = w.customer(emulator, name="Busy Co")
+    rm = ReadModel(redis.Redis.from_url(read_model.url))
+    lock = rm.acquire_customer_lock(customer, 60)  # a refresh of this customer is in flight
+    assert lock.acquired and customer not in rm.hot_customers()
+    broker_url = held["broker"].url
+    held["broker"].stop()
+    ran = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from dashboard import tasks\n"
+         f"print(tasks.refresh_customer_now({customer!r}, 'manual'))"],
+        cwd=ROOT, env=django_env(read_model.url, emulator, CELERY_BROKER_URL=broker_url),
+        capture_output=True, text=True, timeout=60)
+    assert ran.stdout.split()[-1:] == ["busy"], ran.stderr[-3000:]
+    assert f"Refresh of customer {customer} not queued again behind the one in flight" in ran.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr[-3000:]
+    assert customer in rm.hot_customers()
+    lock.release()
 
 
 def test_tasks_wait_out_an_unreachable_read_model_without_a_traceback(parts):
