@@ -46,8 +46,8 @@ def _slice(batch_id: int, what: str, step: Callable[..., bool], task: Any) -> st
         finished = step(batch_id, client=tasks.bulk_client(), rm=rm, deadline=time.monotonic() + SLICE_SECONDS)
     finally:
         lock.release()
-    if not finished:
-        task.delay(batch_id)
+    if not finished and not _queue(task, batch_id):
+        return "stalled"  # the batch page offers to resume it
     return "finished" if finished else "continues"
 
 

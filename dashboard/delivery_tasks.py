@@ -33,9 +33,14 @@ def _now() -> datetime:
 def send_due_digests() -> dict:
     """Beat, hourly: queue a digest for each person whose digest is due."""
     due = digest.due(_now())
-    for profile_id in due:
-        send_digest.delay(profile_id)
-    return {"queued": len(due)}
+    queued = 0
+    try:
+        for profile_id in due:
+            send_digest.delay(profile_id)
+            queued += 1
+    except (BrokerUnavailable, OSError) as exc:  # still due: the next hourly run queues them
+        log.warning("%d of %d due digests not queued, the broker is unreachable: %s", len(due) - queued, len(due), exc)
+    return {"queued": queued}
 
 
 @shared_task(ignore_result=True)
@@ -63,7 +68,12 @@ def send_limit_notices(subjects: list[list[str]]) -> int:
         if alert is None:
             continue
         for profile_id, channel in notices.targets(alert):
-            deliver_limit_notice.delay(alert.pk, profile_id, channel)
+            try:
+                deliver_limit_notice.delay(alert.pk, profile_id, channel)
+            except (BrokerUnavailable, OSError) as exc:  # as queue_limit_notices: lost, in a line
+                log.warning("Notice of alert %s to profile %s by %s not queued, the broker is unreachable: %s",
+                            alert.pk, profile_id, channel, exc)
+                continue
             queued += 1
     return queued
 
