@@ -30,6 +30,8 @@ class EmulatorServer(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
         self.cfg.set("when_ready", self._when_ready)
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn 25.1+: see stiggadmin/gunicorn_conf.py
+            self.cfg.set("control_socket_disable", True)
 
     def load(self):
         from .app import application

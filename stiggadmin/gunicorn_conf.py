@@ -10,6 +10,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+# gunicorn 25.1+ opens a control socket by default, at one path per user ($HOME/.gunicorn):
+# two gunicorns of one user (the web and the emulator under `make run`) would take each
+# other's, and a service user without a writable home may have none. Nothing here uses it.
+# (An older gunicorn ignores a setting it does not know.)
+control_socket_disable = True
+
 
 def on_starting(server: Any) -> None:
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
