@@ -132,7 +132,8 @@ def refresh_customer_now(self, customer_id: str, reason: str = "webhook", receiv
         try:
             refresh_customer_now.apply_async((customer_id, reason, received_at), countdown=BUSY_RETRY_SECONDS)
         except (BrokerUnavailable, OSError) as exc:
-            # Not lost: it stays among the recently changed, which the hot tier polls.
+            # Kept among the recently changed for SYNC_HOT_CHANGED_SECONDS: the hot tier polls
+            # it once beat reaches the broker again, and the sweep comes round in any case.
             rm.mark_changed(customer_id, ttl=settings.SYNC_HOT_CHANGED_SECONDS)
             log.warning("Refresh of customer %s not queued again behind the one in flight, the broker is "
                         "unreachable; the hot tier polls it: %s", customer_id, exc,

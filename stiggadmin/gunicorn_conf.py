@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-# gunicorn 25.1+ opens a control socket by default, at one path per user ($HOME/.gunicorn):
+# gunicorn 25.1+ opens a control socket by default, at one path per user
+# ($XDG_RUNTIME_DIR/gunicorn.ctl, else $HOME/.gunicorn/gunicorn.ctl):
 # two gunicorns of one user (the web and the emulator under `make run`) would take each
 # other's, and a service user without a writable home may have none. Nothing here uses it.
 # (An older gunicorn ignores a setting it does not know.)

@@ -22,32 +22,40 @@ class _InFlight:
     """Requests the in-process live server is answering, counted by Django's own signals.
     A page's last poll can still be on the server when its browser context closes, and the
     transactional test's database is emptied right after: the two at once lock SQLite, the
-    emptying fails and the next test finds the last one's users still there."""
+    emptying fails and the next test finds the last one's users still there.
+
+    The live server answers each request in a thread of its own; the test's thread (where
+    Django's test client sends the same signals, and a streamed response it never reads
+    never finishes) is not counted. A thread is busy from its request's start to its
+    finish, however many times the response is closed."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.busy: set[int] = set()
         self.lock = threading.Lock()
         request_started.connect(self.started, weak=False)
         request_finished.connect(self.finished, weak=False)
 
     def started(self, **_: object) -> None:
-        with self.lock:
-            self.count += 1
+        if threading.current_thread() is not threading.main_thread():
+            with self.lock:
+                self.busy.add(threading.get_ident())
 
     def finished(self, **_: object) -> None:
         with self.lock:
-            self.count -= 1
+            self.busy.discard(threading.get_ident())
 
     def wait_quiet(self, timeout: float = 10.0, quiet: float = 0.2) -> None:
-        """Until no request has been in progress for ``quiet`` seconds (or ``timeout``)."""
+        """Until no request has been in progress for ``quiet`` seconds; a request still
+        answering after ``timeout`` seconds is a failure of its own."""
         deadline = time.monotonic() + timeout
         calm_since = time.monotonic()
         while time.monotonic() < deadline:
-            if self.count > 0:
+            if self.busy:
                 calm_since = time.monotonic()
             elif time.monotonic() - calm_since >= quiet:
                 return
             time.sleep(0.02)
+        raise AssertionError(f"the live server was still answering {len(self.busy)} request(s) after {timeout:.0f} s")
 
 
 _in_flight = _InFlight()

@@ -371,6 +371,7 @@ def test_a_whole_earlier_period_is_measured_against_this_periods_pace() -> None:
     day = timedelta(days=1)
     assert history._whole_period(100, None, 15 * day, 30 * day) == 200  # half way: twice what it has
     assert history._whole_period(100, None, 2 * day, 30 * day) == 100 * history.YOUNG_PERIOD_CAP
+    assert history._whole_period(100, None, timedelta(0), 30 * day) == 100 * history.YOUNG_PERIOD_CAP  # just begun
     assert history._whole_period(100, None, None, 30 * day) == 100  # calls and users: the amount so far
     assert history._whole_period(100, 7.0, 2 * day, 30 * day) == 210  # governed: its entities' pace
 
@@ -378,8 +379,9 @@ def test_a_whole_earlier_period_is_measured_against_this_periods_pace() -> None:
 @pytest.mark.parametrize("day", range(1, 32, 3))
 def test_seeded_tokens_drop_at_every_reset_however_young_the_period(day: int) -> None:
     """The daily point after a reset holds the new period's first hours; they must weigh
-    less than the whole period before, on whatever day the seed runs (a period that began
-    three days ago, its first day a busy Friday, once made the history climb at a reset)."""
+    less than the point before it (the period before, up to the reset day's midnight), on
+    whatever day the seed runs (a period that began three days ago, its first day a busy
+    Friday, once made the history climb at a reset)."""
     now = datetime(2026, 12, day, 1, 4, tzinfo=timezone.utc)
     _, usages, events, timelines = _small_company(now)
     _, dated_events = history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
@@ -389,16 +391,31 @@ def test_seeded_tokens_drop_at_every_reset_however_young_the_period(day: int) ->
         if period.start is None or period.start - timeline.since < timedelta(days=40):
             continue  # no whole period before this one
         before = history._period_before(period, period.start)
-        first_day = period.start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        midnight = period.start.replace(hour=0, minute=0, second=0, microsecond=0)
 
         def tokens(lo: datetime, hi: datetime) -> int:
             return sum(e["dimensions"]["tokens"] for e in dated_events if e["customerId"] == customer
-                       and e["eventName"] == "llm_completion" and lo <= _when(e["timestamp"]) < hi)
-        head = tokens(period.start, min(first_day, now))
+                       and e["eventName"] == "llm_completion" and lo <= _dated_at(e, now) < hi)
+        head = tokens(period.start, min(midnight + timedelta(days=1), now + timedelta(seconds=1)))
         if head:
-            assert tokens(before, period.start) > head, (customer, period.start)
+            assert tokens(before, midnight) > head, (customer, period.start)
             checked += 1
     assert checked >= 5
+
+
+def test_a_period_begun_minutes_ago_keeps_its_usage_at_server_time_and_still_drops() -> None:
+    now = datetime(2026, 12, 14, 9, 0, tzinfo=timezone.utc)
+    _, usages, events, timelines = _small_company(now)
+    customer = next(c for c, t in timelines.items() if now - t.since > timedelta(days=120)
+                    and any(e["customerId"] == c and e["eventName"] == "llm_completion" for e in events))
+    begun = now - timedelta(minutes=10)
+    timelines[customer].periods["ai-tokens"] = history.Period(begun, "MONTH", periods.add_months(begun, -18))
+    _, dated_events = history.date_usage(usages, events, timelines, now, seed.DEFAULT_SEED)
+    mine = [e for e in dated_events if e["customerId"] == customer and e["eventName"] == "llm_completion"]
+    current = sum(e["dimensions"]["tokens"] for e in mine if "timestamp" not in e)  # at server time
+    before = history._period_before(timelines[customer].periods["ai-tokens"], begun)
+    earlier = sum(e["dimensions"]["tokens"] for e in mine if "timestamp" in e and before <= _when(e["timestamp"]) < begun)
+    assert current and earlier > current
 
 
 def test_it_dates_governed_usage_in_its_budgets_windows_at_each_entitys_pace() -> None:

@@ -1,13 +1,18 @@
 """The web's and the emulator's gunicorns open no control socket: gunicorn 25.1+ opens one
-by default at a path shared by every gunicorn of one user ($HOME/.gunicorn/gunicorn.ctl),
-so under `make run` the two took each other's; nothing here uses it."""
+by default at a path shared by every gunicorn of one user ($XDG_RUNTIME_DIR/gunicorn.ctl,
+else $HOME/.gunicorn/gunicorn.ctl), so under `make run` the two took each other's; nothing
+here uses it."""
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
 
+import pytest
+
 from .servers import Emulator, RedisServer, WebServer, django_env
+
+pytestmark = pytest.mark.slow
 
 
 def test_neither_gunicorn_opens_a_control_socket_in_the_users_home():

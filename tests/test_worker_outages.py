@@ -85,12 +85,12 @@ def test_a_sweep_that_loses_the_broker_while_queueing_its_pages_stops_in_a_line(
     worker = held["worker"] = CeleryWorker(env, queues="sweep", concurrency=2)
     celery = Celery(broker=held["broker"].url, set_as_current=False)
     emulator.faults(latencyMs=1500)  # the catalog and the first page of customers are read first
+    rm = ReadModel(redis.Redis.from_url(read_model.url))
     celery.send_task("dashboard.tasks.sweep_customers", queue="sweep")
-    wait_for(lambda: "sweep_customers" in worker.log() and "received" in worker.log(), 20, "the sweep received")
-    time.sleep(0.5)
+    # started: past its look at the queue, now reading Stigg, slowly
+    wait_for(lambda: rm.sync_status().last_sweep_started_at is not None, 30, "the sweep started")
     held["broker"].stop()
     wait_for(lambda: "Sweep stopped early, the broker is unreachable" in worker.log(), 60, "the warning")
-    rm = ReadModel(redis.Redis.from_url(read_model.url))
     status = rm.sync_status()
     assert status.last_sweep_finished_at is not None and "broker" in str(status.last_sweep_stats), status
     assert rm.customer_ids() == []  # nothing read (no page was queued), and nobody removed

@@ -292,17 +292,18 @@ def _date_governed(rng: random.Random, governance: Governance, feature_id: str, 
 def _whole_period(so_far: float, per_day: float | None, elapsed: timedelta | None, length: timedelta) -> float:
     """What a whole earlier period of ``length`` is measured against (the trend scales
     it down): a governed feature's entities at their pace over that length; tokens and
-    runs at this period's pace so far, over that length, but no more than
-    ``YOUNG_PERIOD_CAP`` times what this period has (one days old says little about a
-    month, and at its own pace its first day alone would outweigh the whole period before
-    it, so the history would not drop at the reset). API calls and active users, one
-    event each, are measured against the amount so far: projecting them would multiply
-    the seed's dearest events."""
+    runs at this period's pace so far (``so_far`` over ``elapsed``), over that length, but
+    no more than ``YOUNG_PERIOD_CAP`` times what this period has: a period days or hours
+    old says little about a month. (Measured against the amount so far, as it once was,
+    the whole period before one three days old could weigh less than its first day, and
+    the history climbed at the reset.) API calls and active users, one event each, are
+    measured against the amount so far: projecting them would multiply the seed's
+    dearest events."""
     if per_day is not None:
         return per_day * length / timedelta(days=1)
-    if elapsed is not None and elapsed > timedelta(0):
-        return so_far * min(YOUNG_PERIOD_CAP, length / elapsed)
-    return so_far
+    if elapsed is None:
+        return so_far
+    return so_far * (min(YOUNG_PERIOD_CAP, length / elapsed) if elapsed > timedelta(0) else YOUNG_PERIOD_CAP)
 
 
 def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str, Any]], usages: list[dict[str, Any]],
@@ -345,7 +346,9 @@ def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str
         per_day: float | None = None
         covered: datetime | None = None  # from there on, earlier periods are already dated
         so_far = sum(_amount(item) or 0 for item in items) if divisible else len(items)
-        elapsed: timedelta | None = None  # how long this period's amount took
+        # how long this period's amount took (a period begun moments ago too: its usage
+        # stays at server time, and an earlier period is still measured by its pace)
+        elapsed = end - max(period.start, timeline.since) if period and period.reset and period.start else None
         if budgets is not None:
             dated, per_day, covered = _date_governed(rng, budgets, feature_id, items, window, end)
             sink.extend(dated)
@@ -353,7 +356,6 @@ def _date_customer(rng: random.Random, timeline: Timeline, events: list[dict[str
             sink.extend(items)
         else:
             sink.extend(_spread(rng, items, _Days(rng, *window, early=early), kind))
-            elapsed = window[1] - window[0]
 
         if period is None:
             continue
