@@ -12,7 +12,7 @@ import pytest
 
 from dashboard.readmodel import NearLimitQuery as Q
 from dashboard.readmodel import ReadModel
-from dashboard.readmodel import nearlimit, nearlimit_rare
+from dashboard.readmodel import nearlimit, nearlimit_near, nearlimit_rare
 from dashboard.readmodel.nearlimit_bounds import BOUNDED_ORDERS, bucket
 
 from .near_limit_world import budget, customer_snapshot, expected, found
@@ -64,6 +64,7 @@ def fleet(tokens: int, runs_usage: float, minute: int = 0) -> dict:
 
 
 def test_it_starts_a_walk_where_a_low_value_begins_and_still_finds_every_row(rm, monkeypatch):
+    monkeypatch.setattr(nearlimit_near, "NEAR_LIST_MAX", 0)  # walked, not read from the near sets
     world = fleet(2000, 90)
     for doc, gov in world.values():
         rm.write_customer(doc, gov)

@@ -11,16 +11,18 @@ import redis
 
 from dashboard.readmodel import NearLimitQuery as Q
 from dashboard.readmodel import ReadModel
-from dashboard.readmodel import nearlimit, nearlimit_rare
+from dashboard.readmodel import nearlimit, nearlimit_near, nearlimit_rare
 
 from .near_limit_world import budget, customer_snapshot, expected, found, write_all
 from .test_read_model import T0
 
 
 def no_rare_lists(monkeypatch) -> None:
-    """Written from here on, no capability or entity type has its rows listed."""
+    """Written from here on, no capability or entity type has its rows listed; and none
+    is read from its set of rows near their limits (nearlimit_near.py)."""
     monkeypatch.setattr(nearlimit_rare, "RARE_ROWS", 0)
     monkeypatch.setattr(nearlimit_rare, "COMMON_ROWS", 0)
+    monkeypatch.setattr(nearlimit_near, "NEAR_LIST_MAX", 0)
 
 
 def small_world() -> dict:
@@ -144,9 +146,12 @@ def test_it_pages_through_the_rows_and_streams_them_all_in_order(rm, monkeypatch
     assert found(rm.near_limit_page(filtered, offset=30, limit=25).rows) == expected(world, filtered)[30:55]
 
 
-# no value listed; some ($credits, storage, team, agent:x, but neither api nor user); every one
+# no value listed; some ($credits, storage, team, agent:x, but neither api nor user); every one;
+# and no value read from its set of rows near their limits (but those with none), or every one
+@pytest.mark.parametrize("near_max", [0, 10_000])
 @pytest.mark.parametrize("rare_rows", [0, 25, 10_000])
-def test_it_answers_every_query_like_the_reference_whichever_way_it_reads(rm, monkeypatch, rare_rows):
+def test_it_answers_every_query_like_the_reference_whichever_way_it_reads(rm, monkeypatch, rare_rows, near_max):
+    monkeypatch.setattr(nearlimit_near, "NEAR_LIST_MAX", near_max)
     monkeypatch.setattr(nearlimit_rare, "RARE_ROWS", rare_rows)
     monkeypatch.setattr(nearlimit_rare, "COMMON_ROWS", 2 * rare_rows)
     rnd = random.Random(7)
@@ -172,6 +177,10 @@ def test_it_answers_every_query_like_the_reference_whichever_way_it_reads(rm, mo
     listed = {q.capability or q.entity_type for q in queries if rm.near_limit_strategy(q) == "rare"}
     rare = {"$credits", "storage", "team", "agent:x"}
     assert listed == {0: set(), 25: rare, 10_000: rare | {"api", "ai|tokens"}}[rare_rows]
+    near = {q.capability or q.entity_type for q in queries if rm.near_limit_strategy(q) == "near"}
+    assert all(q.min_utilization >= nearlimit_near.NEAR for q in queries if rm.near_limit_strategy(q) == "near")
+    if near_max and not rare_rows:
+        assert {"api", "ai|tokens", "agent:x"} <= near  # their few near rows, not a walk
     # a walk of the rankings (in one go, or stopping every 5 members), or customer by customer
     for per_customer, scan in ((0, 20_000), (0, 5), (10_000, 20_000)):
         monkeypatch.setattr(nearlimit, "PER_CUSTOMER_MAX_CUSTOMERS", per_customer)

@@ -43,6 +43,9 @@ prefix.
     near:bounds:{b|e}:usage              hash    "{c|t}={value}|{bucket}" -> members of the kind scoring in
                                                  that bucket of usage (nearlimit_bounds.py)
     near:rows:{capability|entity_type}   zset    value -> ranking members having it (nearlimit_rare.py)
+    near:above:{capability|entity_type}:{value}
+                                         set     its ranking members ("b" / "e" + member) at or
+                                                 above 80 % (nearlimit_near.py)
     near:rare:{capability|entity_type}:{value}
                                          set     while the value is rare: its members, "b"/"e" + member
     near:csv                             hash    the near-limit CSV built by a worker: "at" (epoch seconds),
@@ -77,8 +80,8 @@ DEFAULT_PREFIX = "stiggadmin:rm:"
 # (nearlimit_bounds.py); 10: promotions by end date (promo:*); 11: "My accounts": the list's
 # sort orders and the promotions by end date per account owner too, promo:members as JSON;
 # 12: governance nodes packed against a preset dictionary, hierarchy indexes packed (packed.py),
-# rank:*:{usage|urgency}:near (nearlimit_near.py)
-LAYOUT_VERSION = "12"
+# rank:*:{usage|urgency}:near (nearlimit_near.py); 13: near:above:* (nearlimit_near.py)
+LAYOUT_VERSION = "13"
 CUSTOMER_SORTS = ("name", "utilization")
 BUDGET_RANKINGS = ("utilization", "usage", "urgency")
 NEAR_FACETS = ("plan", "owner", "capability", "entity_type")
@@ -213,6 +216,12 @@ class Keys:
         if facet not in RARE_FACETS:
             raise ValueError(f"no rare near-limit facet {facet!r}")
         return f"{self.prefix}near:rare:{facet}:{part(value)}"
+
+    def near_above(self, facet: str, value: str) -> str:
+        """A capability's or entity type's ranking members at or above nearlimit_near.NEAR."""
+        if facet not in RARE_FACETS:
+            raise ValueError(f"no rare near-limit facet {facet!r}")
+        return f"{self.prefix}near:above:{facet}:{part(value)}"
 
     # --- promotions ending soon (promotions.py) --------------------------------------------------
 

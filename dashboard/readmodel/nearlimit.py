@@ -55,7 +55,7 @@ from .base import Store
 from .documents import account_owner
 from .keys import BUDGET_RANKINGS, NEAR_FACETS, Keys, part
 from .nearlimit_bounds import BOUNDED_ORDERS
-from .nearlimit_near import walk_ranking
+from .nearlimit_near import NEAR, near_list, walk_ranking
 from .nearlimit_rare import rare_list
 from .nearlimit_scripts import RARE_SCRIPT, WALK_SCRIPT
 from .packed import unpack
@@ -288,23 +288,46 @@ class NearLimitIndex(Store):
         return scripts[name]
 
     def near_limit_strategy(self, query: NearLimitQuery) -> str:
-        """How a query is read: "rare" (a rare value's listed rows), "customers" (a
-        customer's, or a few customers', own rows) or "walk" (the rankings); for the bench
-        and tests."""
+        """How a query is read: "rare" (a rare value's listed rows), "near" (a value's few
+        rows at or above NEAR), "customers" (a customer's, or a few customers', own rows) or
+        "walk" (the rankings); for the bench and tests."""
         chosen = _chosen(query)
-        if query.customer is None and rare_list(self.r, self.keys, chosen) is not None:
-            return "rare"
+        listed = self._listed(query) if query.customer is None else None
+        if listed is not None:
+            return listed[1]
         return "walk" if self._plan(query, chosen) is None else "customers"
 
+    def _listed(self, query: NearLimitQuery) -> tuple[str, str] | None:
+        """The smallest list of members that holds every row a query on a capability or
+        entity type can match, and which: (a rare value's list, "rare"), or at or above NEAR
+        (a value's near set when it is small, "near"); key "" when nothing can match; None
+        to read the query otherwise."""
+        chosen = _chosen(query)
+        key = rare_list(self.r, self.keys, chosen)
+        listed = None if key is None else (key, "rare")
+        if key == "" or query.min_utilization < NEAR:
+            return listed
+        near = near_list(self.r, self.keys, chosen)
+        if near is None:
+            return listed
+        near_key, size = near
+        if size == 0:
+            return "", "near"  # no row of the value is near its limit: none is at the threshold
+        if key is None or size < int(self.r.scard(key)):
+            return near_key, "near"
+        return listed
+
     def _rare(self, query: NearLimitQuery, skip: int, limit: int) -> Found | None:
-        """One page (``limit`` -1: all) of a query on a rare capability or entity type,
-        answered in Redis from its listed members (nearlimit_rare.py); None when no chosen
-        value is listed (or its list was dropped meanwhile: then the query is read otherwise)."""
+        """One page (``limit`` -1: all) of a query on a rare capability or entity type, or
+        on one with few rows near their limit, answered in Redis from the listed members
+        (nearlimit_rare.py, nearlimit_near.py); None when no chosen value is listed (or its
+        list was dropped meanwhile: then the query is read otherwise)."""
         if query.customer is not None:
             return None  # its own rows are fewer
-        key = rare_list(self.r, self.keys, _chosen(query))
-        if key is None:
+        listed = self._listed(query)
+        if listed is None:
             return None
+        key = listed[0]
         if key == "":
             return Found([], 0, False)
         keys = [key, *self._order_keys(query.order), self.keys.near_facets()]

@@ -11,15 +11,26 @@ checking each row's utilization against its own threshold). By utilization the r
 already in that order: its rows at or above any threshold come first.
 
 At 100,000 customers the copies hold the ~2 % of rows near their limits: a few MB.
+
+A filter on a capability or entity type of which few rows, or none, are near their limit
+still walked the whole copy to learn so (~32,000 members at 100,000 customers: over 30 ms
+on a slower machine; by utilization, the whole ranking's head). So each capability and
+entity type also keeps the set of its members at or above NEAR (``near:above:…``, written
+in the same transaction): a query at or above NEAR naming a value none of whose rows is
+near answers at once, and one naming a value with up to NEAR_LIST_MAX near rows is read
+from that set, as a rare value is from its list (nearlimit_rare.py). ~65,000 set members at
+100,000 customers (every near row in its capability's set, a budget in its type's too).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .keys import Keys
+from .keys import RARE_FACETS, Keys
+from .nearlimit_rare import member_values
 
 NEAR = 0.8  # the near-limit view's default threshold (NearLimitQuery.min_utilization)
 NEAR_ORDERS = ("usage", "urgency")
+NEAR_LIST_MAX = 2000  # a value with at most this many near rows is read from its set
 
 
 def queue_near(pipe: Any, keys: Keys, kind: str, scores: dict[str, dict[str, float]], members: set[str]) -> None:
@@ -34,6 +45,30 @@ def queue_near(pipe: Any, keys: Keys, kind: str, scores: dict[str, dict[str, flo
             pipe.zrem(keys.rank_near(kind, order), *gone)
         if add:
             pipe.zadd(keys.rank_near(kind, order), add)
+    prefix = "b" if kind == "budgets" else "e"
+    moves: dict[str, tuple[list[str], list[str]]] = {}
+    for member in sorted(members | near):
+        for facet, value in member_values(prefix, member).items():
+            moves.setdefault(keys.near_above(facet, value), ([], []))[member in near].append(prefix + member)
+    for key, (gone_members, near_members) in sorted(moves.items()):
+        if gone_members:
+            pipe.srem(key, *gone_members)
+        if near_members:
+            pipe.sadd(key, *near_members)
+
+
+def near_list(r: Any, keys: Keys, chosen: list[tuple[str, str]]) -> tuple[str, int] | None:
+    """Among the chosen capability and entity type, the near set with fewest members and
+    its size (0: no row of it is near its limit), when it has at most NEAR_LIST_MAX; None
+    when neither is chosen, or the set is larger (walking finds its rows soon enough)."""
+    above = [keys.near_above(facet, value) for facet, value in chosen if facet in RARE_FACETS]
+    if not above:
+        return None
+    pipe = r.pipeline(transaction=False)
+    for key in above:
+        pipe.scard(key)
+    key, size = min(zip(above, (int(n) for n in pipe.execute())), key=lambda kn: kn[1])
+    return (key, size) if size == 0 or size <= NEAR_LIST_MAX else None
 
 
 def walk_ranking(keys: Keys, kind: str, order: str, min_utilization: float) -> str:
