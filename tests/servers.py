@@ -89,8 +89,10 @@ class RedisServer:
                     s.sendall(b"CONFIG GET dir\r\n")
                     answer = s.recv(4096)
                     if ours in answer:
-                        return
-                    if answer.startswith(b"*"):
+                        s.sendall(b"PING\r\n")  # answered -LOADING while a dump is read
+                        if s.recv(4096).startswith(b"+PONG"):
+                            return
+                    elif answer.startswith(b"*"):
                         break
             except OSError:
                 pass
