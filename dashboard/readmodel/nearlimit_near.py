@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from .keys import RARE_FACETS, Keys
-from .nearlimit_rare import member_values
+from .nearlimit_rare import rare_moves
 
 NEAR = 0.8  # the near-limit view's default threshold (NearLimitQuery.min_utilization)
 NEAR_ORDERS = ("usage", "urgency")
@@ -45,16 +45,12 @@ def queue_near(pipe: Any, keys: Keys, kind: str, scores: dict[str, dict[str, flo
             pipe.zrem(keys.rank_near(kind, order), *gone)
         if add:
             pipe.zadd(keys.rank_near(kind, order), add)
-    prefix = "b" if kind == "budgets" else "e"
-    moves: dict[str, tuple[list[str], list[str]]] = {}
-    for member in sorted(members | near):
-        for facet, value in member_values(prefix, member).items():
-            moves.setdefault(keys.near_above(facet, value), ([], []))[member in near].append(prefix + member)
-    for key, (gone_members, near_members) in sorted(moves.items()):
+    moves = rare_moves("b" if kind == "budgets" else "e", members - near, near)
+    for (facet, value), (gone_members, near_members) in sorted(moves.items()):
         if gone_members:
-            pipe.srem(key, *gone_members)
+            pipe.srem(keys.near_above(facet, value), *gone_members)
         if near_members:
-            pipe.sadd(key, *near_members)
+            pipe.sadd(keys.near_above(facet, value), *near_members)
 
 
 def near_list(r: Any, keys: Keys, chosen: list[tuple[str, str]]) -> tuple[str, int] | None:
