@@ -303,9 +303,9 @@ class NearLimitIndex(Store):
         (a value's near set when it is small, "near"); key "" when nothing can match; None
         to read the query otherwise."""
         chosen = _chosen(query)
-        key = rare_list(self.r, self.keys, chosen)
-        listed = None if key is None else (key, "rare")
-        if key == "" or query.min_utilization < NEAR:
+        rare = rare_list(self.r, self.keys, chosen)
+        listed = None if rare is None else (rare[0], "rare")
+        if (rare is not None and rare[0] == "") or query.min_utilization < NEAR:
             return listed
         near = near_list(self.r, self.keys, chosen)
         if near is None:
@@ -313,7 +313,7 @@ class NearLimitIndex(Store):
         near_key, size = near
         if size == 0:
             return "", "near"  # no row of the value is near its limit: none is at the threshold
-        if key is None or size < int(self.r.scard(key)):
+        if rare is None or size < rare[1]:
             return near_key, "near"
         return listed
 

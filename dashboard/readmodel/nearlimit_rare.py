@@ -150,9 +150,10 @@ def queue_rare(pipe: Any, keys: Keys, kind: str, removed: Iterable[str], added: 
     pipe.eval(MAINTAIN_SCRIPT, len(script_keys), *script_keys, *args)
 
 
-def rare_list(r: Any, keys: Keys, chosen: list[tuple[str, str]]) -> str | None:
-    """The list key of the rarest listed value among the chosen filters; "" when a chosen
-    value has no member at all (nothing can match); None when none is listed."""
+def rare_list(r: Any, keys: Keys, chosen: list[tuple[str, str]]) -> tuple[str, int] | None:
+    """The list key of the rarest listed value among the chosen filters and its size; key
+    "" when a chosen value has no member at all (nothing can match); None when none is
+    listed."""
     rare = [(facet, value) for facet, value in chosen if facet in RARE_FACETS]
     if not rare:
         return None
@@ -163,9 +164,9 @@ def rare_list(r: Any, keys: Keys, chosen: list[tuple[str, str]]) -> str | None:
     replies = pipe.execute()
     counts, sizes = replies[::2], replies[1::2]
     if any(c is None for c in counts):
-        return ""
+        return "", 0
     listed = [(int(size), facet, value) for (facet, value), size in zip(rare, sizes) if size]
     if not listed:
         return None
-    _, facet, value = min(listed)
-    return keys.near_rare(facet, value)
+    size, facet, value = min(listed)
+    return keys.near_rare(facet, value), size
